@@ -1,0 +1,33 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both create/update .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8080
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip uv
+
+# Re-install only when the pins change; uv makes a fresh install take well under a minute.
+$(STAMP): $(BIN)/python requirements.txt requirements-test.txt constraints.txt pyproject.toml
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.txt -r requirements-test.txt -c constraints.txt
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/ocp-ingest run --port $(PORT)
+
+test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) airflow_home var

@@ -1,0 +1,138 @@
+"""The ledger interface: one facade over interchangeable storage backends.
+
+Backends (SQLite, DynamoDB) only store and query records with a version check. The facade owns the
+read-apply-conditional-write loop, so both backends share one behaviour, and two writers racing on
+the same call (realtime and reconciliation) resolve deterministically: one write wins, the other
+re-reads and gets a clear outcome (e.g. ALREADY_STORED) instead of an error.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ocp_ingest.ledger.model import CallRecord, utcnow
+from ocp_ingest.ledger.transitions import Outcome, Transition, TransitionResult
+
+
+class LedgerContention(RuntimeError):
+    """Too many concurrent writers on one call; the caller's task should be retried."""
+
+
+class LedgerBackend(Protocol):
+    """Storage for call records. Implementations must make :meth:`write` atomic per record."""
+
+    def get(self, dialog_id: str) -> CallRecord | None: ...
+
+    def get_many(self, dialog_ids: Sequence[str]) -> dict[str, CallRecord]: ...
+
+    def write(self, record: CallRecord, expected_version: int) -> bool:
+        """Store ``record`` iff the stored version equals ``expected_version`` (0: must not exist).
+
+        Returns False on a version conflict, never overwriting a concurrent writer's change.
+        """
+        ...
+
+    def pending(
+        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        """Pending calls (ended, not stored, not terminal) that ended before ``ended_before``,
+        oldest first, at most ``limit``. Must use an index, never a full scan."""
+        ...
+
+    def calls_started_between(
+        self,
+        start: datetime,
+        end: datetime,
+        ocp_group: str | None = None,
+        lob: str | None = None,
+    ) -> Iterator[CallRecord]:
+        """Calls whose start time is in ``[start, end)``, optionally for one OCP group or LOB."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def state_label(record: CallRecord) -> str:
+    """One word per call for counts and reports."""
+    if record.s3_stored:
+        return "STORED"
+    if record.terminal_state is not None:
+        return f"TERMINAL:{record.terminal_state.value}"
+    if record.has_cdr_end:
+        return "PENDING"
+    return "OPEN"  # no dialog_end yet
+
+
+class Ledger:
+    """The call ledger. Use :func:`ocp_ingest.ledger.open_ledger` to get one for the configuration."""
+
+    #: A write that loses the version check re-reads and re-applies; this bounds the loop.
+    MAX_ATTEMPTS = 64
+
+    def __init__(self, backend: LedgerBackend, clock: Callable[[], datetime] = utcnow) -> None:
+        self.backend = backend
+        self.clock = clock
+
+    def apply(self, transition: Transition) -> TransitionResult:
+        """Apply one transition with optimistic concurrency; returns the outcome and new record."""
+        for attempt in range(self.MAX_ATTEMPTS):
+            current = self.backend.get(transition.dialog_id)
+            result = transition.apply(current, self.clock())
+            if result.record is None:
+                return TransitionResult(result.outcome, current)
+            expected = current.version if current is not None else 0
+            result.record.version = expected + 1
+            if self.backend.write(result.record, expected):
+                return result
+            # Lost the race: back off a little (jittered) and re-read the winner's version.
+            time.sleep(min(0.05, 0.001 * (2**attempt)) * random.random())
+        raise LedgerContention(f"gave up on {transition.name} for {transition.dialog_id} after contention")
+
+    def apply_all(self, transitions: Iterable[Transition]) -> list[TransitionResult]:
+        return [self.apply(t) for t in transitions]
+
+    def get(self, dialog_id: str) -> CallRecord | None:
+        return self.backend.get(dialog_id)
+
+    def get_many(self, dialog_ids: Sequence[str]) -> dict[str, CallRecord]:
+        return self.backend.get_many(dialog_ids)
+
+    def pending(
+        self,
+        grace: timedelta,
+        limit: int,
+        ocp_groups: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> list[CallRecord]:
+        """Calls ended more than ``grace`` ago, not stored, not terminal: oldest first."""
+        if limit <= 0:
+            return []
+        return self.backend.pending((now or self.clock()) - grace, limit, ocp_groups)
+
+    def calls_started_between(
+        self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None
+    ) -> Iterator[CallRecord]:
+        return self.backend.calls_started_between(start, end, ocp_group, lob)
+
+    def counts_by_state(
+        self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None
+    ) -> dict[str, int]:
+        """How many calls started in the window are STORED / PENDING / OPEN / TERMINAL:<state>."""
+        return dict(Counter(state_label(r) for r in self.calls_started_between(start, end, ocp_group, lob)))
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["Ledger", "LedgerBackend", "LedgerContention", "Outcome", "state_label"]

@@ -1,0 +1,169 @@
+"""The call ledger's record: the seed's flags table plus what operating it needs.
+
+One record per call, keyed by the OCP dialog id. Field names follow the seed (CALL_ID, CALL_STATUS,
+HAS_CDR_END, FILE_RECEIVED, POST_PROCESS_OK, S3_STORED, INGESTION_SOURCE, RETRY_COUNT) in snake case.
+Timestamps are timezone-aware UTC datetimes, stored by backends as fixed-width ISO 8601 strings so
+they sort lexicographically (DynamoDB sort keys, SQLite indexes).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any
+
+
+class CallStatus(enum.StrEnum):
+    ACTIVE = "ACTIVE"
+    FINISHED_IVR = "FINISHED_IVR"
+    FINISHED_AGENT = "FINISHED_AGENT"
+    COMPLETED = "COMPLETED"
+
+
+# Status only moves forward; the two FINISHED states share a rank so an IVR end and a TRANSFER
+# dialog_end arriving in either order settle on the dialog_end's verdict.
+STATUS_RANK = {
+    CallStatus.ACTIVE: 0,
+    CallStatus.FINISHED_IVR: 1,
+    CallStatus.FINISHED_AGENT: 1,
+    CallStatus.COMPLETED: 2,
+}
+
+
+class IngestionSource(enum.StrEnum):
+    REALTIME = "REALTIME"
+    RECONCILIATION = "RECONCILIATION"
+
+
+class TerminalState(enum.StrEnum):
+    """Why a call will never be stored. Every call ends stored or in one of these, with a reason."""
+
+    NO_RECORDING_EXPECTED = "NO_RECORDING_EXPECTED"
+    UNRECOVERABLE_MAX_ATTEMPTS = "UNRECOVERABLE_MAX_ATTEMPTS"
+    UNRECOVERABLE_RETENTION = "UNRECOVERABLE_RETENTION"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(value: datetime | None) -> str | None:
+    """Fixed-width UTC ISO 8601 (``2026-11-25T10:00:00.000000Z``): sorts as text."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("ledger timestamps must be timezone-aware")
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_ts(value: str | None) -> datetime | None:
+    if value is None or value == "":
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def from_epoch_ms(value: int | float) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)
+
+
+@dataclass
+class CallRecord:
+    """Current state of one call. Mutated only through :mod:`ocp_ingest.ledger.transitions`."""
+
+    dialog_id: str
+    call_status: CallStatus = CallStatus.ACTIVE
+    call_start_ts: datetime | None = None
+    call_end_ts: datetime | None = None
+    duration_ms: int | None = None
+    end_type: str | None = None
+    ivr_end_reason: str | None = None
+    dialog_group: str | None = None
+    ocp_group: str | None = None
+    account_id: str | None = None
+    flow_name: str | None = None
+    destination_uri: str | None = None
+    lob: str | None = None
+    # The seed's flags, each with the time it was first set.
+    has_cdr_end: bool = False
+    cdr_end_at: datetime | None = None
+    file_received: bool = False
+    file_received_at: datetime | None = None
+    post_process_ok: bool = False
+    post_process_at: datetime | None = None
+    s3_stored: bool = False
+    s3_stored_at: datetime | None = None
+    ingestion_source: IngestionSource | None = None
+    retry_count: int = 0
+    # Where and what was stored.
+    object_url: str | None = None
+    sha256: str | None = None
+    size_bytes: int | None = None
+    audio_format: str | None = None
+    audio_duration_s: float | None = None
+    # Reconciliation bookkeeping.
+    export_id: str | None = None
+    last_error: str | None = None
+    last_attempt_id: str | None = None
+    last_attempt_at: datetime | None = None
+    terminal_state: TerminalState | None = None
+    terminal_reason: str | None = None
+    terminal_at: datetime | None = None
+    # Optimistic concurrency: every write checks the version it read.
+    version: int = 0
+    created_at: datetime = field(default_factory=utcnow)
+    updated_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.terminal_state is not None
+
+    @property
+    def is_pending(self) -> bool:
+        """Ended, not stored, not terminal: the reconciliation DAG's work list."""
+        return self.has_cdr_end and not self.s3_stored and self.terminal_state is None
+
+    @property
+    def pending_since(self) -> datetime | None:
+        """The time the call became pending (its end), used to order and age the pending list."""
+        if not self.is_pending:
+            return None
+        return self.call_end_ts or self.cdr_end_at
+
+    def to_item(self) -> dict[str, Any]:
+        """Plain JSON-able dict (enums as strings, datetimes as fixed-width ISO strings)."""
+        item: dict[str, Any] = {}
+        for name, value in asdict(self).items():
+            if isinstance(value, datetime):
+                value = format_ts(value)
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            item[name] = value
+        return item
+
+    @classmethod
+    def from_item(cls, item: dict[str, Any]) -> CallRecord:
+        kwargs: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name not in item or item[f.name] is None:
+                continue
+            value = item[f.name]
+            if f.name.endswith(("_ts", "_at")):
+                value = parse_ts(value)
+            elif f.name == "call_status":
+                value = CallStatus(value)
+            elif f.name == "ingestion_source":
+                value = IngestionSource(value)
+            elif f.name == "terminal_state":
+                value = TerminalState(value)
+            elif f.name in ("has_cdr_end", "file_received", "post_process_ok", "s3_stored"):
+                value = bool(value)
+            elif f.name in ("duration_ms", "retry_count", "size_bytes", "version"):
+                value = int(value)
+            elif f.name == "audio_duration_s":
+                value = float(value)
+            kwargs[f.name] = value
+        return cls(**kwargs)
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))

@@ -1,0 +1,137 @@
+"""SQLite ledger backend: the embedded default.
+
+WAL mode lets the receiver and several Airflow task processes read and write at once; a busy timeout
+rides out short write locks. Atomic per-record writes are single statements guarded by the version
+column. The pending list is a partial index (only pending rows are in it), the SQLite twin of the
+DynamoDB sparse index.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ocp_ingest.ledger.model import RECORD_FIELDS, CallRecord, format_ts
+
+_INT_FIELDS = {"duration_ms", "retry_count", "size_bytes", "version"}
+_BOOL_FIELDS = {"has_cdr_end", "file_received", "post_process_ok", "s3_stored"}
+
+
+def _column_type(name: str) -> str:
+    if name in _INT_FIELDS or name in _BOOL_FIELDS:
+        return "INTEGER"
+    if name == "audio_duration_s":
+        return "REAL"
+    return "TEXT"
+
+
+_COLUMNS = (*RECORD_FIELDS, "pending_since")
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS calls (
+    {", ".join(f"{n} {_column_type(n)}" for n in RECORD_FIELDS if n != "dialog_id")},
+    dialog_id TEXT PRIMARY KEY,
+    pending_since TEXT
+);
+CREATE INDEX IF NOT EXISTS calls_pending ON calls (pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_by_start ON calls (call_start_ts);
+CREATE INDEX IF NOT EXISTS calls_by_group ON calls (ocp_group, call_start_ts);
+CREATE INDEX IF NOT EXISTS calls_by_lob ON calls (lob, call_start_ts);
+"""
+
+
+def _row_values(record: CallRecord) -> dict[str, Any]:
+    item = record.to_item()
+    for name in _BOOL_FIELDS:
+        item[name] = int(item[name])
+    item["pending_since"] = format_ts(record.pending_since)
+    return item
+
+
+class SqliteLedgerBackend:
+    """Ledger records in one SQLite file (WAL), safe for several processes writing at once."""
+
+    def __init__(self, path: str | Path, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit: every write is one atomic statement, so no transaction is held across calls.
+        self._conn = sqlite3.connect(
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+        )
+        self._conn.row_factory = sqlite3.Row
+        self._lock = threading.Lock()
+        with self._lock:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.executescript(SCHEMA)
+        names = ", ".join(_COLUMNS)
+        params = ", ".join(f":{n}" for n in _COLUMNS)
+        self._insert = f"INSERT INTO calls ({names}) VALUES ({params}) ON CONFLICT(dialog_id) DO NOTHING"
+        sets = ", ".join(f"{n} = :{n}" for n in _COLUMNS if n != "dialog_id")
+        self._update = f"UPDATE calls SET {sets} WHERE dialog_id = :dialog_id AND version = :expected_version"
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> CallRecord:
+        return CallRecord.from_item({f.name: row[f.name] for f in fields(CallRecord)})
+
+    def get(self, dialog_id: str) -> CallRecord | None:
+        rows = self._query("SELECT * FROM calls WHERE dialog_id = ?", (dialog_id,))
+        return self._record(rows[0]) if rows else None
+
+    def get_many(self, dialog_ids: Sequence[str]) -> dict[str, CallRecord]:
+        found: dict[str, CallRecord] = {}
+        ids = list(dict.fromkeys(dialog_ids))
+        for i in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+            chunk = ids[i : i + 500]
+            marks = ", ".join("?" for _ in chunk)
+            for row in self._query(f"SELECT * FROM calls WHERE dialog_id IN ({marks})", chunk):
+                found[row["dialog_id"]] = self._record(row)
+        return found
+
+    def write(self, record: CallRecord, expected_version: int) -> bool:
+        values = _row_values(record)
+        with self._lock:
+            if expected_version == 0:
+                cursor = self._conn.execute(self._insert, values)
+            else:
+                cursor = self._conn.execute(self._update, {**values, "expected_version": expected_version})
+        return cursor.rowcount == 1
+
+    def pending(
+        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        sql = "SELECT * FROM calls WHERE pending_since IS NOT NULL AND pending_since < ?"
+        params: list[Any] = [format_ts(ended_before)]
+        if ocp_groups:
+            sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
+            params.extend(ocp_groups)
+        sql += " ORDER BY pending_since, dialog_id LIMIT ?"
+        params.append(limit)
+        return [self._record(r) for r in self._query(sql, params)]
+
+    def calls_started_between(
+        self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None
+    ) -> Iterator[CallRecord]:
+        sql = "SELECT * FROM calls WHERE call_start_ts >= ? AND call_start_ts < ?"
+        params: list[Any] = [format_ts(start), format_ts(end)]
+        if ocp_group is not None:
+            sql += " AND ocp_group = ?"
+            params.append(ocp_group)
+        if lob is not None:
+            sql += " AND lob = ?"
+            params.append(lob)
+        sql += " ORDER BY call_start_ts, dialog_id"
+        for row in self._query(sql, params):
+            yield self._record(row)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
