@@ -1,0 +1,242 @@
+"""Recording storage: one key scheme and one create-only, checksummed write for file:// and s3://.
+
+Layout (the only place keys are built):
+- recordings: ``{recordings_root(lob)}/{yyyy}/{mm}/{dd}/{ocp_group}/{dialog_id}.{ext}`` where the root is
+  ``OCP_INGEST_RECORDINGS_URL`` with ``{lob}`` substituted (bucket per LOB) or with ``/{lob}`` appended
+  (prefix per LOB);
+- landing (arrivals waiting for the realtime DAG) and quarantine (rejected or conflicting audio) under
+  their own roots, keyed so nothing ever collides with a stored recording.
+
+Writes never overwrite and never leave a half-written object at the final key:
+- local disk: stream into a temporary file in the target directory, fsync, then ``os.link`` it to the
+  final name (atomic, fails if the name exists), then remove the temporary name;
+- S3: a (multipart) upload in s3fs's exclusive mode, i.e. ``If-None-Match: *`` on the final request, so
+  the object appears whole or not at all; a failed upload is aborted, never completed.
+SHA-256 is computed over the bytes as they are written and checked against the expected value before
+the object is committed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import IO, Any
+
+from airflow.sdk import ObjectStoragePath
+
+from ocp_ingest import ids
+from ocp_ingest.config import Settings
+
+CHUNK_BYTES = 1024 * 1024
+AUDIO_EXTENSIONS = ("wav", "mp3")
+
+
+class StorageError(RuntimeError):
+    """Base class for storage failures; messages never contain credentials."""
+
+
+class ObjectExists(StorageError):
+    """The key already holds an object with other bytes. It was left untouched."""
+
+    def __init__(self, url: str, existing_sha256: str | None, new_sha256: str) -> None:
+        super().__init__(f"{url} already exists with different content; it was not overwritten")
+        self.url = url
+        self.existing_sha256 = existing_sha256
+        self.new_sha256 = new_sha256
+
+
+class ChecksumMismatch(StorageError):
+    """The streamed bytes do not match the expected SHA-256 or size; nothing was committed."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    url: str
+    sha256: str
+    size: int
+    #: False when an identical object was already there (an idempotent repeat, not a new write).
+    created: bool
+
+
+def iter_file(handle: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Read a binary file object in fixed chunks (flat memory for any size)."""
+    while chunk := handle.read(chunk_bytes):
+        yield chunk
+
+
+def sha256_of(path: ObjectStoragePath) -> tuple[str, int]:
+    """SHA-256 and size of a stored object, streamed."""
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as handle:
+        for chunk in iter_file(handle):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _is_local(path: ObjectStoragePath) -> bool:
+    return path.protocol in ("file", "local", "")
+
+
+def _local_path(path: ObjectStoragePath) -> str:
+    return path.path if path.path.startswith("/") else "/" + path.path
+
+
+def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
+    final = _local_path(dest)
+    directory = os.path.dirname(final)
+    os.makedirs(directory, exist_ok=True)
+    temp = os.path.join(directory, f".{os.path.basename(final)}.{uuid.uuid4().hex}.partial")
+    size = 0
+    try:
+        with open(temp, "xb") as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                digest.update(chunk)
+                size += len(chunk)
+            check(size)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.link(temp, final)  # atomic create-only: raises FileExistsError if the name is taken
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
+    return size
+
+
+def _write_s3(
+    dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any, extra: dict[str, Any]
+) -> int:
+    handle = dest.fs.open(dest.path, "xb", **extra)
+    size = 0
+    try:
+        for chunk in chunks:
+            handle.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        check(size)
+    except BaseException:
+        handle.discard()  # abort the multipart upload: nothing becomes visible
+        handle.closed = True
+        raise
+    handle.close()  # commits with If-None-Match: *; raises if another writer got there first
+    return size
+
+
+def write_create_only(
+    dest: ObjectStoragePath,
+    chunks: Iterable[bytes],
+    *,
+    expected_sha256: str | None = None,
+    expected_size: int | None = None,
+    sse_kms_key_id: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> StoredObject:
+    """Stream ``chunks`` to ``dest`` if nothing is there yet; verify SHA-256 (and size) before commit.
+
+    Returns ``created=False`` when ``dest`` already holds exactly these bytes (a retried task or a
+    duplicate push). Raises :class:`ObjectExists` when it holds other bytes (never overwritten) and
+    :class:`ChecksumMismatch` when the stream does not match the expectation (nothing committed).
+    """
+    digest = hashlib.sha256()
+
+    def check(size: int) -> None:
+        if expected_size is not None and size != expected_size:
+            raise ChecksumMismatch(f"{dest}: got {size} bytes, expected {expected_size}")
+        actual = digest.hexdigest()
+        if expected_sha256 is not None and actual != expected_sha256.lower():
+            raise ChecksumMismatch(f"{dest}: SHA-256 {actual} does not match expected {expected_sha256}")
+
+    try:
+        if _is_local(dest):
+            size = _write_local(dest, chunks, digest, check)
+        else:
+            extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms"}
+            if sse_kms_key_id:
+                extra["SSEKMSKeyId"] = sse_kms_key_id
+            if metadata:
+                extra["Metadata"] = dict(metadata)
+            size = _write_s3(dest, chunks, digest, check, extra)
+    except OSError as exc:
+        if not _exists_error(exc):
+            raise
+        return _existing(dest, digest.hexdigest())
+    return StoredObject(str(dest), digest.hexdigest(), size, created=True)
+
+
+def _exists_error(exc: BaseException) -> bool:
+    # Local: FileExistsError from os.link. S3: s3fs maps 412 PreconditionFailed to FileExistsError.
+    return isinstance(exc, FileExistsError) or "PreconditionFailed" in str(exc) or "412" in str(exc)
+
+
+def _existing(dest: ObjectStoragePath, new_sha256: str) -> StoredObject:
+    existing_sha256, size = sha256_of(dest)
+    if existing_sha256 != new_sha256:
+        raise ObjectExists(str(dest), existing_sha256, new_sha256)
+    return StoredObject(str(dest), existing_sha256, size, created=False)
+
+
+@dataclass(frozen=True)
+class StorageLayout:
+    """Where recordings, arrivals and rejected audio live, for one configuration."""
+
+    recordings_url: str
+    landing_url: str
+    quarantine_url: str
+    sse_kms_key_id: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageLayout:
+        return cls(
+            settings.recordings_url, settings.landing_url, settings.quarantine_url, settings.sse_kms_key_id
+        )
+
+    def recordings_root(self, lob: str) -> ObjectStoragePath:
+        lob = ids.lob(lob)
+        if "{lob}" in self.recordings_url:
+            return ObjectStoragePath(self.recordings_url.replace("{lob}", lob))
+        return ObjectStoragePath(self.recordings_url) / lob
+
+    def recording_path(
+        self, *, lob: str, ocp_group: str, dialog_id: str, call_start: datetime, extension: str = "wav"
+    ) -> ObjectStoragePath:
+        """The deterministic key of a call's recording: the same call always maps to the same key."""
+        if extension not in AUDIO_EXTENSIONS:
+            raise ValueError(f"extension must be one of {AUDIO_EXTENSIONS}, got {extension!r}")
+        day = call_start.strftime("%Y/%m/%d")
+        name = f"{ids.dialog_id(dialog_id)}.{extension}"
+        return self.recordings_root(lob) / day / ids.ocp_group(ocp_group) / name
+
+    def landing_path(self, dialog_id: str, sha256: str, extension: str = "wav") -> ObjectStoragePath:
+        """An arrival: keyed by call and content, so a repeated push of the same bytes is the same key."""
+        if extension not in AUDIO_EXTENSIONS:
+            raise ValueError(f"extension must be one of {AUDIO_EXTENSIONS}, got {extension!r}")
+        return (
+            ObjectStoragePath(self.landing_url)
+            / "audio"
+            / f"{ids.dialog_id(dialog_id)}.{sha256[:16]}.{extension}"
+        )
+
+    def quarantine_path(self, dialog_id: str, sha256: str, reason_code: str) -> ObjectStoragePath:
+        """Rejected or conflicting audio, kept for inspection, never where a recording lives."""
+        reason = ids.token("reason_code", reason_code)
+        return (
+            ObjectStoragePath(self.quarantine_url) / reason / f"{ids.dialog_id(dialog_id)}.{sha256[:16]}.bin"
+        )
+
+    def store_recording(
+        self, dest: ObjectStoragePath, source: ObjectStoragePath, *, expected_sha256: str
+    ) -> StoredObject:
+        """Copy an arrival to its recording key, create-only and checksum-verified."""
+        with source.open("rb") as handle:
+            return write_create_only(
+                dest,
+                iter_file(handle),
+                expected_sha256=expected_sha256,
+                sse_kms_key_id=self.sse_kms_key_id,
+                metadata={"sha256": expected_sha256},
+            )
