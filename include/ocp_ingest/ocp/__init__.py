@@ -1,0 +1,52 @@
+"""OCP platform client: wire shapes, auth, sync/async Exports API clients, verified downloads.
+
+Nothing here imports Airflow; :mod:`ocp_ingest.ocp.hook` is the only Airflow adapter.
+"""
+
+from __future__ import annotations
+
+from ocp_ingest.ocp.auth import PasswordAuth, PatAuth, token_url_for
+from ocp_ingest.ocp.client import AsyncOcpClient, OcpClient, RetryPolicy
+from ocp_ingest.ocp.download import DownloadResult, download_file, iter_file_chunks
+from ocp_ingest.ocp.errors import (
+    AuthError,
+    ChecksumMismatch,
+    DownloadError,
+    ExportConflict,
+    ExportExpired,
+    ExportFailed,
+    ExportNotReady,
+    InvalidRequest,
+    InvalidWindow,
+    NotFound,
+    OcpError,
+    RateLimited,
+    ServiceUnavailable,
+    TransientError,
+)
+
+__all__ = [
+    "AsyncOcpClient",
+    "AuthError",
+    "ChecksumMismatch",
+    "DownloadError",
+    "DownloadResult",
+    "ExportConflict",
+    "ExportExpired",
+    "ExportFailed",
+    "ExportNotReady",
+    "InvalidRequest",
+    "InvalidWindow",
+    "NotFound",
+    "OcpClient",
+    "OcpError",
+    "PasswordAuth",
+    "PatAuth",
+    "RateLimited",
+    "RetryPolicy",
+    "ServiceUnavailable",
+    "TransientError",
+    "download_file",
+    "iter_file_chunks",
+    "token_url_for",
+]

@@ -1,0 +1,151 @@
+"""Streaming download of export files: SHA-256 on the fly, resume on a broken connection, atomic create-only.
+
+Memory stays flat (chunks go straight to the destination), the digest and size are checked against the
+listing before the file becomes visible under its final name, and a failed download leaves nothing that
+looks complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from airflow.sdk import ObjectStoragePath
+
+from ocp_ingest import storage
+from ocp_ingest.ocp import wire
+from ocp_ingest.ocp.errors import ChecksumMismatch, DownloadError
+
+if TYPE_CHECKING:
+    from ocp_ingest.ocp.client import OcpClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    """What was stored: where, how many bytes, their SHA-256, and how many resumes it took."""
+
+    dest: str
+    size: int
+    sha256: str
+    resumes: int
+    already_present: bool = False
+
+
+@dataclass
+class _Progress:
+    received: int = 0
+    resumes: int = 0
+
+
+def _content_range_start(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Range", "")  # "bytes 100-199/200"
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
+
+
+def iter_file_chunks(
+    client: OcpClient,
+    export_id: str,
+    file: wire.ExportFile,
+    *,
+    max_resumes: int = 5,
+    progress: _Progress | None = None,
+) -> Iterator[bytes]:
+    """Yield a file's bytes exactly once each, resuming with HTTP Range after a broken connection.
+
+    If the server ignores the Range header (answers 200), the bytes already yielded are read again and
+    skipped, so the consumer still sees one continuous, correct stream.
+    """
+    progress = progress or _Progress()
+    while True:
+        try:
+            with client.open_file(export_id, file.file_id, offset=progress.received) as response:
+                skip = 0
+                if progress.received:
+                    start = _content_range_start(response) if response.status_code == 206 else 0
+                    if start is None or start > progress.received:
+                        raise DownloadError(f"export file {file.file_id}: unusable Content-Range on resume")
+                    skip = progress.received - start
+                for chunk in response.iter_bytes():
+                    if skip:
+                        if len(chunk) <= skip:
+                            skip -= len(chunk)
+                            continue
+                        chunk, skip = chunk[skip:], 0
+                    progress.received += len(chunk)
+                    if progress.received > file.size:
+                        raise ChecksumMismatch(
+                            f"export file {file.file_id}: more bytes than the listed size {file.size}"
+                        )
+                    yield chunk
+            if progress.received >= file.size:
+                return
+            reason = "connection closed early"
+        except httpx.TransportError as exc:
+            reason = type(exc).__name__
+        progress.resumes += 1
+        if progress.resumes > max_resumes:
+            raise DownloadError(
+                f"export file {file.file_id}: gave up after {max_resumes} resumes at byte {progress.received}"
+            )
+        log.warning(
+            "export file %s: %s at byte %d of %d, resuming",
+            file.file_id,
+            reason,
+            progress.received,
+            file.size,
+        )
+        time.sleep(min(2.0, 0.1 * 2**progress.resumes))
+
+
+def _as_storage_path(dest: Any) -> ObjectStoragePath:
+    if isinstance(dest, ObjectStoragePath):
+        return dest
+    return ObjectStoragePath(Path(dest).resolve().as_uri())
+
+
+def download_file(
+    client: OcpClient,
+    export_id: str,
+    file: wire.ExportFile,
+    dest: Any,
+    *,
+    max_resumes: int = 5,
+    sse_kms_key_id: str | None = None,
+) -> DownloadResult:
+    """Download one export file to ``dest`` (a path or ObjectStoragePath), verified against the listing.
+
+    Create-only: if ``dest`` already holds the same bytes the call succeeds without downloading
+    (idempotent re-runs); different bytes there raise FileExistsError and nothing is overwritten.
+    Raises ChecksumMismatch (nothing stored) or DownloadError (resumes exhausted).
+    """
+    target = _as_storage_path(dest)
+    if target.exists():  # an idempotent re-run: check what is there without downloading again
+        existing, size = storage.sha256_of(target)
+        if existing == file.sha256.lower():
+            return DownloadResult(str(dest), size, existing, 0, already_present=True)
+        raise FileExistsError(f"{dest} already exists with different content")
+    progress = _Progress()
+    chunks = iter_file_chunks(client, export_id, file, max_resumes=max_resumes, progress=progress)
+    try:
+        written = storage.write_create_only(
+            target,
+            chunks,
+            expected_sha256=file.sha256,
+            expected_size=file.size,
+            sse_kms_key_id=sse_kms_key_id,
+        )
+    except storage.ChecksumMismatch as exc:
+        raise ChecksumMismatch(f"export file {file.file_id}: {exc}; nothing stored") from None
+    except storage.ObjectExists as exc:
+        raise FileExistsError(str(exc)) from None
+    return DownloadResult(str(dest), written.size, written.sha256, progress.resumes, not written.created)

@@ -1,0 +1,385 @@
+"""Every OCP path and payload, in one module: adapting to a tenant's real API is a change here only.
+
+What is documented by OCP (learn.ocp.ai) and what is assumed (the Exports API's shape is not public):
+
+Documented
+    * PAT header ``X-OCP-PERSONAL-ACCESS-TOKEN``; Keycloak password grant at
+      ``/auth/realms/{realm}/protocol/openid-connect/token`` (form ``client_id=ocp``) with refresh tokens.
+    * CDR events: ``message_type`` dialog_start | dialog_step | dialog_end, ``id`` (32 uppercase hex, the
+      de-duplication key), ``group``, ``connection_id``, ``time`` (epoch ms), ``flow{name, account_id}``,
+      ``destination_uri``, ``origin_uri``, ``direction``, ``channel``, ``test_flag``.
+    * Export rules: one OCP group, a 1 h .. 2 day window with minutes/seconds ignored, one export at a time
+      per group (409), results kept 1 day then ``expired``, paginated results, 429/5xx/422 semantics.
+    * Recording name ``{groupId}~{accountId}~{dialogTimestamp}~{dialogId}.wav`` (groupId = OCP group).
+
+Assumed (marked ASSUMED below)
+    * ``end_type`` / ``duration`` (ms) on dialog_end: seen in practice, not official.
+    * ``event_id`` (unique per event, stable across duplicate deliveries) and ``ocp_group`` on every event.
+    * "IVR end" is a ``dialog_step`` with ``step="ivr_end"`` and a ``reason``.
+    * ``dialogTimestamp`` in file names is the dialog start in epoch milliseconds.
+    * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
+      page tokens, HTTP Range on downloads, audio data type ``recordings``).
+    * A call belongs to an export window by its dialog start time (the file name's dialogTimestamp).
+    * CDR exports deliver one NDJSON file per hour of the window, one event per line.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any, Literal
+from urllib.parse import quote
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from ocp_ingest import ids
+
+# --------------------------------------------------------------------------------------------- auth
+PAT_HEADER = "X-OCP-PERSONAL-ACCESS-TOKEN"
+DEFAULT_CLIENT_ID = "ocp"
+DEFAULT_REALM = "ocp"
+
+
+def token_path(realm: str) -> str:
+    """Keycloak token endpoint path for a realm (``master`` or ``ocp``)."""
+    return f"/auth/realms/{quote(ids.token('realm', realm))}/protocol/openid-connect/token"
+
+
+def password_grant_form(username: str, password: str, client_id: str = DEFAULT_CLIENT_ID) -> dict[str, str]:
+    """Form body of a password grant."""
+    return {"client_id": client_id, "grant_type": "password", "username": username, "password": password}
+
+
+def refresh_grant_form(refresh_token: str, client_id: str = DEFAULT_CLIENT_ID) -> dict[str, str]:
+    """Form body of a refresh-token grant."""
+    return {"client_id": client_id, "grant_type": "refresh_token", "refresh_token": refresh_token}
+
+
+class TokenResponse(BaseModel):
+    """Keycloak token response (lifetimes in seconds)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    access_token: str = Field(repr=False)
+    expires_in: float
+    refresh_token: str | None = Field(default=None, repr=False)
+    refresh_expires_in: float | None = None
+    token_type: str = "Bearer"
+
+
+# --------------------------------------------------------------------------------------- CDR events
+class MessageType(StrEnum):
+    DIALOG_START = "dialog_start"
+    DIALOG_STEP = "dialog_step"
+    DIALOG_END = "dialog_end"
+
+
+class EndType(StrEnum):
+    NEAR_HUP = "NEAR_HUP"
+    FAR_HUP = "FAR_HUP"
+    NORMAL = "NORMAL"
+    TRANSFER = "TRANSFER"
+
+
+# ASSUMED: the "IVR end" of the seed is a dialog_step with this step name and a reason.
+IVR_END_STEP = "ivr_end"
+
+
+class Flow(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    account_id: str
+
+
+class CdrEvent(BaseModel):
+    """One CDR event as OCP pushes it (and as CDR exports deliver it, one per NDJSON line)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    message_type: MessageType
+    event_id: str  # ASSUMED: unique per event, identical on duplicate deliveries
+    id: str  # the dialog id
+    group: str  # dialog group (orchestrator dialog + its flow dialogs)
+    ocp_group: str  # ASSUMED: the OCP group (export unit) is carried on every event
+    connection_id: str
+    time: int  # epoch ms
+    flow: Flow
+    destination_uri: str = ""
+    origin_uri: str = ""
+    direction: str = "inbound"
+    channel: str = "voice"
+    test_flag: bool = False
+    # dialog_end only (seen in practice, not official)
+    end_type: EndType | None = None
+    duration: int | None = None  # ms
+    # dialog_step only
+    step: str | None = None
+    reason: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _dialog_id(cls, value: str) -> str:
+        return ids.dialog_id(value)
+
+    @field_validator("ocp_group")
+    @classmethod
+    def _ocp_group(cls, value: str) -> str:
+        return ids.ocp_group(value)
+
+    @field_validator("group")
+    @classmethod
+    def _dialog_group(cls, value: str) -> str:
+        return ids.token("group", value)
+
+    @property
+    def dialog_id(self) -> str:
+        return self.id
+
+    @property
+    def is_ivr_end(self) -> bool:
+        return self.message_type is MessageType.DIALOG_STEP and self.step == IVR_END_STEP
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(exclude_none=True).encode()
+
+
+def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> list[CdrEvent]:
+    """Parse NDJSON CDR lines (a CDR export file, or an NDJSON push body); blank lines are skipped."""
+    events = []
+    for line in lines:
+        text = line.decode() if isinstance(line, bytes) else line
+        if text.strip():
+            events.append(CdrEvent.model_validate_json(text))
+    return events
+
+
+def parse_event_body(body: bytes) -> list[dict[str, Any]]:
+    """Split a push body (one JSON object, a JSON array, or NDJSON) into raw event dicts."""
+    text = body.decode().strip()
+    if not text:
+        return []
+    if text[0] == "[":
+        loaded = json.loads(text)
+        return list(loaded)
+    try:
+        return [json.loads(text)]
+    except json.JSONDecodeError:
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+# ------------------------------------------------------------------------------------ recordings
+@dataclass(frozen=True)
+class RecordingName:
+    """Parts of an OCP recording file name ``{ocp_group}~{account_id}~{dialog_timestamp}~{dialog_id}.wav``."""
+
+    ocp_group: str
+    account_id: str
+    dialog_timestamp: int  # ASSUMED: dialog start, epoch ms
+    dialog_id: str
+
+    @property
+    def filename(self) -> str:
+        return f"{self.ocp_group}~{self.account_id}~{self.dialog_timestamp}~{self.dialog_id}.wav"
+
+
+def recording_filename(ocp_group: str, account_id: str, dialog_timestamp: int, dialog_id: str) -> str:
+    """OCP's recording file name, with every part validated (the name becomes a key)."""
+    return RecordingName(
+        ids.ocp_group(ocp_group),
+        ids.token("account_id", account_id),
+        int(dialog_timestamp),
+        ids.dialog_id(dialog_id),
+    ).filename
+
+
+def parse_recording_filename(name: str) -> RecordingName:
+    """Parse and validate an OCP recording file name; raise ids.InvalidIdentifier if it is not one."""
+    if not isinstance(name, str) or not name.endswith(".wav") or "/" in name:
+        raise ids.InvalidIdentifier(f"not an OCP recording file name: {name[:80]!r}")
+    parts = name.removesuffix(".wav").split("~")
+    if len(parts) != 4 or not parts[2].isdigit():
+        raise ids.InvalidIdentifier(f"not an OCP recording file name: {name[:80]!r}")
+    return RecordingName(
+        ids.ocp_group(parts[0]), ids.token("account_id", parts[1]), int(parts[2]), ids.dialog_id(parts[3])
+    )
+
+
+# ----------------------------------------------------------------------------------- Exports API
+EXPORTS_PATH = "/v1/exports"
+MIN_WINDOW = timedelta(hours=1)
+MAX_WINDOW = timedelta(days=2)
+DEFAULT_PAGE_SIZE = 100
+MAX_PAGE_SIZE = 1000
+
+
+def export_path(export_id: str) -> str:
+    return f"{EXPORTS_PATH}/{quote(export_id, safe='')}"
+
+
+def export_files_path(export_id: str) -> str:
+    return f"{export_path(export_id)}/files"
+
+
+def export_file_path(export_id: str, file_id: str) -> str:
+    return f"{export_files_path(export_id)}/{quote(file_id, safe='')}"
+
+
+class DataType(StrEnum):
+    DIALOG_START = "dialog_start"
+    DIALOG_STEP = "dialog_step"
+    DIALOG_END = "dialog_end"
+    ALL = "ALL"
+    RECORDINGS = "recordings"  # ASSUMED name for "Whole Call Recordings"
+
+
+class ExportStatus(StrEnum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the export blocks its group (one export at a time per group)."""
+        return self in (ExportStatus.PENDING, ExportStatus.PROCESSING)
+
+
+def _hour(value: datetime) -> datetime:
+    return value.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def align_window(start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """Apply OCP's window rule: truncate both ends to the hour, then require 1 h <= length <= 2 days.
+
+    Raises ValueError with a readable message (the simulator answers it as 422).
+    """
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("export window bounds must carry a time zone (ISO 8601 with offset or Z)")
+    aligned = _hour(start), _hour(end)
+    length = aligned[1] - aligned[0]
+    if length < MIN_WINDOW:
+        raise ValueError(
+            f"export window must be at least 1 hour after truncating to the hour, got {length} "
+            f"({aligned[0].isoformat()} .. {aligned[1].isoformat()})"
+        )
+    if length > MAX_WINDOW:
+        raise ValueError(
+            f"export window must be at most 2 days after truncating to the hour, got {length} "
+            f"({aligned[0].isoformat()} .. {aligned[1].isoformat()})"
+        )
+    return aligned
+
+
+class ExportRequest(BaseModel):
+    """Body of ``POST /v1/exports``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    group: str
+    start: AwareDatetime
+    end: AwareDatetime
+    data_types: list[DataType] = Field(min_length=1)
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        return ids.ocp_group(value)
+
+
+class ExportCounts(BaseModel):
+    files: int = 0
+    dialogs: int = 0
+    bytes: int = 0
+    skipped: int = 0  # e.g. recordings not available (yet)
+
+
+class Export(BaseModel):
+    """An export job as ``POST /v1/exports`` (201) and ``GET /v1/exports/{id}`` return it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    export_id: str
+    group: str
+    start: AwareDatetime
+    end: AwareDatetime
+    data_types: list[DataType]
+    status: ExportStatus
+    created_at: AwareDatetime
+    expires_at: AwareDatetime
+    counts: ExportCounts = Field(default_factory=ExportCounts)
+    error: str | None = None
+
+
+class ExportFile(BaseModel):
+    """One downloadable file of a completed export (an entry of the files listing)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    data_type: DataType
+    content_type: str = "application/octet-stream"
+    # recordings: the call it belongs to
+    dialog_id: str | None = None
+    ocp_group: str | None = None
+    account_id: str | None = None
+    dialog_timestamp: int | None = None
+    # CDR files: the hour they cover
+    window_start: AwareDatetime | None = None
+    window_end: AwareDatetime | None = None
+
+
+class FilePage(BaseModel):
+    """``GET /v1/exports/{id}/files?page_token=&page_size=``; ``next_page_token`` is None on the last page."""
+
+    files: list[ExportFile]
+    next_page_token: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Error responses: a machine code and a human message (never secrets)."""
+
+    error: str
+    message: str
+
+
+# Error codes the simulator sends (a real tenant's bodies may differ: the client keys on HTTP status).
+ERR_INVALID_WINDOW = "invalid_window"
+ERR_VALIDATION = "validation_error"
+ERR_CONFLICT = "export_conflict"
+ERR_EXPIRED = "export_expired"
+ERR_NOT_READY = "export_not_ready"
+ERR_FAILED = "export_failed"
+ERR_NOT_FOUND = "not_found"
+ERR_UNAUTHORIZED = "unauthorized"
+ERR_RATE_LIMITED = "rate_limited"
+ERR_UNAVAILABLE = "unavailable"
+
+# -------------------------------------------------------------------------------- push (realtime)
+# Where the platform pushes to (the receiver implements these); signing lives in ocp_ingest.signing.
+PUSH_EVENTS_PATH = "/v1/events"
+PUSH_RECORDINGS_PREFIX = "/v1/recordings/"
+AUDIO_CONTENT_TYPE = "audio/wav"
+NDJSON_CONTENT_TYPE = "application/x-ndjson"
+
+
+def push_recording_path(filename: str) -> str:
+    return PUSH_RECORDINGS_PREFIX + quote(filename, safe="~")
+
+
+JsonKind = Literal["array", "ndjson"]
+
+
+def event_body(events: Iterable[CdrEvent], kind: JsonKind = "array") -> bytes:
+    """Encode events as a push body (JSON array or NDJSON)."""
+    encoded = [e.to_json() for e in events]
+    if kind == "ndjson":
+        return b"\n".join(encoded) + b"\n"
+    return b"[" + b",".join(encoded) + b"]"

@@ -1,0 +1,280 @@
+"""The Exports API's behaviour, without HTTP: jobs, status progression, the documented rules, file contents.
+
+Status is computed from the (injectable) clock on every read, so tests move time instead of sleeping:
+PENDING for the first third of the preparation time, PROCESSING until it ends, then COMPLETED (or FAILED
+when injected), and EXPIRED once the TTL since creation has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import random
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from ocp_ingest.ocp import wire
+from ocp_ingest.simulator import audio
+from ocp_ingest.simulator.calls import SimCall
+from ocp_ingest.simulator.clock import SimClock
+
+CDR_TYPES = {wire.DataType.DIALOG_START, wire.DataType.DIALOG_STEP, wire.DataType.DIALOG_END}
+
+
+class ExportRuleError(Exception):
+    """A request the platform refuses; ``status`` and ``code`` become the HTTP answer."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+@dataclass
+class SimFile:
+    """One file of an export: listing metadata plus a lazy byte-range producer."""
+
+    meta: wire.ExportFile
+    produce: Callable[[int, int], Iterator[bytes]]  # (start, end) -> bytes of that range
+
+
+@dataclass
+class ExportJob:
+    export_id: str
+    group: str
+    start: datetime
+    end: datetime
+    data_types: list[wire.DataType]
+    created_at: float
+    prep_s: float
+    ttl_s: float
+    fail: bool
+    files: list[SimFile] = field(default_factory=list)
+    dialogs: int = 0
+    skipped: int = 0
+
+    def status(self, now: float) -> wire.ExportStatus:
+        if now >= self.created_at + self.ttl_s:
+            return wire.ExportStatus.EXPIRED
+        if now < self.created_at + self.prep_s / 3:
+            return wire.ExportStatus.PENDING
+        if now < self.created_at + self.prep_s:
+            return wire.ExportStatus.PROCESSING
+        return wire.ExportStatus.FAILED if self.fail else wire.ExportStatus.COMPLETED
+
+    def view(self, now: float) -> wire.Export:
+        status = self.status(now)
+        done = status is wire.ExportStatus.COMPLETED
+        return wire.Export(
+            export_id=self.export_id,
+            group=self.group,
+            start=self.start,
+            end=self.end,
+            data_types=self.data_types,
+            status=status,
+            created_at=datetime.fromtimestamp(self.created_at, UTC),
+            expires_at=datetime.fromtimestamp(self.created_at + self.ttl_s, UTC),
+            counts=wire.ExportCounts(
+                files=len(self.files) if done else 0,
+                dialogs=self.dialogs if done else 0,
+                bytes=sum(f.meta.size for f in self.files) if done else 0,
+                skipped=self.skipped if done else 0,
+            ),
+            error="simulated export failure" if status is wire.ExportStatus.FAILED else None,
+        )
+
+
+@dataclass
+class ExportSettings:
+    prep_s: float = 2.0
+    ttl_s: float = 86400.0
+    retention_days: float = 60.0
+    fail_share: float = 0.0
+    default_page_size: int = wire.DEFAULT_PAGE_SIZE
+
+
+class ExportsService:
+    """All export jobs of the simulated tenant (thread-safe)."""
+
+    def __init__(
+        self, calls: list[SimCall], clock: SimClock, settings: ExportSettings, seed: int = 0
+    ) -> None:
+        self.calls = calls
+        self.clock = clock
+        self.settings = settings
+        self.jobs: dict[str, ExportJob] = {}
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._rng = random.Random(seed ^ 0x5EED)
+        self._fail_next: set[str] = set()
+        self._digests: dict[str, tuple[str, int]] = {}
+
+    def fail_next(self, group: str) -> None:
+        """Make the next export created for ``group`` end FAILED."""
+        self._fail_next.add(group)
+
+    # -- rules ----------------------------------------------------------------------------------------
+    def create(self, request: wire.ExportRequest) -> wire.Export:
+        try:
+            start, end = wire.align_window(request.start, request.end)
+        except ValueError as exc:
+            raise ExportRuleError(422, wire.ERR_INVALID_WINDOW, str(exc)) from None
+        now = self.clock.now()
+        with self._lock:
+            for job in self.jobs.values():
+                if job.group == request.group and job.status(now).is_active:
+                    raise ExportRuleError(
+                        409,
+                        wire.ERR_CONFLICT,
+                        f"group {request.group} already has export {job.export_id} in progress",
+                        export_id=job.export_id,
+                    )
+            fail = request.group in self._fail_next or self._rng.random() < self.settings.fail_share
+            self._fail_next.discard(request.group)
+            job = ExportJob(
+                export_id=f"exp-{next(self._ids):06d}-{self._rng.getrandbits(32):08x}",
+                group=request.group,
+                start=start,
+                end=end,
+                data_types=list(request.data_types),
+                created_at=now,
+                prep_s=self.settings.prep_s,
+                ttl_s=self.settings.ttl_s,
+                fail=fail,
+            )
+            self._fill(job, now)
+            self.jobs[job.export_id] = job
+            return job.view(now)
+
+    def _exportable(self, job: ExportJob, now: float) -> list[SimCall]:
+        lo, hi = int(job.start.timestamp() * 1000), int(job.end.timestamp() * 1000)
+        oldest = (now - self.settings.retention_days * 86400) * 1000
+        # Known to OCP: ended before the export was requested; purged after the retention period.
+        return [
+            c
+            for c in self.calls
+            if c.ocp_group == job.group and lo <= c.start < hi and c.end <= now * 1000 and c.start >= oldest
+        ]
+
+    def _fill(self, job: ExportJob, now: float) -> None:
+        calls = self._exportable(job, now)
+        job.dialogs = len(calls)
+        types = set(job.data_types)
+        if wire.DataType.ALL in types:
+            types |= CDR_TYPES
+        if wire.DataType.RECORDINGS in types:
+            for call in calls:
+                if call.has_recording:
+                    job.files.append(self._recording_file(call))
+                else:
+                    job.skipped += 1
+        cdr_types = sorted(types & CDR_TYPES)
+        if cdr_types:
+            hour = job.start
+            while hour < job.end:
+                job.files.append(self._cdr_file(job, hour, calls, cdr_types))
+                hour += timedelta(hours=1)
+
+    def recording_digest(self, call: SimCall) -> tuple[str, int]:
+        if call.dialog_id not in self._digests:
+            self._digests[call.dialog_id] = audio.wav_digest(call.dialog_id, call.duration_ms)
+        return self._digests[call.dialog_id]
+
+    def _recording_file(self, call: SimCall) -> SimFile:
+        sha, size = self.recording_digest(call)
+        meta = wire.ExportFile(
+            file_id=f"rec-{call.dialog_id}",
+            name=call.recording_filename,
+            size=size,
+            sha256=sha,
+            data_type=wire.DataType.RECORDINGS,
+            content_type=wire.AUDIO_CONTENT_TYPE,
+            dialog_id=call.dialog_id,
+            ocp_group=call.ocp_group,
+            account_id=call.account_id,
+            dialog_timestamp=call.start,
+        )
+        return SimFile(meta, lambda a, b, c=call: audio.iter_wav(c.dialog_id, c.duration_ms, start=a, end=b))
+
+    def _cdr_file(
+        self, job: ExportJob, hour: datetime, calls: list[SimCall], types: list[wire.DataType]
+    ) -> SimFile:
+        lo, hi = int(hour.timestamp() * 1000), int((hour + timedelta(hours=1)).timestamp() * 1000)
+        lines = []
+        for call in calls:
+            if lo <= call.start < hi:
+                events = call.events()
+                lines += [e.to_json() for e in events if e.message_type.value in types]
+        body = b"".join(line + b"\n" for line in lines)
+        stamp = hour.strftime("%Y%m%dT%H")
+        meta = wire.ExportFile(
+            file_id=f"cdr-{job.export_id}-{stamp}",
+            name=f"cdr_{job.group}_{stamp}.ndjson",
+            size=len(body),
+            sha256=hashlib.sha256(body).hexdigest(),
+            data_type=wire.DataType.DIALOG_END if types == [wire.DataType.DIALOG_END] else wire.DataType.ALL,
+            content_type=wire.NDJSON_CONTENT_TYPE,
+            ocp_group=job.group,
+            window_start=hour,
+            window_end=hour + timedelta(hours=1),
+        )
+        return SimFile(meta, lambda a, b: iter([body[a:b]]))
+
+    # -- reads ----------------------------------------------------------------------------------------
+    def _job(self, export_id: str) -> ExportJob:
+        job = self.jobs.get(export_id)
+        if job is None:
+            raise ExportRuleError(404, wire.ERR_NOT_FOUND, f"export {export_id} not found")
+        return job
+
+    def get(self, export_id: str) -> wire.Export:
+        return self._job(export_id).view(self.clock.now())
+
+    def list(self, group: str | None) -> list[wire.Export]:
+        now = self.clock.now()
+        return [j.view(now) for j in self.jobs.values() if group is None or j.group == group]
+
+    def _ready(self, export_id: str) -> ExportJob:
+        job = self._job(export_id)
+        status = job.status(self.clock.now())
+        if status is wire.ExportStatus.EXPIRED:
+            raise ExportRuleError(
+                410, wire.ERR_EXPIRED, f"export {export_id} expired; its results are deleted"
+            )
+        if status is wire.ExportStatus.FAILED:
+            raise ExportRuleError(409, wire.ERR_FAILED, f"export {export_id} failed; it has no results")
+        if status.is_active:
+            raise ExportRuleError(409, wire.ERR_NOT_READY, f"export {export_id} is {status.value}")
+        return job
+
+    def files_page(self, export_id: str, page_token: str | None, page_size: int | None) -> wire.FilePage:
+        job = self._ready(export_id)
+        size = page_size or self.settings.default_page_size
+        if not 1 <= size <= wire.MAX_PAGE_SIZE:
+            raise ExportRuleError(422, wire.ERR_VALIDATION, f"page_size must be 1..{wire.MAX_PAGE_SIZE}")
+        offset = 0
+        if page_token:
+            try:
+                token_export, raw = base64.urlsafe_b64decode(page_token.encode()).decode().split(":")
+                offset = int(raw)
+                if token_export != export_id:
+                    raise ValueError
+            except ValueError:
+                raise ExportRuleError(422, wire.ERR_VALIDATION, "invalid page_token") from None
+        page = job.files[offset : offset + size]
+        following = offset + size
+        token = (
+            base64.urlsafe_b64encode(f"{export_id}:{following}".encode()).decode()
+            if following < len(job.files)
+            else None
+        )
+        return wire.FilePage(files=[f.meta for f in page], next_page_token=token)
+
+    def file(self, export_id: str, file_id: str) -> SimFile:
+        job = self._ready(export_id)
+        for item in job.files:
+            if item.meta.file_id == file_id:
+                return item
+        raise ExportRuleError(404, wire.ERR_NOT_FOUND, f"file {file_id} not found in export {export_id}")

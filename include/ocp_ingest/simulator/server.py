@@ -1,0 +1,83 @@
+"""Run the simulator's HTTP API with uvicorn in a background thread (tests, benchmarks, the CLI)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from ocp_ingest.simulator.app import Simulator
+
+
+@dataclass
+class RunningServer:
+    """An ASGI app served by uvicorn in a background thread; ``url`` is its base URL."""
+
+    url: str
+    server: uvicorn.Server
+    thread: threading.Thread
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+
+
+@dataclass
+class RunningSimulator(RunningServer):
+    """A served simulator: ``sim`` gives tests its clock, faults and state."""
+
+    sim: Simulator | None = None
+
+
+def start_asgi(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+) -> RunningServer:
+    """Serve ``app`` on ``host:port`` (0 = a free port) and return once it accepts connections."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    bound_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+    )
+    server = uvicorn.Server(config)
+    # Signal handlers can only be installed from the main thread; the caller owns process signals.
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-asgi", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError(f"server on {host}:{bound_port} failed to start")
+        time.sleep(0.005)
+    return RunningServer(f"http://{host}:{bound_port}", server, thread)
+
+
+def start(
+    sim: Simulator, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+) -> RunningSimulator:
+    """Start serving ``sim`` and return once it accepts connections."""
+    running = start_asgi(sim.app(), host, port, log_level=log_level)
+    return RunningSimulator(running.url, running.server, running.thread, sim)
+
+
+@contextlib.contextmanager
+def serve(
+    sim: Simulator | None = None, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
+) -> Iterator[RunningSimulator]:
+    """Context manager: serve a simulator on loopback for the duration of the block."""
+    running = start(sim or Simulator(), host, port, log_level=log_level)
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -1,0 +1,95 @@
+"""Wire shapes and push signing, without HTTP."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import pytest
+
+from ocp_ingest import ids, signing
+from ocp_ingest.ocp import wire
+from ocp_ingest.simulator.calls import generate_calls
+
+
+def _t(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def test_window_is_truncated_to_the_hour() -> None:
+    start, end = wire.align_window(_t("2025-01-01T10:59:59"), _t("2025-01-01T12:00:01"))
+    assert (start, end) == (_t("2025-01-01T10:00:00"), _t("2025-01-01T12:00:00"))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "ok"),
+    [
+        ("2025-01-01T10:00", "2025-01-01T11:00", True),  # exactly 1 h
+        ("2025-01-01T10:30", "2025-01-01T11:10", True),  # 10:00..11:00 after truncation
+        ("2025-01-01T10:10", "2025-01-01T10:50", False),  # 0 h after truncation
+        ("2025-01-01T10:00", "2025-01-03T10:00", True),  # exactly 2 days
+        ("2025-01-01T10:00", "2025-01-03T11:00", False),  # 2 days + 1 h
+        ("2025-01-01T12:00", "2025-01-01T10:00", False),  # reversed
+    ],
+)
+def test_window_bounds(start: str, end: str, ok: bool) -> None:
+    if ok:
+        wire.align_window(_t(start), _t(end))
+    else:
+        with pytest.raises(ValueError, match="export window"):
+            wire.align_window(_t(start), _t(end))
+
+
+def test_recording_filename_round_trip_and_hostile_names() -> None:
+    name = wire.recording_filename("ocp-banking", "acc-1", 1700000000000, "ab" * 16)
+    assert name == f"ocp-banking~acc-1~1700000000000~{'AB' * 16}.wav"
+    parsed = wire.parse_recording_filename(name)
+    assert (parsed.ocp_group, parsed.dialog_id, parsed.dialog_timestamp) == (
+        "ocp-banking",
+        "AB" * 16,
+        1700000000000,
+    )
+    for bad in ("../x~a~1~" + "A" * 32 + ".wav", "g~a~1~" + "A" * 31 + ".wav", "g~a~x~" + "A" * 32 + ".wav"):
+        with pytest.raises(ids.InvalidIdentifier):
+            wire.parse_recording_filename(bad)
+
+
+def test_generated_events_parse_and_carry_stable_event_ids() -> None:
+    calls = generate_calls(seed=3, count=20, window_start=_t("2025-01-01T00:00"))
+    assert calls == generate_calls(seed=3, count=20, window_start=_t("2025-01-01T00:00"))  # deterministic
+    body = wire.event_body([e for c in calls for e in c.events()], "ndjson")
+    events = wire.parse_cdr_ndjson(body.splitlines())
+    assert {e.message_type for e in events} == set(wire.MessageType)
+    assert len({e.event_id for e in events}) == len(events)
+    ivr = [e for e in events if e.is_ivr_end]
+    assert ivr and all(e.reason for e in ivr)
+    ends = [e for e in events if e.message_type is wire.MessageType.DIALOG_END]
+    assert all(e.end_type and e.duration for e in ends)
+    assert calls[0].dialog_end().event_id == calls[0].dialog_end().event_id
+    assert len(wire.parse_event_body(wire.event_body(events[:3]))) == 3
+    assert {c.flow_name for c in calls} >= {"retail_banking_main", "cards_support"}
+
+
+def test_event_signature_round_trip_and_tampering() -> None:
+    body = b'[{"id": 1}]'
+    headers = signing.event_headers("s3cret", body, now=1000)
+    assert signing.verify_body("s3cret", headers, body, now=1010) == headers[signing.ID_HEADER]
+    with pytest.raises(signing.SignatureError):
+        signing.verify_body("s3cret", headers, body + b" ", now=1010)
+    with pytest.raises(signing.SignatureError):
+        signing.verify_body("other", headers, body, now=1010)
+    with pytest.raises(signing.SignatureError, match="replay window"):
+        signing.verify_body("s3cret", headers, body, now=1000 + 301)
+
+
+def test_audio_signature_covers_the_digest() -> None:
+    sha = hashlib.sha256(b"RIFF....").hexdigest()
+    headers = signing.audio_headers("s3cret", sha, now=50)
+    assert signing.verify_digest("s3cret", headers, now=50) == (headers[signing.ID_HEADER], sha)
+    forged = dict(headers, **{signing.CONTENT_SHA256_HEADER: hashlib.sha256(b"other").hexdigest()})
+    with pytest.raises(signing.SignatureError):
+        signing.verify_digest("s3cret", forged, now=50)
+    signing.verify_shared_secret("pw", {signing.SHARED_SECRET_HEADER: "pw"})
+    with pytest.raises(signing.SignatureError) as info:
+        signing.verify_shared_secret("pw", {signing.SHARED_SECRET_HEADER: "wrong"})
+    assert "pw" not in str(info.value).replace(signing.SHARED_SECRET_HEADER, "")
