@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
+CALLS ?= 1000
 
 .PHONY: run test lint bench clean
 
@@ -20,7 +21,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-test.txt constraints.txt p
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ocp-ingest run --port $(PORT)
+	$(BIN)/ocp-ingest run --port $(PORT) --calls $(CALLS)
 
 test: $(STAMP)
 	$(BIN)/ruff check .

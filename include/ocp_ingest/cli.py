@@ -13,7 +13,13 @@ from ocp_ingest.config import Settings
 def _cmd_run(args: argparse.Namespace) -> int:
     from ocp_ingest.stack import LocalStack
 
-    return LocalStack(port=args.port).run_forever()
+    return LocalStack(
+        port=args.port,
+        receiver_port=args.receiver_port,
+        simulator_port=args.simulator_port,
+        calls=args.calls,
+        push_rate=args.push_rate,
+    ).run_forever()
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -69,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="start the local stack (Airflow standalone on the embedded default)")
     run.add_argument("--port", type=int, default=8080, help="Airflow UI/API port (default 8080)")
+    run.add_argument("--receiver-port", type=int, default=8787)
+    run.add_argument("--simulator-port", type=int, default=8788)
+    run.add_argument("--calls", type=int, default=1000, help="calls the simulator plays (0: none)")
+    run.add_argument("--push-rate", type=float, default=5.0, help="calls pushed per second")
     run.set_defaults(func=_cmd_run)
 
     config = sub.add_parser("config", help="print the effective configuration")
@@ -93,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--expected-duration", type=float, default=None, help="CDR duration in seconds")
     validate.set_defaults(func=_cmd_validate)
 
+    from ocp_ingest.receiver.server import add_cli as add_receiver_cli
+
+    add_receiver_cli(sub)
     try:
         from ocp_ingest.simulator.cli import add_cli
     except ImportError:  # the simulator package is optional in slim images

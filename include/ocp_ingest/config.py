@@ -64,6 +64,8 @@ class Settings:
     recordings_url: str = ""
     landing_url: str = ""
     quarantine_url: str = ""
+    # Append-only records for auditors and analysts (CDR manifest, audit events, snapshots).
+    audit_url: str = ""
     sse_kms_key_id: str | None = None
     lob_routing_file: Path | None = None
     # Audio checks: decoded duration may differ from the CDR duration by max(abs, ratio * cdr).
@@ -71,12 +73,47 @@ class Settings:
     duration_tolerance_ratio: float = 0.02
     # Largest recording accepted anywhere (bytes). 2 GiB covers a 30-hour PCM call.
     max_recording_bytes: int = 2 * 1024**3
+    # Receiver (the ingress for OCP pushes). The secret itself comes from OCP_INGEST_RECEIVER_SECRET
+    # and is read by the receiver only; it is not a field here so it can never be printed.
+    receiver_auth: str = "hmac"
+    receiver_host: str = "127.0.0.1"
+    receiver_port: int = 8787
+    receiver_replay_window_s: float = 300.0
+    max_event_body_bytes: int = 5 * 1024 * 1024
     # Reconciliation policy (used by the ledger's pending query and escalation).
     pending_grace_s: float = 900.0
     max_retry_count: int = 5
     ocp_retention_days: int = 60
     # Escalate this many days before OCP purges a call, so a human still has time to act.
     retention_safety_days: int = 5
+    # Reconciliation DAG (ocp_reconciliation). Cadence (cron or preset), read when the DAG is parsed.
+    reconciliation_schedule: str = "*/30 * * * *"
+    # Pending calls one run reads (oldest first) and calls one export plan may carry. The plan travels
+    # as one command-line argument to the download pod: 3000 dialog ids stay under Linux's 128 KiB limit.
+    reconciliation_max_pending: int = 20000
+    reconciliation_max_calls_per_plan: int = 3000
+    # Waiting for an export (in the triggerer): first poll interval, backoff factor, largest interval,
+    # and the bounds after which the wait ends as a timeout (counted as an attempt).
+    export_poll_interval_s: float = 30.0
+    export_poll_backoff: float = 1.5
+    export_poll_max_interval_s: float = 300.0
+    export_max_polls: int = 500
+    export_max_wait_s: float = 6 * 3600.0
+    # An export that expired (results kept 1 day) is re-created at most this many times per run.
+    export_max_recreates: int = 2
+    # Where the heavy download runs: "inprocess" (a task on the worker) or "kubernetes" (a pod).
+    download_mode: str = "inprocess"
+    download_workers: int = 4
+    download_max_resumes: int = 5
+    # Download pod (download_mode=kubernetes): image, namespace, service account, resources, and the
+    # ConfigMap (OCP_INGEST_* settings) and Secret (AIRFLOW_CONN_OCP_DEFAULT, AWS) it reads by reference.
+    image: str = "ocp-ingest:latest"
+    k8s_namespace: str = "ocp-ingest"
+    k8s_service_account: str = "ocp-ingest-downloader"
+    k8s_configmap: str = "ocp-ingest-config"
+    k8s_secret: str = "ocp-ingest-secrets"
+    download_pod_cpu: str = "1"
+    download_pod_memory: str = "1Gi"
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -93,15 +130,40 @@ class Settings:
             recordings_url=_env("RECORDINGS_URL", (home / "recordings").as_uri()),
             landing_url=_env("LANDING_URL", (home / "landing").as_uri()),
             quarantine_url=_env("QUARANTINE_URL", (home / "quarantine").as_uri()),
+            audit_url=_env("AUDIT_URL", (home / "audit").as_uri()),
             sse_kms_key_id=_env("SSE_KMS_KEY_ID", "") or None,
             lob_routing_file=Path(routing) if routing else None,
             duration_tolerance_s=_env_float("DURATION_TOLERANCE_S", 2.0),
             duration_tolerance_ratio=_env_float("DURATION_TOLERANCE_RATIO", 0.02),
             max_recording_bytes=_env_int("MAX_RECORDING_BYTES", 2 * 1024**3),
+            receiver_auth=_env("RECEIVER_AUTH", "hmac").lower(),
+            receiver_host=_env("RECEIVER_HOST", "127.0.0.1"),
+            receiver_port=_env_int("RECEIVER_PORT", 8787),
+            receiver_replay_window_s=_env_float("RECEIVER_REPLAY_WINDOW_S", 300.0),
+            max_event_body_bytes=_env_int("MAX_EVENT_BODY_BYTES", 5 * 1024 * 1024),
             pending_grace_s=_env_float("PENDING_GRACE_S", 900.0),
             max_retry_count=_env_int("MAX_RETRY_COUNT", 5),
             ocp_retention_days=_env_int("OCP_RETENTION_DAYS", 60),
             retention_safety_days=_env_int("RETENTION_SAFETY_DAYS", 5),
+            reconciliation_schedule=_env("RECONCILIATION_SCHEDULE", "*/30 * * * *"),
+            reconciliation_max_pending=_env_int("RECONCILIATION_MAX_PENDING", 20000),
+            reconciliation_max_calls_per_plan=_env_int("RECONCILIATION_MAX_CALLS_PER_PLAN", 3000),
+            export_poll_interval_s=_env_float("EXPORT_POLL_INTERVAL_S", 30.0),
+            export_poll_backoff=_env_float("EXPORT_POLL_BACKOFF", 1.5),
+            export_poll_max_interval_s=_env_float("EXPORT_POLL_MAX_INTERVAL_S", 300.0),
+            export_max_polls=_env_int("EXPORT_MAX_POLLS", 500),
+            export_max_wait_s=_env_float("EXPORT_MAX_WAIT_S", 6 * 3600.0),
+            export_max_recreates=_env_int("EXPORT_MAX_RECREATES", 2),
+            download_mode=_env("DOWNLOAD_MODE", "inprocess").lower(),
+            download_workers=_env_int("DOWNLOAD_WORKERS", 4),
+            download_max_resumes=_env_int("DOWNLOAD_MAX_RESUMES", 5),
+            image=_env("IMAGE", "ocp-ingest:latest"),
+            k8s_namespace=_env("K8S_NAMESPACE", "ocp-ingest"),
+            k8s_service_account=_env("K8S_SERVICE_ACCOUNT", "ocp-ingest-downloader"),
+            k8s_configmap=_env("K8S_CONFIGMAP", "ocp-ingest-config"),
+            k8s_secret=_env("K8S_SECRET", "ocp-ingest-secrets"),
+            download_pod_cpu=_env("DOWNLOAD_POD_CPU", "1"),
+            download_pod_memory=_env("DOWNLOAD_POD_MEMORY", "1Gi"),
         ).validated()
 
     def validated(self) -> Settings:
@@ -110,12 +172,22 @@ class Settings:
             raise ValueError(
                 f"{PREFIX}LEDGER_BACKEND must be 'sqlite' or 'dynamodb', got {self.ledger_backend!r}"
             )
-        for name in ("recordings_url", "landing_url", "quarantine_url"):
+        for name in ("recordings_url", "landing_url", "quarantine_url", "audit_url"):
             url = getattr(self, name)
             if not url.startswith(("file://", "s3://")):
                 raise ValueError(f"{PREFIX}{name.upper()} must be a file:// or s3:// URL, got {url!r}")
+        if self.receiver_auth not in ("hmac", "shared"):
+            raise ValueError(f"{PREFIX}RECEIVER_AUTH must be 'hmac' or 'shared', got {self.receiver_auth!r}")
         if self.duration_tolerance_s < 0 or self.duration_tolerance_ratio < 0:
             raise ValueError("duration tolerances must not be negative")
+        if self.download_mode not in ("inprocess", "kubernetes"):
+            raise ValueError(
+                f"{PREFIX}DOWNLOAD_MODE must be 'inprocess' or 'kubernetes', got {self.download_mode!r}"
+            )
+        if self.export_poll_interval_s <= 0 or self.export_max_wait_s <= 0 or self.export_max_polls < 1:
+            raise ValueError("export poll interval, max wait and max polls must be positive")
+        if not 1 <= self.reconciliation_max_calls_per_plan <= 3000:
+            raise ValueError(f"{PREFIX}RECONCILIATION_MAX_CALLS_PER_PLAN must be 1..3000")
         if self.retention_safety_days >= self.ocp_retention_days:
             raise ValueError("RETENTION_SAFETY_DAYS must be smaller than OCP_RETENTION_DAYS")
         return self

@@ -41,7 +41,10 @@ def _key(secret: str | bytes) -> bytes:
         return secret
     # Standard Webhooks secrets look like "whsec_<base64>"; plain strings are used as raw bytes.
     if secret.startswith("whsec_"):
-        return base64.b64decode(secret.removeprefix("whsec_"))
+        try:
+            return base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        except ValueError:  # binascii.Error; never echo the secret itself
+            raise ValueError("a 'whsec_' signing secret must be followed by standard base64") from None
     return secret.encode()
 
 

@@ -1,15 +1,21 @@
-"""The local stack behind ``make run``: Airflow standalone on the embedded default.
+"""The local stack behind ``make run``: the whole system on the embedded default.
 
-Airflow runs with AIRFLOW_HOME inside the project (ignored by git), this project's ``dags/`` and
-``plugins/``, SQLite and LocalExecutor. Everything started here runs in its own process group, so
-Ctrl-C (or SIGTERM) stops all of it.
+- the OCP simulator (Exports API + auth on loopback) pushing a stretch of calls, with faults, to
+- the receiver (the ingress), which records every event and arrival in the SQLite ledger, and
+- Airflow standalone (SQLite, LocalExecutor, AIRFLOW_HOME inside the project, this project's ``dags/`` and
+  ``plugins/``), whose DAGs validate, store and reconcile.
+
+The push-signing secret is generated per run and handed to the receiver and the simulator through the
+environment. Every process runs in its own process group, so Ctrl-C (or SIGTERM) stops all of it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import base64
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -28,6 +34,10 @@ def project_root() -> Path:
     if not (root / "dags").is_dir():
         raise SystemExit(f"cannot find the project's dags/ folder under {root}; run from the checkout")
     return root
+
+
+# The simulator's own PAT: a credential of the test double, not of any real system.
+SIMULATOR_PAT = "sim-pat-0123456789"
 
 
 def airflow_environment(root: Path, port: int) -> dict[str, str]:
@@ -77,19 +87,67 @@ class LocalStack:
     """The processes of the local stack (Airflow standalone now; receiver and simulator join later)."""
 
     port: int = 8080
+    receiver_port: int = 8787
+    simulator_port: int = 8788
+    #: The stretch of calls the simulator plays (0: no simulator, e.g. when a real OCP pushes).
+    calls: int = 1000
+    window_hours: float = 3.0
+    mean_duration_s: float = 60.0
+    push_rate: float = 5.0
     root: Path = field(default_factory=project_root)
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
-        env = {**os.environ, **airflow_environment(self.root, self.port)}
-        # standalone starts its components as `airflow ...` from PATH: make it this environment's.
-        env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-        (self.root / "airflow_home").mkdir(exist_ok=True)
-        airflow = Path(sys.executable).with_name("airflow")
-        # A new session: Ctrl-C in the terminal reaches us, and we stop the whole group ourselves.
-        self.processes["airflow"] = subprocess.Popen(
-            [str(airflow), "standalone"], env=env, start_new_session=True
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        home = Path(os.environ.get("OCP_INGEST_HOME", self.root / "var"))
+        home.mkdir(parents=True, exist_ok=True)
+        base = {**os.environ, "OCP_INGEST_HOME": str(home)}
+        # Airflow's components are started as `airflow ...` from PATH: make it this environment's.
+        base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
+        bin_dir = Path(sys.executable).parent
+        self._spawn(
+            "receiver",
+            [str(bin_dir / "ocp-ingest"), "receiver", "--port", str(self.receiver_port)],
+            {**base, "OCP_INGEST_RECEIVER_SECRET": secret},
         )
+        if self.calls > 0:
+            self._spawn(
+                "simulator",
+                [
+                    str(bin_dir / "ocp-ingest"),
+                    "simulator",
+                    "--port",
+                    str(self.simulator_port),
+                    "--calls",
+                    str(self.calls),
+                    "--window-hours",
+                    str(self.window_hours),
+                    "--mean-duration-s",
+                    str(self.mean_duration_s),
+                    "--push-url",
+                    f"http://127.0.0.1:{self.receiver_port}",
+                    "--push-rate",
+                    str(self.push_rate),
+                    "--ground-truth",
+                    str(home / "ground_truth.json"),
+                ],
+                {**base, "OCP_INGEST_PUSH_SIGNING_SECRET": secret},
+            )
+        ocp_conn = {
+            "conn_type": "ocp",
+            "host": "127.0.0.1",
+            "port": self.simulator_port,
+            "schema": "http",
+            "password": SIMULATOR_PAT,
+        }
+        airflow_env = {**base, **airflow_environment(self.root, self.port)}
+        airflow_env.setdefault("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn))
+        (self.root / "airflow_home").mkdir(exist_ok=True)
+        self._spawn("airflow", [str(bin_dir / "airflow"), "standalone"], airflow_env)
+
+    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        # A new session each: Ctrl-C in the terminal reaches only us, and we stop every group ourselves.
+        self.processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
 
     def wait_until_healthy(self, timeout_s: float = 300.0) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -108,6 +166,9 @@ class LocalStack:
             f"  Airflow UI:      http://localhost:{self.port}  (user: admin)\n"
             f"  Admin password:  {password_file}\n"
             f"  Health:          http://localhost:{self.port}/api/v2/monitor/health\n"
+            f"  Receiver:        http://127.0.0.1:{self.receiver_port}  (/healthz, /metrics, /docs)\n"
+            f"  OCP simulator:   http://127.0.0.1:{self.simulator_port}  ({self.calls} calls pushed at "
+            f"{self.push_rate:g}/s, ground truth in var/ground_truth.json)\n"
             f"  Data (ledger, recordings, landing): {os.environ.get('OCP_INGEST_HOME', self.root / 'var')}\n"
             f"Press Ctrl-C to stop everything.\n"
         )

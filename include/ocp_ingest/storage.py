@@ -78,16 +78,16 @@ def sha256_of(path: ObjectStoragePath) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def _is_local(path: ObjectStoragePath) -> bool:
+def is_local(path: ObjectStoragePath) -> bool:
     return path.protocol in ("file", "local", "")
 
 
-def _local_path(path: ObjectStoragePath) -> str:
+def local_path(path: ObjectStoragePath) -> str:
     return path.path if path.path.startswith("/") else "/" + path.path
 
 
 def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
-    final = _local_path(dest)
+    final = local_path(dest)
     directory = os.path.dirname(final)
     os.makedirs(directory, exist_ok=True)
     temp = os.path.join(directory, f".{os.path.basename(final)}.{uuid.uuid4().hex}.partial")
@@ -152,7 +152,7 @@ def write_create_only(
             raise ChecksumMismatch(f"{dest}: SHA-256 {actual} does not match expected {expected_sha256}")
 
     try:
-        if _is_local(dest):
+        if is_local(dest):
             size = _write_local(dest, chunks, digest, check)
         else:
             extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms"}
@@ -188,12 +188,23 @@ class StorageLayout:
     landing_url: str
     quarantine_url: str
     sse_kms_key_id: str | None = None
+    audit_url: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageLayout:
         return cls(
-            settings.recordings_url, settings.landing_url, settings.quarantine_url, settings.sse_kms_key_id
+            settings.recordings_url,
+            settings.landing_url,
+            settings.quarantine_url,
+            settings.sse_kms_key_id,
+            settings.audit_url,
         )
+
+    def cdr_manifest_path(self, hour: datetime, name: str) -> ObjectStoragePath:
+        """One file of the hourly CDR manifest (Hive-style partitions for Athena/DuckDB)."""
+        root = ObjectStoragePath(self.audit_url or self.landing_url)
+        part = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
+        return root / "cdr_manifest" / part / f"{ids.token('manifest_name', name)}.ndjson"
 
     def recordings_root(self, lob: str) -> ObjectStoragePath:
         lob = ids.lob(lob)

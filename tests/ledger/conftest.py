@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.dynamodb import DynamoLedgerBackend
 from ocp_ingest.ledger.sqlite import SqliteLedgerBackend

@@ -6,6 +6,7 @@ import multiprocessing
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ocp_ingest.ledger import CallStatus, IngestionSource, Ledger, Outcome, TerminalState
 from ocp_ingest.ledger.transitions import (
     AttemptFailed,
@@ -19,7 +20,6 @@ from ocp_ingest.ledger.transitions import (
     MarkTerminal,
     Stored,
 )
-
 from tests.ledger.conftest import make_backend
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)

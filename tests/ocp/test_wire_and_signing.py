@@ -93,3 +93,11 @@ def test_audio_signature_covers_the_digest() -> None:
     with pytest.raises(signing.SignatureError) as info:
         signing.verify_shared_secret("pw", {signing.SHARED_SECRET_HEADER: "wrong"})
     assert "pw" not in str(info.value).replace(signing.SHARED_SECRET_HEADER, "")
+
+
+def test_a_malformed_whsec_secret_is_a_clear_configuration_error() -> None:
+    from ocp_ingest import signing
+
+    with pytest.raises(ValueError, match="standard base64") as raised:
+        signing.event_headers("whsec_not-base64_!", b"{}")
+    assert "not-base64" not in str(raised.value)

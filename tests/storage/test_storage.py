@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 from airflow.sdk import ObjectStoragePath
+
 from ocp_ingest.ids import InvalidIdentifier
 from ocp_ingest.storage import ChecksumMismatch, ObjectExists, StorageLayout, write_create_only
 

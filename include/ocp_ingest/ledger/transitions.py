@@ -240,6 +240,22 @@ class Stored(Transition):
 
 
 @dataclass(frozen=True)
+class ConflictingAudio(Transition):
+    """Different bytes arrived for a call: they were quarantined, and the call is flagged.
+
+    Touches nothing else: a stored recording stays exactly as it was.
+    """
+
+    dialog_id: str
+    sha256: str
+    quarantine_url: str
+
+    def change(self, record: CallRecord, now: datetime) -> Outcome:
+        record.last_error = f"conflicting audio sha256={self.sha256} quarantined at {self.quarantine_url}"
+        return Outcome.APPLIED
+
+
+@dataclass(frozen=True)
 class ExportRequested(Transition):
     """Reconciliation asked OCP for this call's window; remember which export carries it."""
 

@@ -1,0 +1,1 @@
+"""The receiver service: the ingress for OCP pushes (CDR events and recordings)."""

@@ -1,0 +1,149 @@
+"""End to end: simulator -> receiver (real HTTP) -> dag.test() of ocp_realtime_ingest."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from ocp_ingest.ledger import CallStatus, IngestionSource
+from ocp_ingest.simulator import audio
+from ocp_ingest.simulator.push import Pusher, PushFaults, PushPlan, plan_pushes, push_calls
+from tests.conftest import load_dag
+from tests.realtime.conftest import SECRET, Receiver
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def run_realtime_dag() -> None:
+    dag_run = load_dag("ocp_realtime_ingest").test()
+    assert dag_run.state == "success", dag_run.state
+
+
+def push(receiver: Receiver, calls, faults: PushFaults) -> dict[str, PushPlan]:
+    pusher = Pusher(receiver.url, signing_secret=SECRET, concurrency=4)
+    try:
+        return push_calls(calls, plan_pushes(calls, faults, seed=3), pusher)
+    finally:
+        pusher.close()
+
+
+def stored_sha(url: str) -> str:
+    return hashlib.sha256(Path(url.removeprefix("file://")).read_bytes()).hexdigest()
+
+
+def test_every_pushed_call_is_completed_with_the_ground_truth_bytes(receiver: Receiver, calls) -> None:
+    plans = push(receiver, calls, PushFaults.none())
+    run_realtime_dag()
+    for call in calls:
+        record = receiver.ledger.get(call.dialog_id)
+        if not call.has_recording:
+            assert plans[call.dialog_id].audio == "none" and not record.s3_stored
+            continue
+        truth_sha, truth_size = audio.wav_digest(call.dialog_id, call.duration_ms)
+        assert record.call_status is CallStatus.COMPLETED
+        assert (record.has_cdr_end, record.file_received, record.post_process_ok, record.s3_stored) == (
+            True,
+        ) * 4
+        assert record.ingestion_source is IngestionSource.REALTIME
+        assert record.sha256 == truth_sha and record.size_bytes == truth_size
+        assert stored_sha(record.object_url) == truth_sha
+        assert record.cdr_end_at <= record.s3_stored_at and record.file_received_at <= record.s3_stored_at
+        assert f"/{record.lob}/" in record.object_url and record.object_url.endswith(f"/{call.dialog_id}.wav")
+        assert abs(record.audio_duration_s - call.duration_ms / 1000) < 0.01
+    assert receiver.landing_files() == []  # processed arrivals are cleared
+    manifest = list((receiver.home / "audit" / "cdr_manifest").rglob("*.ndjson"))
+    lines = [ln for f in manifest for ln in f.read_text().splitlines()]
+    assert len(lines) == sum(len(c.events()) for c in calls)
+    assert not (receiver.home / "landing" / "cdr").exists() or not list(
+        (receiver.home / "landing" / "cdr").iterdir()
+    )
+
+    before = {c.dialog_id: receiver.ledger.get(c.dialog_id) for c in calls}
+    push(receiver, calls, PushFaults.none())  # OCP redelivers everything
+    run_realtime_dag()  # and the DAG runs again: nothing is duplicated or regressed
+    for call in calls:
+        after = receiver.ledger.get(call.dialog_id)
+        assert (after.s3_stored, after.sha256, after.object_url, after.s3_stored_at) == (
+            before[call.dialog_id].s3_stored,
+            before[call.dialog_id].sha256,
+            before[call.dialog_id].object_url,
+            before[call.dialog_id].s3_stored_at,
+        )
+    assert len(list((receiver.home / "recordings").rglob("*.wav"))) == sum(c.has_recording for c in calls)
+    assert receiver.landing_files() == []
+
+
+def test_corrupt_audio_is_quarantined_and_left_pending(receiver: Receiver, calls) -> None:
+    call = next(c for c in calls if c.has_recording)
+    receiver.post_events(call.events())
+    wav = bytearray(audio.wav_bytes(call.dialog_id, call.duration_ms))
+    half = bytes(wav[: len(wav) // 2])  # truncated: the header still claims the full length
+    assert receiver.put_audio(call, half).json()["status"] == "received"
+    run_realtime_dag()
+    record = receiver.ledger.get(call.dialog_id)
+    assert record.file_received and not record.post_process_ok and not record.s3_stored
+    assert record.last_error.startswith("realtime audio rejected:")
+    assert record.is_pending
+    quarantined = list((receiver.home / "quarantine" / "invalid_audio").iterdir())
+    assert [q.read_bytes() for q in quarantined] == [half]
+    assert receiver.landing_files() == []
+    assert not (receiver.home / "recordings").exists() or not list(
+        (receiver.home / "recordings").rglob("*.wav")
+    )
+
+
+def test_audio_before_its_cdr_waits_in_landing_then_is_stored(receiver: Receiver, calls) -> None:
+    call = next(c for c in calls if c.has_recording)
+    assert receiver.put_audio(call).json()["status"] == "received"
+    run_realtime_dag()
+    assert len(receiver.landing_files()) == 2  # kept, not lost, not stored without a CDR
+    assert not receiver.ledger.get(call.dialog_id).s3_stored
+    receiver.post_events(list(reversed(call.events())))  # and out of order
+    run_realtime_dag()
+    record = receiver.ledger.get(call.dialog_id)
+    assert record.s3_stored and record.call_status is CallStatus.COMPLETED
+    assert receiver.landing_files() == []
+
+
+def test_two_different_recordings_for_one_call_store_one_and_quarantine_the_other(
+    receiver: Receiver,
+    calls,
+) -> None:
+    call = next(c for c in calls if c.has_recording)
+    receiver.post_events(call.events())
+    first = audio.wav_bytes(call.dialog_id, call.duration_ms)
+    second = bytearray(first)
+    second[-64:] = bytes(range(64))  # same length and header, other samples: both valid
+    assert receiver.put_audio(call, first).json()["status"] == "received"
+    assert receiver.put_audio(call, bytes(second)).json()["status"] == "received"
+    run_realtime_dag()
+    record = receiver.ledger.get(call.dialog_id)
+    assert record.s3_stored
+    assert stored_sha(record.object_url) == record.sha256
+    assert record.sha256 in (hashlib.sha256(first).hexdigest(), hashlib.sha256(bytes(second)).hexdigest())
+    assert "conflicting audio" in (record.last_error or "")
+    assert len(list((receiver.home / "quarantine" / "conflicting_audio").iterdir())) == 1
+    assert receiver.landing_files() == []
+
+
+def test_faulty_pushes_still_store_every_whole_recording(receiver: Receiver, calls) -> None:
+    faults = PushFaults(
+        audio_drop_share=0.3,
+        duplicate_share=0.5,
+        out_of_order_share=0.5,
+        delay_share=0.0,
+        truncate_share=0.0,
+        corrupt_share=0.0,
+        lost_dialog_end_share=0.0,
+        reset_share=0.0,
+    )
+    plans = push(receiver, calls, faults)
+    run_realtime_dag()
+    for call in calls:
+        record = receiver.ledger.get(call.dialog_id)
+        if plans[call.dialog_id].audio == "pushed":
+            assert record.s3_stored and record.sha256 == audio.wav_digest(call.dialog_id, call.duration_ms)[0]
+        else:
+            assert not record.s3_stored and record.has_cdr_end  # left for reconciliation
