@@ -6,6 +6,8 @@ continuous DAG calls :func:`process_arrivals` on batches of landed recordings. L
 - ``landing/audio/{dialog_id}.{sha16}.wav``: the pushed bytes, written create-only;
 - ``landing/audio/{dialog_id}.{sha16}.json``: the arrival's sidecar, written after the bytes, so a sidecar
   always describes a complete file (the DAG only looks at sidecars);
+- ``landing/audio/waiting/{dialog_id}.{sha16}.json``: the sidecar of audio whose dialog_end has not come yet.
+  The trigger does not count these (so an idle DAG does not spin on them); every run re-checks them;
 - ``landing/cdr/{event_id}.json``: one file per accepted CDR event (create-only: the key is the de-dup);
   the DAG rolls them into the hourly CDR manifest ``cdr_manifest/dt=YYYY-MM-DD/hour=HH/*.ndjson``.
 """
@@ -129,7 +131,13 @@ class Arrival:
 
     @property
     def sidecar(self) -> ObjectStoragePath:
+        """Where the DAG finds a new arrival's sidecar."""
         return ObjectStoragePath(self.audio_url.rsplit(".", 1)[0] + ".json")
+
+    @property
+    def waiting_sidecar(self) -> ObjectStoragePath:
+        """Where the sidecar of an arrival that waits for its dialog_end is parked."""
+        return self.sidecar.parent / "waiting" / self.sidecar.name
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), sort_keys=True).encode()
@@ -207,24 +215,24 @@ def land_recording(
 
 
 def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:
-    """Landed recordings, oldest sidecar name first (names start with the dialog id, so this is stable)."""
+    """New arrivals first, then those waiting for their dialog_end; sorted by name within each (stable)."""
     folder = ObjectStoragePath(layout.landing_url) / "audio"
-    if not folder.exists():
-        return []
     found: list[Arrival] = []
-    for sidecar in sorted(folder.glob("*.json"), key=lambda p: p.name):
-        try:
-            found.append(Arrival(**json.loads(sidecar.read_bytes())))
-        except (ValueError, TypeError) as exc:  # a damaged sidecar is reported, never crashes the batch
-            log.error("unreadable arrival sidecar %s: %s", sidecar, exc)
+    for sub in (folder, folder / "waiting"):
+        if not sub.exists():
             continue
-        if len(found) >= limit:
-            break
+        for sidecar in sorted(sub.glob("*.json"), key=lambda p: p.name):
+            if len(found) >= limit:
+                return found
+            try:
+                found.append(Arrival(**json.loads(sidecar.read_bytes())))
+            except (ValueError, TypeError) as exc:  # a damaged sidecar is reported, never crashes the batch
+                log.error("unreadable arrival sidecar %s: %s", sidecar, exc)
     return found
 
 
 def count_arrivals(landing_url: str) -> int:
-    """How many recordings and CDR events wait in landing (used by the trigger; cheap listing)."""
+    """How many new recordings and CDR events wait in landing (the trigger's test; parked ones excluded)."""
     root = ObjectStoragePath(landing_url)
     total = 0
     for sub in ("audio", "cdr"):
@@ -319,6 +327,10 @@ class RealtimeProcessor:
         return outcome.kind, outcome.detail
 
     def _waiting(self, arrival: Arrival) -> tuple[str, str]:
+        if arrival.sidecar.exists():  # park it, so the trigger only wakes the DAG for new arrivals
+            with contextlib.suppress(ObjectExists):
+                write_create_only(arrival.waiting_sidecar, [arrival.to_json()])
+            _remove(arrival.sidecar)
         received = parse_ts(arrival.received_at)
         if received is not None and utcnow() - received > self.orphan_after:
             log.warning(
@@ -330,6 +342,7 @@ class RealtimeProcessor:
         return "waiting", ""
 
     def _clear(self, arrival: Arrival) -> None:
-        # Sidecar first: once it is gone the DAG will not pick the audio up again.
+        # Sidecars first: once they are gone the DAG will not pick the audio up again.
         _remove(arrival.sidecar)
+        _remove(arrival.waiting_sidecar)
         _remove(ObjectStoragePath(arrival.audio_url))

@@ -11,8 +11,8 @@ environment. Every process runs in its own process group, so Ctrl-C (or SIGTERM)
 
 from __future__ import annotations
 
-import contextlib
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -23,6 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from ocp_ingest.config import _project_root
@@ -120,6 +121,11 @@ class LocalStack:
                     str(self.simulator_port),
                     "--calls",
                     str(self.calls),
+                    # A stretch of call time that ended before now, as OCP would replay it.
+                    "--window-start",
+                    (datetime.now(UTC) - timedelta(hours=self.window_hours + 0.5)).isoformat(
+                        timespec="seconds"
+                    ),
                     "--window-hours",
                     str(self.window_hours),
                     "--mean-duration-s",

@@ -45,7 +45,7 @@ class Receiver:
 
     def landing_files(self) -> list[str]:
         root = self.home / "landing" / "audio"
-        return sorted(p.name for p in root.iterdir()) if root.exists() else []
+        return sorted(p.name for p in root.rglob("*.*")) if root.exists() else []
 
 
 def _sha(body: bytes) -> str:

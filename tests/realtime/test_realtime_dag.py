@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from ocp_ingest.ledger import CallStatus, IngestionSource
+from ocp_ingest.realtime import count_arrivals
 from ocp_ingest.simulator import audio
 from ocp_ingest.simulator.push import Pusher, PushFaults, PushPlan, plan_pushes, push_calls
 from tests.conftest import load_dag
@@ -96,15 +97,21 @@ def test_corrupt_audio_is_quarantined_and_left_pending(receiver: Receiver, calls
 
 def test_audio_before_its_cdr_waits_in_landing_then_is_stored(receiver: Receiver, calls) -> None:
     call = next(c for c in calls if c.has_recording)
+    sha = audio.wav_digest(call.dialog_id, call.duration_ms)[0]
     assert receiver.put_audio(call).json()["status"] == "received"
     run_realtime_dag()
-    assert len(receiver.landing_files()) == 2  # kept, not lost, not stored without a CDR
+    # Kept, not lost, not stored without a CDR, and parked: an idle DAG must not wake up for it again.
+    assert sorted(str(p.relative_to(receiver.home)) for p in (receiver.home / "landing").rglob("*.*")) == [
+        f"landing/audio/{call.dialog_id}.{sha[:16]}.wav",
+        f"landing/audio/waiting/{call.dialog_id}.{sha[:16]}.json",
+    ]
+    assert count_arrivals(receiver.settings.landing_url) == 0
     assert not receiver.ledger.get(call.dialog_id).s3_stored
     receiver.post_events(list(reversed(call.events())))  # and out of order
     run_realtime_dag()
     record = receiver.ledger.get(call.dialog_id)
     assert record.s3_stored and record.call_status is CallStatus.COMPLETED
-    assert receiver.landing_files() == []
+    assert not list((receiver.home / "landing" / "audio").rglob("*.*"))
 
 
 def test_two_different_recordings_for_one_call_store_one_and_quarantine_the_other(
