@@ -41,9 +41,9 @@ def project_root() -> Path:
 SIMULATOR_PAT = "sim-pat-0123456789"
 
 
-def airflow_environment(root: Path, port: int) -> dict[str, str]:
-    """Environment for every Airflow process of the local stack."""
-    home = root / "airflow_home"
+def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
+    """Environment for every Airflow process of the local stack (AIRFLOW_HOME defaults to the project's)."""
+    home = home or root / "airflow_home"
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
@@ -96,6 +96,8 @@ class LocalStack:
     mean_duration_s: float = 60.0
     push_rate: float = 5.0
     root: Path = field(default_factory=project_root)
+    #: Benchmarks and tests use their own, so they never share DAG runs with `make run`.
+    airflow_home: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -146,9 +148,9 @@ class LocalStack:
             "schema": "http",
             "password": SIMULATOR_PAT,
         }
-        airflow_env = {**base, **airflow_environment(self.root, self.port)}
+        airflow_env = {**base, **airflow_environment(self.root, self.port, self.airflow_home)}
         airflow_env.setdefault("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn))
-        (self.root / "airflow_home").mkdir(exist_ok=True)
+        Path(airflow_env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         self._spawn("airflow", [str(bin_dir / "airflow"), "standalone"], airflow_env)
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
@@ -166,7 +168,9 @@ class LocalStack:
         return False
 
     def banner(self) -> str:
-        password_file = self.root / "airflow_home" / "simple_auth_manager_passwords.json.generated"
+        password_file = Path(airflow_environment(self.root, self.port, self.airflow_home)["AIRFLOW_HOME"]) / (
+            "simple_auth_manager_passwords.json.generated"
+        )
         return (
             f"\nOCP ingest local stack is up.\n"
             f"  Airflow UI:      http://localhost:{self.port}  (user: admin)\n"
