@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     from ocp_ingest.receiver.server import add_cli as add_receiver_cli
 
     add_receiver_cli(sub)
+    from ocp_ingest.download_entrypoint import add_cli as add_download_cli
+
+    add_download_cli(sub)
     try:
         from ocp_ingest.simulator.cli import add_cli
     except ImportError:  # the simulator package is optional in slim images

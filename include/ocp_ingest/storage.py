@@ -206,6 +206,13 @@ class StorageLayout:
         part = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
         return root / "cdr_manifest" / part / f"{ids.token('manifest_name', name)}.ndjson"
 
+    def reconciliation_record_path(self, kind: str, name: str) -> ObjectStoragePath:
+        """Reconciliation's audit records: ``reconciliation/exports/{export_id}.json`` (an export's metadata
+        and file listing, kept with its calls) and ``reconciliation/alerts/{run}.json`` (escalations)."""
+        root = ObjectStoragePath(self.audit_url or self.landing_url)
+        name = ids.token("record_name", name)
+        return root / "reconciliation" / ids.token("record_kind", kind) / f"{name}.json"
+
     def recordings_root(self, lob: str) -> ObjectStoragePath:
         lob = ids.lob(lob)
         if "{lob}" in self.recordings_url:

@@ -6,6 +6,8 @@ import asyncio
 import importlib
 from pathlib import Path
 
+import pytest
+
 from ocp_ingest.airflow.triggers import LandingArrivalsTrigger
 
 
@@ -42,3 +44,14 @@ def test_a_new_arrival_fires_the_trigger(tmp_path: Path) -> None:
         return await asyncio.wait_for(task, 5)
 
     assert asyncio.run(scenario()) == {"status": "arrivals", "waiting": 1}
+
+
+def test_without_an_explicit_url_the_trigger_watches_the_configured_landing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCP_INGEST_HOME", str(tmp_path))
+    (tmp_path / "landing" / "cdr").mkdir(parents=True)
+    (tmp_path / "landing" / "cdr" / "evt_1.json").write_text("{}")
+    trigger = LandingArrivalsTrigger(None, 0.05, 1)
+    assert trigger.serialize()[1]["landing_url"] is None
+    assert asyncio.run(first_event(trigger)) == {"status": "arrivals", "waiting": 1}

@@ -15,9 +15,13 @@ class LandingArrivalsTrigger(BaseTrigger):
 
     The listing itself is synchronous fsspec, so it runs in a thread: the triggerer's event loop is never
     blocked. ``run()`` has no side effects, so running it twice (HA triggerers) is harmless.
+    ``landing_url=None`` means "the landing area of the triggerer's configuration", resolved when the
+    trigger runs: a wait that outlives a configuration change (or a restart) watches the right place.
     """
 
-    def __init__(self, landing_url: str, poll_interval_s: float = 1.0, max_wait_s: float = 600.0) -> None:
+    def __init__(
+        self, landing_url: str | None = None, poll_interval_s: float = 1.0, max_wait_s: float = 600.0
+    ) -> None:
         super().__init__()
         if poll_interval_s <= 0 or max_wait_s <= 0:
             raise ValueError("poll_interval_s and max_wait_s must be positive")
@@ -36,12 +40,14 @@ class LandingArrivalsTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        from ocp_ingest.config import Settings
         from ocp_ingest.realtime import count_arrivals
 
+        landing_url = self.landing_url or Settings.from_env().landing_url
         deadline = time.monotonic() + self.max_wait_s
         while True:
             try:
-                waiting = await asyncio.to_thread(count_arrivals, self.landing_url)
+                waiting = await asyncio.to_thread(count_arrivals, landing_url)
             except Exception as exc:  # travels in the event; raised by the task in execute_complete
                 yield TriggerEvent({"status": "error", "message": f"{type(exc).__name__}: {exc}"})
                 return
@@ -52,3 +58,97 @@ class LandingArrivalsTrigger(BaseTrigger):
                 yield TriggerEvent({"status": "idle", "waiting": 0})
                 return
             await asyncio.sleep(self.poll_interval_s)
+
+
+class ExportReadyTrigger(BaseTrigger):
+    """Polls one OCP export with the async client until it leaves PENDING/PROCESSING.
+
+    Fires once with ``status`` COMPLETED, FAILED or EXPIRED (what OCP says), ``timeout`` (still being
+    prepared after ``max_polls`` polls or ``max_wait_s``) or ``error`` (the client gave up; retries of
+    429/5xx happen inside the client). The interval grows by ``backoff`` up to ``max_interval_s``.
+    ``context`` is echoed in the event: on Airflow 3.3.2 ``dag.test()`` drops the ``kwargs`` given to
+    ``defer()``, so the task carries its state here instead. ``run()`` only reads, so running it twice
+    (HA triggerers, restarts) is harmless.
+    """
+
+    def __init__(
+        self,
+        export_id: str,
+        ocp_conn_id: str = "ocp_default",
+        poll_interval_s: float = 30.0,
+        backoff: float = 1.5,
+        max_interval_s: float = 300.0,
+        max_polls: int = 500,
+        max_wait_s: float = 6 * 3600.0,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if not export_id:
+            raise ValueError("export_id is required")
+        if poll_interval_s <= 0 or max_interval_s <= 0 or max_wait_s <= 0 or max_polls < 1 or backoff < 1:
+            raise ValueError("poll interval, max interval, max wait, max polls must be > 0; backoff >= 1")
+        self.export_id = export_id
+        self.ocp_conn_id = ocp_conn_id
+        self.poll_interval_s = poll_interval_s
+        self.backoff = backoff
+        self.max_interval_s = max_interval_s
+        self.max_polls = max_polls
+        self.max_wait_s = max_wait_s
+        self.context = dict(context or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "export_id": self.export_id,
+                "ocp_conn_id": self.ocp_conn_id,
+                "poll_interval_s": self.poll_interval_s,
+                "backoff": self.backoff,
+                "max_interval_s": self.max_interval_s,
+                "max_polls": self.max_polls,
+                "max_wait_s": self.max_wait_s,
+                "context": self.context,
+            },
+        )
+
+    def _event(self, status: str, polls: int, message: str = "") -> TriggerEvent:
+        return TriggerEvent(
+            {
+                "status": status,
+                "export_id": self.export_id,
+                "polls": polls,
+                "message": message,
+                "context": self.context,
+            }
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from ocp_ingest.ocp.hook import OcpHook
+
+        started = time.monotonic()
+        interval = self.poll_interval_s
+        polls = 0
+        try:
+            client = await OcpHook(self.ocp_conn_id).get_async_client()
+        except Exception as exc:  # travels in the event; the task raises it in execute_complete
+            yield self._event("error", polls, f"{type(exc).__name__}: {exc}")
+            return
+        async with client:
+            while True:
+                polls += 1
+                try:
+                    export = await client.get_export(self.export_id)
+                except Exception as exc:
+                    yield self._event("error", polls, f"{type(exc).__name__}: {exc}")
+                    return
+                if not export.status.is_active:
+                    yield self._event(export.status.value, polls, export.error or "")
+                    return
+                elapsed = time.monotonic() - started
+                if polls >= self.max_polls or elapsed + interval > self.max_wait_s:
+                    yield self._event(
+                        "timeout", polls, f"still {export.status.value} after {polls} polls / {elapsed:.0f} s"
+                    )
+                    return
+                await asyncio.sleep(interval)
+                interval = min(self.max_interval_s, interval * self.backoff)

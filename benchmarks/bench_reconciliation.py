@@ -1,0 +1,178 @@
+"""Benchmark: a 10,000-call backlog (30 s recordings, 4 OCP groups, 48 hours) recovered by reconciliation.
+
+The realtime path was "down": the ledger has every call's dialog_end, no audio. The simulator runs in its
+own process (OCP is remote) and prepares each export in ``--prep-s`` seconds. One run of the
+``ocp_reconciliation`` DAG (``dag.test()``: tasks run one after another in this process, triggers inline)
+recovers the backlog. Printed:
+
+* mapped task instances per run (limit: max_map_length 1024);
+* wall time of the run;
+* the lower bound: export preparation, serial per group (one export per group, groups in parallel), plus
+  the raw transfer of the needed bytes at the rate measured in this run (plain httpx streams of a sample
+  of the same files with the same concurrency, no hashing, no storing);
+* their ratio (target <= 1.5).
+
+Usage: ``.venv/bin/python benchmarks/bench_reconciliation.py [--calls 10000] [--prep-s 10] [--keep]``
+Needs about 5 GB free for 10,000 x 30 s WAV (the data lives in a temporary directory, removed at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PAT = "sim-pat-0123456789"
+GROUPS = ("ocp-g1", "ocp-g2", "ocp-g3", "ocp-g4")
+
+CALLS_CODE = """
+from datetime import UTC, datetime
+from ocp_ingest.simulator.calls import FlowSpec, generate_calls
+FLOWS = tuple(FlowSpec(f"flow_{{g}}", g, (f"+3491000010{{i}}",)) for i, g in enumerate({groups!r}))
+calls = generate_calls(
+    seed=5, count={count}, window_start=datetime.fromtimestamp({start}, UTC), window_hours=48,
+    no_recording_share=0.0, mean_duration_s=30, min_duration_s=30, max_duration_s=30, flows=FLOWS,
+)
+"""
+
+SERVER = """
+import sys
+from ocp_ingest.simulator import Simulator, SimulatorConfig
+from ocp_ingest.simulator.server import start
+{calls}
+config = SimulatorConfig(window_start=datetime.fromtimestamp({start}, UTC))
+config.exports.prep_s = {prep}
+running = start(Simulator(config, calls=calls), log_level="warning")
+print(running.url, flush=True)
+sys.stdin.read()
+running.stop()
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--prep-s", type=float, default=10.0, help="export preparation time (simulated)")
+    parser.add_argument("--sample", type=int, default=400, help="files in the raw-transfer measurement")
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ocp-bench-recon-"))
+    os.environ.update(
+        AIRFLOW_HOME=str(work / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        OCP_INGEST_HOME=str(work / "ingest"),
+        OCP_INGEST_PENDING_GRACE_S="0",
+        OCP_INGEST_EXPORT_POLL_INTERVAL_S="0.5",
+        OCP_INGEST_EXPORT_POLL_BACKOFF="1.0",
+        OCP_INGEST_DOWNLOAD_WORKERS="4",
+    )
+    start = int(
+        (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=50)).timestamp()
+    )
+    calls_code = textwrap.dedent(CALLS_CODE).format(groups=GROUPS, count=args.calls, start=start)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(SERVER).format(calls=calls_code, start=start, prep=args.prep_s),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
+            {"conn_type": "ocp", "host": url, "password": PAT}
+        )
+        subprocess.run(
+            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True
+        )
+        return run(args, url, calls_code, work)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
+    from airflow.dag_processing.dagbag import DagBag
+
+    from ocp_ingest.config import Settings
+    from ocp_ingest.ledger import open_ledger
+    from ocp_ingest.ocp import OcpClient, PatAuth
+    from ocp_ingest.realtime import cdr_transition
+    from ocp_ingest.routing import LobRouter
+
+    scope: dict = {}
+    exec(calls_code, scope)  # the very calls the simulator generated (same seed)
+    calls = scope["calls"]
+    settings = Settings.from_env()
+    router = LobRouter.load(settings.lob_routing_file)
+    t = time.monotonic()
+    with open_ledger(settings) as ledger:
+        for call in calls:
+            ledger.apply(cdr_transition(call.dialog_end(), router))
+    print(f"ledger seeded: {len(calls)} pending calls in {time.monotonic() - t:.1f} s")
+    needed = sum(call.recording_size for call in calls)
+
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["ocp_reconciliation"]
+    t = time.monotonic()
+    dag_run = dag.test()
+    wall = time.monotonic() - t
+    tis = dag_run.get_task_instances()
+    mapped = sum(1 for ti in tis if ti.map_index >= 0)
+    with open_ledger(settings) as ledger:
+        stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
+
+    # Raw transfer rate of the same files, same concurrency: streams to nowhere, nothing checked or kept.
+    client = OcpClient(url, PatAuth(PAT))
+    window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
+    export = client.create_export(GROUPS[0], window_start, window_start + timedelta(hours=48))
+    client.wait_for_export(export.export_id, poll_interval_s=0.5, timeout_s=600)
+    files = [f for f in client.iter_files(export.export_id, page_size=1000) if f.dialog_id][: args.sample]
+
+    def raw(file) -> int:
+        with client.open_file(export.export_id, file.file_id) as response:
+            return sum(len(chunk) for chunk in response.iter_bytes(1 << 20))
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(max_workers=settings.download_workers) as pool:
+        sampled = sum(pool.map(raw, files))
+    rate = sampled / (time.monotonic() - t)
+    client.close()
+
+    bound = args.prep_s + needed / rate
+    print(f"dag run state:              {dag_run.state}")
+    print(f"calls stored:               {stored} / {len(calls)}")
+    print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {len(tis)}")
+    print(f"needed bytes:               {needed / 1e9:.2f} GB")
+    print(f"raw transfer rate:          {rate / 1e6:.0f} MB/s (sample of {len(files)} files)")
+    print(
+        f"lower bound:                {bound:.1f} s (= {args.prep_s:.1f} s export preparation per group, "
+        f"groups in parallel, + {needed / rate:.1f} s raw transfer)"
+    )
+    print(f"wall time:                  {wall:.1f} s")
+    print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+    print("runner: dag.test() (tasks run serially in one process, triggers inline), not airflow standalone")
+    return 0 if dag_run.state == "success" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

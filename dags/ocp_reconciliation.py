@@ -1,0 +1,110 @@
+"""Stage 2, reconciliation: find every call without a stored recording and bring it back from OCP exports.
+
+    detect_pending >> plan_exports >> export_chain[per plan](
+        request_export >> wait_for_export (deferred) >> [fetch_export_metadata, download_and_store]
+    ) >> close_and_escalate
+
+* **detect_pending**: the ledger's pending index (ended, not stored, not terminal, past the grace period);
+  or, when triggered with ``window_start``/``window_end``, the calls started in that window (a backfill).
+* **plan_exports**: per OCP group one hour-aligned window of 1 h .. 2 days, oldest first; one plan per
+  group per run (exports of a group run strictly one at a time; ``max_active_runs=1``). The rest is
+  carried to the next run. Mapped instances per run = plans (a handful), never calls.
+* **export_chain** (mapped per plan, each instance labelled with its group, window and call count):
+  request the export (a 409 means wait, or adopt our own export), wait for it in the triggerer (no
+  worker slot held; an expired export is re-created), then in parallel keep its metadata with the calls
+  and download + store the planned calls' audio (in-process, or a KubernetesPodOperator when
+  ``OCP_INGEST_DOWNLOAD_MODE=kubernetes``). The export's dialog_end CDRs are diffed against the ledger:
+  calls whose events were lost get ledger rows and are recovered in the same run.
+* **close_and_escalate**: an attempt is counted for every call still missing; at the maximum attempts
+  or before OCP's 60-day retention the call is escalated (ERROR log line, metric, alert callback);
+  non-SIP calls absent from a completed export are closed as NO_RECORDING_EXPECTED. Its return value is
+  the run's summary (recovered, still pending, escalated, by group, per call).
+
+Params: a date window (backfill), OCP groups or LOBs, a grace override, and ``dry_run`` (plan and report
+only: nothing is asked of OCP and nothing is written).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import Param, dag, get_current_context, task, task_group
+
+from ocp_ingest.airflow import reconciliation_tasks
+from ocp_ingest.airflow.export_operators import PLAN_LABEL_TEMPLATE, OcpRequestExportOperator
+from ocp_ingest.airflow.sensors import OcpExportSensor
+from ocp_ingest.config import Settings
+
+settings = Settings.from_env()  # environment only: no I/O at parse time
+
+
+@dag(
+    dag_id="ocp_reconciliation",
+    schedule=settings.reconciliation_schedule,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,  # with one plan per group per run, a group's exports are strictly serial
+    default_args={"owner": "ocp-ingest", "retries": 2, "retry_delay": timedelta(seconds=30)},
+    tags=["ocp", "reconciliation", "stage-2"],
+    params={
+        "window_start": Param(None, type=["null", "string"], description="backfill window start (ISO 8601)"),
+        "window_end": Param(None, type=["null", "string"], description="backfill window end (ISO 8601)"),
+        "ocp_groups": Param([], type="array", description="only these OCP groups (empty: all)"),
+        "lobs": Param([], type="array", description="only calls of these lines of business (empty: all)"),
+        "grace_s": Param(None, type=["null", "number"], description="override OCP_INGEST_PENDING_GRACE_S"),
+        "dry_run": Param(False, type="boolean", description="plan and report only; change nothing"),
+    },
+    doc_md=__doc__,
+)
+def ocp_reconciliation() -> None:
+    @task
+    def detect_pending() -> dict:
+        return reconciliation_tasks.detect(get_current_context()["params"])
+
+    @task
+    def plan_exports(detected: dict) -> list[dict]:
+        return reconciliation_tasks.plan(detected)
+
+    @task(map_index_template=PLAN_LABEL_TEMPLATE)
+    def fetch_export_metadata(wait_result: dict) -> dict:
+        get_current_context()["plan_label"] = wait_result["plan"]["label"]  # type: ignore[typeddict-unknown-key]
+        if get_current_context()["params"].get("dry_run"):
+            return {"status": "skipped", "export_status": "DRY_RUN"}
+        return reconciliation_tasks.fetch_export_metadata(wait_result)
+
+    @task(map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6))
+    def download_and_store(wait_result: dict) -> dict:
+        context = get_current_context()
+        context["plan_label"] = wait_result["plan"]["label"]  # type: ignore[typeddict-unknown-key]
+        return reconciliation_tasks.download(wait_result, run_id=context["run_id"])
+
+    steps: dict = {}
+
+    @task_group
+    def export_chain(plan: dict) -> None:
+        request = OcpRequestExportOperator(task_id="request_export", plan=plan)
+        wait = OcpExportSensor(task_id="wait_for_export", request=request.output)
+        if settings.download_mode == "kubernetes":
+            from ocp_ingest.airflow.download_pod import build_download_pod
+
+            download = build_download_pod(
+                task_id="download_and_store", wait_task_id="export_chain.wait_for_export"
+            )
+            wait >> download
+            steps["downloads"] = download.output
+        else:
+            steps["downloads"] = download_and_store(wait.output)
+        fetch_export_metadata(wait.output)
+        steps["waits"] = wait.output
+
+    @task(trigger_rule="none_failed", on_success_callback=reconciliation_tasks.alert_on_escalation)
+    def close_and_escalate(detected: dict, plans: list[dict], waits: list, downloads: list) -> dict:
+        return reconciliation_tasks.close(detected, plans, waits, downloads, get_current_context()["run_id"])
+
+    detected = detect_pending()
+    plans = plan_exports(detected)
+    chains = export_chain.expand(plan=plans)
+    chains >> close_and_escalate(detected, plans, steps["waits"], steps["downloads"])
+
+
+ocp_reconciliation()

@@ -1,0 +1,255 @@
+"""Task callables of the ``ocp_reconciliation`` DAG: params and XComs in, small JSON out.
+
+The logic lives in :mod:`ocp_ingest.reconciliation` and :mod:`ocp_ingest.download_entrypoint`; here is only
+what Airflow adds: params, the OCP connection, the metric and the alert callback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from ocp_ingest.config import Settings
+from ocp_ingest.ledger import open_ledger
+from ocp_ingest.ledger.transitions import ExportRequested
+from ocp_ingest.reconciliation import (
+    ExportOutcome,
+    ExportPlan,
+    PendingCall,
+    PendingQuery,
+    close_run,
+    detect_pending,
+    parse_when,
+    plan_exports,
+)
+from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+
+log = logging.getLogger(__name__)
+
+ESCALATED_METRIC = "ocp_ingest.reconciliation.escalated"
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    """A params list (or a comma-separated string from the UI) as a tuple of names."""
+    if not value:
+        return ()
+    if isinstance(value, str):
+        value = value.split(",")
+    return tuple(str(v).strip() for v in value if str(v).strip())
+
+
+def query_from_params(params: Mapping[str, Any], settings: Settings) -> PendingQuery:
+    """The run's pending query: the scheduled default, or the window/groups/LOBs a user triggered with."""
+    start, end = parse_when(params.get("window_start")), parse_when(params.get("window_end"))
+    if (start is None) != (end is None):
+        raise ValueError("give both window_start and window_end (ISO 8601), or neither")
+    if start is not None and end is not None and end <= start:
+        raise ValueError(f"window_end {end} must be after window_start {start}")
+    grace = params.get("grace_s")
+    return PendingQuery(
+        grace=timedelta(seconds=settings.pending_grace_s if grace in (None, "") else float(grace)),
+        limit=settings.reconciliation_max_pending,
+        ocp_groups=_names(params.get("ocp_groups")),
+        lobs=_names(params.get("lobs")),
+        window_start=start,
+        window_end=end,
+    )
+
+
+def detect(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Pending calls (compact rows, oldest first) plus the window and groups a backfill asked for."""
+    settings = Settings.from_env()
+    query = query_from_params(params, settings)
+    with open_ledger(settings) as ledger:
+        calls = detect_pending(ledger, query)
+        groups = set(query.ocp_groups)
+        if query.is_window and not groups:
+            # A backfill covers every group the ledger knows in the window (or in the chosen LOBs).
+            assert query.window_start is not None and query.window_end is not None
+            lobs: list[str | None] = list(query.lobs) or [None]
+            for lob in lobs:
+                groups |= {
+                    r.ocp_group
+                    for r in ledger.calls_started_between(query.window_start, query.window_end, lob=lob)
+                    if r.ocp_group
+                }
+    result = {
+        "calls": [c.to_row() for c in calls],
+        "window": [query.window_start.isoformat(), query.window_end.isoformat()] if query.is_window else None,
+        "ocp_groups": sorted(groups) if query.is_window else [],
+        "dry_run": bool(params.get("dry_run")),
+    }
+    log.info("pending calls: %d%s", len(calls), f" in window {result['window']}" if query.is_window else "")
+    return result
+
+
+def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict[str, Any]]:
+    """Export plans (one per group by default), oldest first, as dicts for dynamic task mapping."""
+    settings = Settings.from_env()
+    window = None
+    if detected.get("window"):
+        start, end = (parse_when(v) for v in detected["window"])
+        assert start is not None and end is not None
+        window = (start, end)
+    result = plan_exports(
+        [PendingCall.from_row(r) for r in detected["calls"]],
+        max_plans_per_group=max_plans_per_group,
+        max_calls=settings.reconciliation_max_calls_per_plan,
+        window=window,
+        ocp_groups=detected.get("ocp_groups") or (),
+    )
+    for p in result.plans:
+        log.info("plan: %s", p.label)
+    if result.carried:
+        log.info("carried to the next run (oldest first there): %s", result.carried)
+    return [p.to_dict() for p in result.plans]
+
+
+def fetch_export_metadata(wait_result: Mapping[str, Any], ocp_conn_id: str = "ocp_default") -> dict[str, Any]:
+    """Keep the export with its calls: ExportRequested on each planned call, metadata + listing in audit."""
+    if wait_result.get("export_status") != "COMPLETED":
+        return {"status": "skipped", "export_status": wait_result.get("export_status")}
+    from ocp_ingest.ocp import wire
+    from ocp_ingest.ocp.hook import OcpHook
+
+    settings = Settings.from_env()
+    plan_ = ExportPlan.from_dict(wait_result["plan"])
+    export_id = wait_result["export_id"]
+    with OcpHook(ocp_conn_id).get_client() as client:
+        export = client.get_export(export_id)
+        files = list(client.iter_files(export_id, page_size=wire.MAX_PAGE_SIZE))
+    planned = set(plan_.dialog_ids)
+    by_type = Counter(f.data_type.value for f in files)
+    record = {
+        "export": json.loads(export.model_dump_json()),
+        "plan": plan_.to_dict(),
+        "files": dict(by_type),
+        "bytes": sum(f.size for f in files),
+        "planned_recordings": {
+            f.dialog_id: {"name": f.name, "size": f.size, "sha256": f.sha256}
+            for f in files
+            if f.dialog_id in planned
+        },
+    }
+    dest = StorageLayout.from_settings(settings).reconciliation_record_path("exports", export_id)
+    with contextlib.suppress(ObjectExists):  # a retried task: the first record stands
+        write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()])
+    with open_ledger(settings) as ledger:
+        for dialog_id in plan_.dialog_ids:
+            ledger.apply(ExportRequested(dialog_id, export_id))
+    return {"status": "kept", "export_id": export_id, "metadata_url": str(dest), "files": dict(by_type)}
+
+
+def download(wait_result: Mapping[str, Any], run_id: str, ocp_conn_id: str = "ocp_default") -> dict[str, Any]:
+    """The in-process download (download_mode=inprocess): the same entrypoint the pod runs."""
+    if wait_result.get("export_status") != "COMPLETED":
+        return {"status": "skipped", "export_id": wait_result.get("export_id"), "counts": {}}
+    from ocp_ingest.download_entrypoint import run_download
+
+    return run_download(wait_result["plan"], wait_result["export_id"], run_id=run_id, ocp_conn_id=ocp_conn_id)
+
+
+def _as_list(values: Any) -> list[Any]:
+    """Results of a mapped task pulled as one argument: a sequence, or a lone dict for one instance."""
+    if values is None:
+        return []
+    if isinstance(values, Mapping):
+        return [values]
+    return list(values)
+
+
+def _outcomes(
+    plans: Sequence[Mapping[str, Any]], waits: Sequence[Any], downloads: Sequence[Any]
+) -> list[ExportOutcome]:
+    outcomes = []
+    for i, plan_dict in enumerate(plans):
+        wait = (waits[i] if i < len(waits) else None) or {}
+        got = (downloads[i] if i < len(downloads) else None) or {}
+        status = wait.get("export_status") or "ERROR"
+        if status == "COMPLETED" and got.get("status") == "expired":
+            status = "EXPIRED"
+        outcomes.append(
+            ExportOutcome(
+                plan=ExportPlan.from_dict(plan_dict),
+                export_status=status,
+                export_id=got.get("export_id") or wait.get("export_id"),
+                message=wait.get("message") or "",
+                call_outcomes=got.get("outcomes") or {},
+                call_details=got.get("details") or {},
+                discovered=tuple(got.get("discovered") or ()),
+                no_recording=got.get("no_recording") or {},
+            )
+        )
+    return outcomes
+
+
+def close(
+    detected: Mapping[str, Any],
+    plans: Sequence[Mapping[str, Any]],
+    waits: Sequence[Any],
+    downloads: Sequence[Any],
+    run_id: str,
+) -> dict[str, Any]:
+    """Count attempts, escalate, mark no-recording calls; the summary is the return value and in the log."""
+    from airflow.sdk.observability.stats import Stats
+
+    settings = Settings.from_env()
+    plans = _as_list(plans)
+    planned = Counter(p["ocp_group"] for p in plans for _ in p["dialog_ids"])
+    pending = Counter(row[1] for row in detected.get("calls", []))
+    carried = {g: n - planned.get(g, 0) for g, n in pending.items() if n > planned.get(g, 0)}
+    with open_ledger(settings) as ledger:
+        summary = close_run(
+            ledger,
+            settings,
+            _outcomes(_as_list(plans), _as_list(waits), _as_list(downloads)),
+            run_id=run_id,
+            dry_run=bool(detected.get("dry_run")),
+            carried=carried,
+        )
+    result = summary.to_dict()
+    if summary.escalated:
+        Stats.incr(ESCALATED_METRIC, count=len(summary.escalated))
+    Stats.incr("ocp_ingest.reconciliation.recovered", count=result["recovered"])
+    log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
+    for line in result["calls"]:
+        log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)
+    return result
+
+
+def _record_name(run_id: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_-]", "-", run_id).strip("-_") or "run"
+    return f"{clean[:47]}-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
+
+
+def alert_on_escalation(context: Any) -> None:
+    """on_success_callback of close_and_escalate: an alert naming every escalated call.
+
+    It logs one ERROR line per run and keeps the alert as a JSON record in the audit area
+    (``reconciliation/alerts/``), where a notifier (Slack, PagerDuty, e-mail) or an auditor picks it up.
+    Replace or extend it with an Airflow notifier in the DAG if your deployment has one.
+    """
+    ti = context["ti"]
+    summary = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index) or {}
+    escalations = summary.get("escalations") or []
+    if not escalations:
+        return
+    run_id = context.get("run_id") or summary.get("run_id") or "run"
+    log.error(
+        "ALERT reconciliation run %s escalated %d call(s): %s",
+        run_id,
+        summary.get("escalated", len(escalations)),
+        ", ".join(f"{e['dialog_id']} ({e['state']})" for e in escalations),
+    )
+    layout = StorageLayout.from_settings(Settings.from_env())
+    dest = layout.reconciliation_record_path("alerts", _record_name(run_id))
+    body = {"run_id": run_id, "escalated": summary.get("escalated"), "escalations": escalations}
+    with contextlib.suppress(ObjectExists):
+        write_create_only(dest, [json.dumps(body, sort_keys=True, indent=1).encode()])

@@ -1,0 +1,255 @@
+"""dag.test() of ocp_reconciliation against the simulator on loopback, the ledger on SQLite, local storage."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ocp_ingest.ledger import CallStatus, IngestionSource, TerminalState
+from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
+from ocp_ingest.ocp import wire
+from ocp_ingest.simulator import audio
+from tests.conftest import load_dag
+from tests.reconciliation.conftest import Tenant, sha_of, sim_config, store_by_realtime
+
+pytestmark = pytest.mark.usefixtures("airflow_db")
+
+
+def run_dag(**params: object) -> dict:
+    """One run of the DAG; returns close_and_escalate's summary."""
+    dag_run = load_dag("ocp_reconciliation").test(run_conf=params or None)
+    assert dag_run.state == "success", dag_run.state
+    return summary_of(dag_run)
+
+
+def summary_of(dag_run) -> dict:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        row = (
+            session.query(XComModel)
+            .filter_by(
+                dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="close_and_escalate", key="return_value"
+            )
+            .one()
+        )
+        return XComModel.deserialize_value(row)
+
+
+def outcomes(summary: dict) -> dict[str, str]:
+    return {c["dialog_id"]: c["outcome"] for c in summary["calls"]}
+
+
+def assert_recovered(tenant: Tenant, call) -> None:
+    record = tenant.record(call.dialog_id)
+    truth_sha, truth_size = audio.wav_digest(call.dialog_id, call.duration_ms)
+    assert record.s3_stored and record.call_status is CallStatus.COMPLETED
+    assert (record.has_cdr_end, record.file_received, record.post_process_ok) == (True, True, True)
+    assert record.ingestion_source is IngestionSource.RECONCILIATION
+    assert (record.sha256, record.size_bytes) == (truth_sha, truth_size)
+    assert sha_of(record.object_url) == truth_sha
+
+
+def no_leftovers(tenant: Tenant) -> None:
+    landing = tenant.home / "landing" / "audio"
+    assert not landing.exists() or not list(landing.iterdir())
+
+
+def test_recovery_manifest_diff_no_recording_and_a_realtime_race(tenant_factory, monkeypatch) -> None:
+    tenant: Tenant = tenant_factory(sim_config(calls=30, no_recording_share=0.2))
+    banking = [c for c in tenant.calls if c.ocp_group == "ocp-banking" and c.has_recording]
+    lost_end, unknown = banking[3], banking[4]  # between other pending banking calls: inside the plan
+    race = next(c for c in tenant.calls[6:] if c.has_recording and c.ocp_group != "ocp-banking")
+    tel = [c for c in tenant.calls if not c.has_recording and c not in (lost_end, unknown)]
+    assert tel and lost_end.has_recording and unknown.has_recording
+    tenant.receive_events([c for c in tenant.calls if c not in (lost_end, unknown)])
+    tenant.receive_events([lost_end], lose_dialog_end=True)
+
+    # The realtime path stores one call while its export is being prepared.
+    create = tenant.sim.exports.create
+
+    def create_then_realtime_arrives(request: wire.ExportRequest) -> wire.Export:
+        export = create(request)
+        if request.group == race.ocp_group:
+            store_by_realtime(tenant, race)
+        return export
+
+    monkeypatch.setattr(tenant.sim.exports, "create", create_then_realtime_arrives)
+    summary = run_dag()
+
+    by_call = outcomes(summary)
+    for call in tenant.calls:
+        if call is race:
+            assert by_call[call.dialog_id] == "already_stored"
+            assert tenant.record(call.dialog_id).ingestion_source is IngestionSource.REALTIME
+        elif call.has_recording:
+            assert by_call[call.dialog_id] == "recovered", call.dialog_id
+            assert_recovered(tenant, call)
+        else:
+            record = tenant.record(call.dialog_id)
+            assert record.terminal_state is TerminalState.NO_RECORDING_EXPECTED
+            assert "tel:" in record.terminal_reason and not record.s3_stored
+    assert summary["discovered_by_manifest_diff"] == 2
+    assert summary["no_recording_expected"] == len(tel)
+    assert summary["recovered"] == sum(c.has_recording for c in tenant.calls) - 1
+    assert summary["by_group"]["ocp-banking"]["recovered"] >= 2
+    assert len(tenant.stored_files()) == sum(c.has_recording for c in tenant.calls)  # race: stored once
+    # The export's metadata is kept with its calls.
+    record = tenant.record(banking[0].dialog_id)
+    meta = json.loads(
+        (tenant.home / "audit" / "reconciliation" / "exports" / f"{record.export_id}.json").read_text()
+    )
+    assert banking[0].dialog_id in meta["planned_recordings"] and meta["export"]["status"] == "COMPLETED"
+    no_leftovers(tenant)
+
+    # A second run finds nothing to do and changes nothing.
+    before = tenant.snapshot()
+    again = run_dag()
+    assert again["plans"] == [] and again["recovered"] == 0
+    assert tenant.snapshot() == before
+
+
+def test_409_waits_for_the_other_export_and_429_5xx_are_retried(tenant: Tenant) -> None:
+    tenant.receive_events(tenant.calls)
+    start = tenant.calls[0].start // 3_600_000 * 3_600_000
+    other = datetime.fromtimestamp(start / 1000, UTC) - timedelta(days=1)
+    tenant.sim.config.exports.prep_s = 1.0  # the other export holds ocp-cards for a second
+    blocker = tenant.sim.exports.create(
+        wire.ExportRequest(
+            group="ocp-cards", start=other, end=other + timedelta(hours=1), data_types=["recordings"]
+        )
+    )
+    tenant.sim.config.exports.prep_s = 0.3
+    tenant.sim.faults.force(429, count=2, path_prefix="/v1/exports", retry_after=0)
+    tenant.sim.faults.force(503, count=2, path_prefix="/v1/exports")
+    summary = run_dag()
+    assert summary["recovered"] == len(tenant.calls), summary
+    for call in tenant.calls:
+        assert_recovered(tenant, call)
+    cards = [e for e in tenant.sim.exports.list("ocp-cards") if e.export_id != blocker.export_id]
+    assert len(cards) == 1  # waited, then created its own (the 409 was not a failure)
+    assert tenant.sim.faults.injected["forced"] == 4
+
+
+def test_expired_export_is_recreated_and_failed_export_counts_an_attempt(tenant: Tenant, monkeypatch) -> None:
+    tenant.receive_events(tenant.calls)
+    create = tenant.sim.exports.create
+    expired: list[str] = []
+
+    def create_expiring_first(request: wire.ExportRequest) -> wire.Export:
+        export = create(request)
+        if request.group == "ocp-cards" and not expired:
+            tenant.sim.exports.jobs[export.export_id].ttl_s = 0.1  # expires before it is ever ready
+            expired.append(export.export_id)
+        return export
+
+    monkeypatch.setattr(tenant.sim.exports, "create", create_expiring_first)
+    tenant.sim.exports.fail_next("ocp-insurance")
+    summary = run_dag()
+    by_call = outcomes(summary)
+    for call in tenant.calls:
+        record = tenant.record(call.dialog_id)
+        if call.ocp_group == "ocp-insurance":
+            assert by_call[call.dialog_id] == "still_pending" and not record.s3_stored
+            assert record.retry_count == 1 and "FAILED" in record.last_error
+        else:
+            assert_recovered(tenant, call)
+            if call.ocp_group == "ocp-cards":
+                assert record.export_id != expired[0]
+    assert len(tenant.sim.exports.list("ocp-cards")) == 2
+
+    # The next run recovers the failed group's calls; the attempt is not counted again.
+    summary = run_dag()
+    assert summary["recovered"] == sum(c.ocp_group == "ocp-insurance" for c in tenant.calls)
+    assert all(tenant.record(c.dialog_id).s3_stored for c in tenant.calls)
+
+
+def test_crash_mid_download_then_rerun_stores_each_call_once(tenant: Tenant) -> None:
+    tenant.receive_events(tenant.calls)
+    # Every connection of the first downloads drops after 1 KB; with 2 resumes allowed, some files fail.
+    tenant.sim.faults.break_downloads(12, after_bytes=1024)
+    first = run_dag()
+    failed = [d for d, o in outcomes(first).items() if o == "still_pending"]
+    assert failed and first["recovered"] + len(failed) == len(tenant.calls)
+    for dialog_id in failed:
+        record = tenant.record(dialog_id)
+        assert not record.s3_stored and record.retry_count == 1 and "DownloadError" in record.last_error
+    no_leftovers(tenant)
+    stored_before = {c.dialog_id: tenant.record(c.dialog_id).s3_stored_at for c in tenant.calls}
+
+    second = run_dag()
+    assert second["recovered"] == len(failed)
+    for call in tenant.calls:
+        assert_recovered(tenant, call)
+        if stored_before[call.dialog_id] is not None:
+            assert tenant.record(call.dialog_id).s3_stored_at == stored_before[call.dialog_id]
+    assert len(tenant.stored_files()) == len(tenant.calls)
+    no_leftovers(tenant)
+
+
+def test_escalation_at_max_attempts_and_at_the_retention_deadline(
+    tenant: Tenant, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("OCP_INGEST_MAX_RETRY_COUNT", "1")
+    tenant.receive_events(tenant.calls)
+    tenant.sim.exports.fail_next("ocp-cards")
+    old_end = datetime.now(UTC) - timedelta(days=58)  # past the 55-day deadline (60 - 5)
+    old_id = "0" * 31 + "1"
+    tenant.ledger.apply(
+        CdrEnd(old_id, old_end, 2000, "NORMAL", CallIdentity(ocp_group="ocp-archive", lob="retail"))
+    )
+    with caplog.at_level(logging.ERROR):
+        summary = run_dag()
+    cards = [c.dialog_id for c in tenant.calls if c.ocp_group == "ocp-cards"]
+    for dialog_id in cards:
+        record = tenant.record(dialog_id)
+        assert record.terminal_state is TerminalState.UNRECOVERABLE_MAX_ATTEMPTS and record.retry_count == 1
+    old = tenant.record(old_id)
+    assert old.terminal_state is TerminalState.UNRECOVERABLE_RETENTION
+    assert summary["escalated"] == len(cards) + 1
+    assert {e["dialog_id"] for e in summary["escalations"]} == {*cards, old_id}
+    for dialog_id in [*cards, old_id]:
+        assert f"ESCALATED dialog_id={dialog_id}" in caplog.text
+    alerts = list((tenant.home / "audit" / "reconciliation" / "alerts").glob("*.json"))
+    assert len(alerts) == 1
+    assert {e["dialog_id"] for e in json.loads(alerts[0].read_text())["escalations"]} == {*cards, old_id}
+    assert run_dag()["plans"] == []  # terminal calls are no longer pending
+
+
+def test_dry_run_changes_nothing_then_a_window_backfill_finds_lost_calls(tenant: Tenant) -> None:
+    known = tenant.calls[: len(tenant.calls) // 2]
+    tenant.receive_events(known)
+    before = tenant.snapshot()
+    dry = run_dag(dry_run=True)
+    assert dry["dry_run"] and dry["planned"] == len(known) and dry["recovered"] == 0
+    assert tenant.snapshot() == before
+    assert tenant.sim.exports.list(None) == []  # nothing was asked of OCP
+
+    # Backfill one hour of one group: its calls OCP knows but the ledger never saw come back too.
+    hour = datetime.fromtimestamp(tenant.calls[0].start // 3_600_000 * 3600, UTC)
+    in_window = [
+        c
+        for c in tenant.calls
+        if c.ocp_group == "ocp-banking"
+        and hour.timestamp() * 1000 <= c.start < hour.timestamp() * 1000 + 3_600_000
+    ]
+    summary = run_dag(
+        window_start=hour.isoformat(),
+        window_end=(hour + timedelta(hours=1)).isoformat(),
+        ocp_groups=["ocp-banking"],
+    )
+    assert [p.split(":")[0] for p in summary["plans"]] == [
+        f"ocp-banking {hour:%Y-%m-%dT%HZ}..{hour + timedelta(hours=1):%Y-%m-%dT%HZ} "
+        f"({sum(c in known for c in in_window)} calls)"
+    ]
+    for call in in_window:
+        assert_recovered(tenant, call)
+    for call in tenant.calls:
+        if call not in in_window:
+            record = tenant.ledger.get(call.dialog_id)
+            assert record is None or not record.s3_stored
+    assert summary["discovered_by_manifest_diff"] == sum(c not in known for c in in_window)
