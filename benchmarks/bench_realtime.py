@@ -214,6 +214,7 @@ def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, fl
         simulator_port=18789,
         calls=0,
         airflow_home=workdir / "airflow_home",
+        log_path=workdir / "stack.log",
     )
     secret_env = {}
     stack.start()

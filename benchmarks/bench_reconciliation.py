@@ -12,7 +12,14 @@ recovers the backlog. Printed:
   of the same files with the same concurrency, no hashing, no storing);
 * their ratio (target <= 1.5).
 
-Usage: ``.venv/bin/python benchmarks/bench_reconciliation.py [--calls 10000] [--prep-s 10] [--keep]``
+With ``--runner standalone`` the same backlog is recovered by a real ``airflow standalone`` (scheduler,
+triggerer, LocalExecutor: mapped chains run in parallel, waits are deferred): the run is started by the DAG's
+own schedule (``@once``) and measured from the metadata DB; the api-server's health endpoint is timed every
+0.5 s during the run, and the ``wait_for_export`` task instances are sampled (running = a worker slot held,
+deferred = none).
+
+Usage: ``.venv/bin/python benchmarks/bench_reconciliation.py [--calls 10000] [--prep-s 10]
+[--runner dagtest|standalone] [--keep]``
 Needs about 5 GB free for 10,000 x 30 s WAV (the data lives in a temporary directory, removed at the end).
 """
 
@@ -67,6 +74,7 @@ def main() -> int:
     parser.add_argument("--prep-s", type=float, default=10.0, help="export preparation time (simulated)")
     parser.add_argument("--sample", type=int, default=400, help="files in the raw-transfer measurement")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--runner", choices=("dagtest", "standalone"), default="dagtest")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ocp-bench-recon-"))
@@ -100,6 +108,8 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
             {"conn_type": "ocp", "host": url, "password": PAT}
         )
+        if args.runner == "standalone":
+            return run_standalone(args, url, calls_code, work)
         subprocess.run(
             [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True
         )
@@ -109,6 +119,137 @@ def main() -> int:
         server.wait(timeout=30)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def seed_ledger(calls_code: str) -> tuple[list, int]:
+    """Put every generated call in the ledger as ended-without-audio (the realtime path was down)."""
+    from ocp_ingest.config import Settings
+    from ocp_ingest.ledger import open_ledger
+    from ocp_ingest.realtime import cdr_transition
+    from ocp_ingest.routing import LobRouter
+
+    scope: dict = {}
+    exec(calls_code, scope)  # the very calls the simulator generated (same seed)
+    calls = scope["calls"]
+    settings = Settings.from_env()
+    router = LobRouter.load(settings.lob_routing_file)
+    t = time.monotonic()
+    with open_ledger(settings) as ledger:
+        for call in calls:
+            ledger.apply(cdr_transition(call.dialog_end(), router))
+    print(f"ledger seeded: {len(calls)} pending calls in {time.monotonic() - t:.1f} s")
+    return calls, sum(call.recording_size for call in calls)
+
+
+def raw_transfer_rate(url: str, calls: list, sample: int, workers: int) -> float:
+    """Bytes/s of plain streams of the same files, same concurrency: nothing checked or kept."""
+    from ocp_ingest.ocp import OcpClient, PatAuth
+
+    client = OcpClient(url, PatAuth(PAT))
+    window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
+    group = calls[0].ocp_group
+    export = client.create_export(group, window_start, window_start + timedelta(hours=48))
+    client.wait_for_export(export.export_id, poll_interval_s=0.5, timeout_s=600)
+    files = [f for f in client.iter_files(export.export_id, page_size=1000) if f.dialog_id][:sample]
+
+    def raw(file) -> int:
+        with client.open_file(export.export_id, file.file_id) as response:
+            return sum(len(chunk) for chunk in response.iter_bytes(1 << 20))
+
+    t = time.monotonic()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sampled = sum(pool.map(raw, files))
+    rate = sampled / (time.monotonic() - t)
+    client.close()
+    return rate
+
+
+def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
+    import sqlite3
+
+    import httpx
+
+    from ocp_ingest.config import Settings
+    from ocp_ingest.ledger import open_ledger
+    from ocp_ingest.stack import LocalStack
+
+    calls, needed = seed_ledger(calls_code)
+    os.environ.update(
+        OCP_INGEST_RECONCILIATION_SCHEDULE="@once",  # exactly one run, started by the scheduler itself
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="18793",
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="18794",
+    )
+    port = 18095
+    stack = LocalStack(
+        port=port, receiver_port=18797, simulator_port=18798, calls=0, airflow_home=work / "airflow"
+    )
+    stack.start()
+    db_path = work / "airflow" / "airflow.db"
+    health_ms: list[float] = []
+    wait_states: dict[str, int] = {}
+    try:
+        if not stack.wait_until_healthy(300):
+            raise RuntimeError("airflow standalone did not become healthy")
+        deadline = time.monotonic() + 3600
+        run_row = None
+        while time.monotonic() < deadline:
+            t = time.monotonic()
+            try:
+                httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10)
+                health_ms.append((time.monotonic() - t) * 1000)
+            except httpx.HTTPError:
+                health_ms.append(10_000.0)
+            with sqlite3.connect(db_path, timeout=30) as db:
+                run_row = db.execute(
+                    "SELECT run_id, state, start_date, end_date FROM dag_run "
+                    "WHERE dag_id = 'ocp_reconciliation'"
+                ).fetchone()
+                for (state,) in db.execute(
+                    "SELECT state FROM task_instance WHERE dag_id = 'ocp_reconciliation' "
+                    "AND task_id LIKE '%wait_for_export'"
+                ):
+                    if state in ("running", "deferred"):
+                        wait_states[state] = wait_states.get(state, 0) + 1
+            if run_row and run_row[1] in ("success", "failed"):
+                break
+            time.sleep(0.5)
+        with sqlite3.connect(db_path) as db:
+            mapped = db.execute(
+                "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'ocp_reconciliation' AND map_index >= 0"
+            ).fetchone()[0]
+            total = db.execute(
+                "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'ocp_reconciliation'"
+            ).fetchone()[0]
+    finally:
+        stack.stop()
+    if run_row is None or run_row[3] is None:
+        print(f"the run did not finish: {run_row}")
+        return 1
+    wall = (datetime.fromisoformat(run_row[3]) - datetime.fromisoformat(run_row[2])).total_seconds()
+    settings = Settings.from_env()
+    with open_ledger(settings) as ledger:
+        stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
+    rate = raw_transfer_rate(url, calls, args.sample, settings.download_workers)
+    bound = args.prep_s + needed / rate
+    health_ms.sort()
+    print(f"dag run state:              {run_row[1]}")
+    print(f"calls stored:               {stored} / {len(calls)}")
+    print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {total}")
+    print(f"needed bytes:               {needed / 1e9:.2f} GB")
+    print(f"raw transfer rate:          {rate / 1e6:.0f} MB/s (sample of {args.sample} files)")
+    print(
+        f"lower bound:                {bound:.1f} s "
+        f"(= {args.prep_s:.1f} s preparation + {needed / rate:.1f} s raw)"
+    )
+    print(f"wall time (dag run):        {wall:.1f} s")
+    print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+    print(
+        f"api health during the run:  p50 {health_ms[len(health_ms) // 2]:.0f} ms, "
+        f"max {health_ms[-1]:.0f} ms over {len(health_ms)} probes"
+    )
+    print(f"wait_for_export samples:    {wait_states} (running = worker slot held)")
+    print("runner: airflow standalone (LocalExecutor, triggerer)")
+    return 0 if run_row[1] == "success" else 1
 
 
 def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:

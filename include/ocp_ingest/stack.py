@@ -98,6 +98,8 @@ class LocalStack:
     root: Path = field(default_factory=project_root)
     #: Benchmarks and tests use their own, so they never share DAG runs with `make run`.
     airflow_home: Path | None = None
+    #: Where the components' output goes (None: this terminal, as `make run` wants).
+    log_path: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self) -> None:
@@ -155,7 +157,14 @@ class LocalStack:
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         # A new session each: Ctrl-C in the terminal reaches only us, and we stop every group ourselves.
-        self.processes[name] = subprocess.Popen(command, env=env, start_new_session=True)
+        output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives with the process
+        self.processes[name] = subprocess.Popen(
+            command,
+            env=env,
+            start_new_session=True,
+            stdout=output,
+            stderr=subprocess.STDOUT if output else None,
+        )
 
     def wait_until_healthy(self, timeout_s: float = 300.0) -> bool:
         deadline = time.monotonic() + timeout_s
