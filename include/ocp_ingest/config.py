@@ -47,6 +47,15 @@ def _env_int(name: str, default: int) -> int:
         raise ValueError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
 
 
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name, "true" if default else "false").strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{PREFIX}{name} must be true or false, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings. Build with :meth:`from_env`; every field maps to ``OCP_INGEST_<NAME>``."""
@@ -67,6 +76,15 @@ class Settings:
     # Append-only records for auditors and analysts (CDR manifest, audit events, snapshots).
     audit_url: str = ""
     sse_kms_key_id: str | None = None
+    # Audit trail: every applied ledger transition as a Parquet row under audit_url/audit_events/.
+    audit_events: bool = True
+    audit_batch_size: int = 1000
+    # Completeness report: calls ended and unresolved longer than this fail the daily report DAG.
+    report_sla_hours: float = 24.0
+    # WORM: S3 Object Lock on every recording write. Mode GOVERNANCE or COMPLIANCE (None: off); days is
+    # a number or a JSON map per LOB with an optional "default" (e.g. {"default": 3650, "cards": 2555}).
+    object_lock_mode: str | None = None
+    object_lock_days: str = ""
     lob_routing_file: Path | None = None
     # Audio checks: decoded duration may differ from the CDR duration by max(abs, ratio * cdr).
     duration_tolerance_s: float = 2.0
@@ -132,6 +150,11 @@ class Settings:
             quarantine_url=_env("QUARANTINE_URL", (home / "quarantine").as_uri()),
             audit_url=_env("AUDIT_URL", (home / "audit").as_uri()),
             sse_kms_key_id=_env("SSE_KMS_KEY_ID", "") or None,
+            audit_events=_env_bool("AUDIT_EVENTS", True),
+            audit_batch_size=_env_int("AUDIT_BATCH_SIZE", 1000),
+            report_sla_hours=_env_float("REPORT_SLA_HOURS", 24.0),
+            object_lock_mode=_env("OBJECT_LOCK_MODE", "").upper() or None,
+            object_lock_days=_env("OBJECT_LOCK_DAYS", ""),
             lob_routing_file=Path(routing) if routing else None,
             duration_tolerance_s=_env_float("DURATION_TOLERANCE_S", 2.0),
             duration_tolerance_ratio=_env_float("DURATION_TOLERANCE_RATIO", 0.02),
@@ -190,7 +213,40 @@ class Settings:
             raise ValueError(f"{PREFIX}RECONCILIATION_MAX_CALLS_PER_PLAN must be 1..3000")
         if self.retention_safety_days >= self.ocp_retention_days:
             raise ValueError("RETENTION_SAFETY_DAYS must be smaller than OCP_RETENTION_DAYS")
+        if self.audit_batch_size < 1 or self.report_sla_hours <= 0:
+            raise ValueError(f"{PREFIX}AUDIT_BATCH_SIZE and {PREFIX}REPORT_SLA_HOURS must be positive")
+        if self.object_lock_mode is not None:
+            if self.object_lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
+                raise ValueError(
+                    f"{PREFIX}OBJECT_LOCK_MODE must be GOVERNANCE or COMPLIANCE: {self.object_lock_mode!r}"
+                )
+            self.object_lock_days_by_lob()  # fails early on a malformed value
         return self
+
+    def object_lock_days_by_lob(self) -> dict[str, int]:
+        """``OCP_INGEST_OBJECT_LOCK_DAYS`` as ``{lob or "default": days}`` (a bare number is the default)."""
+        import json
+
+        raw = self.object_lock_days.strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+            days = {"default": value} if isinstance(value, int) else dict(value)
+            if not all(isinstance(d, int) and d > 0 for d in days.values()):
+                raise ValueError("days must be positive integers")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(
+                f"{PREFIX}OBJECT_LOCK_DAYS must be a number of days or a JSON map per LOB, got {raw!r}"
+            ) from exc
+        return {str(k): int(v) for k, v in days.items()}
+
+    def object_lock_days_for(self, lob: str) -> int | None:
+        """Retention days for a LOB's recordings, or None when WORM is off for it."""
+        if self.object_lock_mode is None:
+            return None
+        days = self.object_lock_days_by_lob()
+        return days.get(lob, days.get("default"))
 
     def describe(self) -> dict[str, str]:
         """Settings as ``{ENV_NAME: value}`` for `ocp-ingest config` (nothing secret lives here)."""

@@ -229,7 +229,7 @@ def run_download(
         client = OcpHook(ocp_conn_id).get_client()
     summary = DownloadSummary(export_id)
     try:
-        with open_ledger(settings) as ledger:
+        with open_ledger(settings, actor=f"download-export/{run_id or '-'}/{export_id}") as ledger:
             downloader = _Downloader(
                 plan,
                 settings,

@@ -91,7 +91,7 @@ class RecordingIngestor:
             extension=verdict.format or "wav",
         )
         try:
-            self._store(received, dest, sha256)
+            self._store(received, dest, sha256, record.lob)
         except ObjectExists:
             return self._conflict(received, record.dialog_id, sha256)
         result = self.ledger.apply(
@@ -123,7 +123,9 @@ class RecordingIngestor:
         with received.open("rb") as handle:
             return validate_audio(handle, **kwargs)
 
-    def _store(self, received: ObjectStoragePath, dest: ObjectStoragePath, sha256: str) -> None:
+    def _store(
+        self, received: ObjectStoragePath, dest: ObjectStoragePath, sha256: str, lob: str | None = None
+    ) -> None:
         """Create-only store of verified bytes. Same local filesystem: an atomic hard link, no copy."""
         if is_local(received) and is_local(dest):
             target = local_path(dest)
@@ -141,6 +143,7 @@ class RecordingIngestor:
                 expected_sha256=sha256,
                 sse_kms_key_id=self.layout.sse_kms_key_id,
                 metadata={"sha256": sha256},
+                object_lock=self.layout.object_lock_for(lob),
             )
 
     def _conflict(self, received: ObjectStoragePath, dialog_id: str, sha256: str) -> IngestOutcome:

@@ -23,7 +23,7 @@ import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import IO, Any
 
 from airflow.sdk import ObjectStoragePath
@@ -135,8 +135,12 @@ def write_create_only(
     expected_size: int | None = None,
     sse_kms_key_id: str | None = None,
     metadata: dict[str, str] | None = None,
+    object_lock: tuple[str, datetime] | None = None,
 ) -> StoredObject:
     """Stream ``chunks`` to ``dest`` if nothing is there yet; verify SHA-256 (and size) before commit.
+
+    ``object_lock`` (mode, retain-until) sets S3 Object Lock retention on the new object (WORM); the bucket
+    must have been created with Object Lock enabled. Ignored on local disk.
 
     Returns ``created=False`` when ``dest`` already holds exactly these bytes (a retried task or a
     duplicate push). Raises :class:`ObjectExists` when it holds other bytes (never overwritten) and
@@ -160,6 +164,8 @@ def write_create_only(
                 extra["SSEKMSKeyId"] = sse_kms_key_id
             if metadata:
                 extra["Metadata"] = dict(metadata)
+            if object_lock is not None:
+                extra["ObjectLockMode"], extra["ObjectLockRetainUntilDate"] = object_lock
             size = _write_s3(dest, chunks, digest, check, extra)
     except OSError as exc:
         if not _exists_error(exc):
@@ -189,6 +195,9 @@ class StorageLayout:
     quarantine_url: str
     sse_kms_key_id: str | None = None
     audit_url: str | None = None
+    #: WORM on recordings: Object Lock mode and retention days per LOB ("default" for the rest).
+    object_lock_mode: str | None = None
+    object_lock_days: tuple[tuple[str, int], ...] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> StorageLayout:
@@ -198,7 +207,19 @@ class StorageLayout:
             settings.quarantine_url,
             settings.sse_kms_key_id,
             settings.audit_url,
+            settings.object_lock_mode,
+            tuple(sorted(settings.object_lock_days_by_lob().items())) if settings.object_lock_mode else (),
         )
+
+    def object_lock_for(self, lob: str | None, now: datetime | None = None) -> tuple[str, datetime] | None:
+        """(mode, retain-until) for a new recording of ``lob``, or None when WORM is off for it."""
+        if self.object_lock_mode is None:
+            return None
+        days = dict(self.object_lock_days)
+        retention = days.get(lob or "", days.get("default"))
+        if retention is None:
+            return None
+        return self.object_lock_mode, (now or datetime.now(UTC)) + timedelta(days=retention)
 
     def cdr_manifest_path(self, hour: datetime, name: str) -> ObjectStoragePath:
         """One file of the hourly CDR manifest (Hive-style partitions for Athena/DuckDB)."""

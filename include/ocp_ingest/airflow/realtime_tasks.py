@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.realtime import RealtimeProcessor, list_arrivals, roll_cdr_manifest
@@ -18,7 +19,7 @@ def store_arrivals(batch_size: int = 500, workers: int = 4) -> dict[str, Any]:
     settings = Settings.from_env()
     layout = StorageLayout.from_settings(settings)
     rolled = roll_cdr_manifest(layout)
-    with open_ledger(settings) as ledger:
+    with open_ledger(settings, actor=task_actor()) as ledger:  # flushes its audit events on close
         processor = RealtimeProcessor(settings, ledger, layout)
         summary = processor.process(list_arrivals(layout, batch_size), workers=workers)
     summary.cdr_events_rolled = rolled

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.ledger.transitions import ExportRequested
@@ -67,7 +68,7 @@ def detect(params: Mapping[str, Any]) -> dict[str, Any]:
     """Pending calls (compact rows, oldest first) plus the window and groups a backfill asked for."""
     settings = Settings.from_env()
     query = query_from_params(params, settings)
-    with open_ledger(settings) as ledger:
+    with open_ledger(settings, actor=task_actor()) as ledger:
         calls = detect_pending(ledger, query)
         groups = set(query.ocp_groups)
         if query.is_window and not groups:
@@ -141,7 +142,7 @@ def fetch_export_metadata(wait_result: Mapping[str, Any], ocp_conn_id: str = "oc
     dest = StorageLayout.from_settings(settings).reconciliation_record_path("exports", export_id)
     with contextlib.suppress(ObjectExists):  # a retried task: the first record stands
         write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()])
-    with open_ledger(settings) as ledger:
+    with open_ledger(settings, actor=task_actor()) as ledger:
         for dialog_id in plan_.dialog_ids:
             ledger.apply(ExportRequested(dialog_id, export_id))
     return {"status": "kept", "export_id": export_id, "metadata_url": str(dest), "files": dict(by_type)}
@@ -205,7 +206,7 @@ def close(
     planned = Counter(p["ocp_group"] for p in plans for _ in p["dialog_ids"])
     pending = Counter(row[1] for row in detected.get("calls", []))
     carried = {g: n - planned.get(g, 0) for g, n in pending.items() if n > planned.get(g, 0)}
-    with open_ledger(settings) as ledger:
+    with open_ledger(settings, actor=task_actor()) as ledger:
         summary = close_run(
             ledger,
             settings,

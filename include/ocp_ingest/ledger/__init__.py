@@ -8,23 +8,33 @@ from ocp_ingest.ledger.model import CallRecord, CallStatus, IngestionSource, Ter
 from ocp_ingest.ledger.transitions import Outcome, TransitionResult
 
 
-def open_ledger(settings: Settings | None = None) -> Ledger:
-    """The ledger the configuration selects: SQLite (embedded default) or DynamoDB (production)."""
+def open_ledger(settings: Settings | None = None, *, actor: str | None = None) -> Ledger:
+    """The ledger the configuration selects: SQLite (embedded default) or DynamoDB (production).
+
+    With ``OCP_INGEST_AUDIT_EVENTS`` on (the default) every applied transition also becomes an audit event,
+    attributed to ``actor`` and flushed to Parquet on close (or :meth:`Ledger.flush_audit`).
+    """
     settings = settings or Settings.from_env()
+    audit = None
+    if settings.audit_events:
+        from ocp_ingest.audit.sink import AuditSink
+
+        audit = AuditSink(settings.audit_url, actor=actor, batch_size=settings.audit_batch_size)
+    backend: LedgerBackend
     if settings.ledger_backend == "dynamodb":
         from ocp_ingest.ledger.dynamodb import DynamoLedgerBackend
 
-        return Ledger(
-            DynamoLedgerBackend(
-                settings.dynamodb_table,
-                region_name=settings.aws_region,
-                endpoint_url=settings.dynamodb_endpoint_url,
-                pending_horizon_days=settings.ocp_retention_days + 30,
-            )
+        backend = DynamoLedgerBackend(
+            settings.dynamodb_table,
+            region_name=settings.aws_region,
+            endpoint_url=settings.dynamodb_endpoint_url,
+            pending_horizon_days=settings.ocp_retention_days + 30,
         )
-    from ocp_ingest.ledger.sqlite import SqliteLedgerBackend
+    else:
+        from ocp_ingest.ledger.sqlite import SqliteLedgerBackend
 
-    return Ledger(SqliteLedgerBackend(settings.ledger_sqlite_path))
+        backend = SqliteLedgerBackend(settings.ledger_sqlite_path)
+    return Ledger(backend, audit=audit)
 
 
 __all__ = [

@@ -68,15 +68,37 @@ def state_label(record: CallRecord) -> str:
     return "OPEN"  # no dialog_end yet
 
 
+class TransitionObserver(Protocol):
+    """Told about every applied transition (the audit trail); buffered, flushed by the caller."""
+
+    actor: str | None
+
+    def record_transition(self, transition: Transition, old: CallRecord | None, new: CallRecord) -> None: ...
+
+    def flush(self) -> list[str]: ...
+
+    def close(self) -> None: ...
+
+
 class Ledger:
-    """The call ledger. Use :func:`ocp_ingest.ledger.open_ledger` to get one for the configuration."""
+    """The call ledger. Use :func:`ocp_ingest.ledger.open_ledger` to get one for the configuration.
+
+    ``audit``, when given, sees every applied transition after its write succeeded: the one place audit
+    events come from, whichever path changed the call.
+    """
 
     #: A write that loses the version check re-reads and re-applies; this bounds the loop.
     MAX_ATTEMPTS = 64
 
-    def __init__(self, backend: LedgerBackend, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        backend: LedgerBackend,
+        clock: Callable[[], datetime] = utcnow,
+        audit: TransitionObserver | None = None,
+    ) -> None:
         self.backend = backend
         self.clock = clock
+        self.audit = audit
 
     def apply(self, transition: Transition) -> TransitionResult:
         """Apply one transition with optimistic concurrency; returns the outcome and new record."""
@@ -88,6 +110,8 @@ class Ledger:
             expected = current.version if current is not None else 0
             result.record.version = expected + 1
             if self.backend.write(result.record, expected):
+                if self.audit is not None:
+                    self.audit.record_transition(transition, current, result.record)
                 return result
             # Lost the race: back off a little (jittered) and re-read the winner's version.
             time.sleep(min(0.05, 0.001 * (2**attempt)) * random.random())
@@ -125,8 +149,17 @@ class Ledger:
         """How many calls started in the window are STORED / PENDING / OPEN / TERMINAL:<state>."""
         return dict(Counter(state_label(r) for r in self.calls_started_between(start, end, ocp_group, lob)))
 
+    def flush_audit(self) -> None:
+        """Write buffered audit events now (end of a task batch or a request)."""
+        if self.audit is not None:
+            self.audit.flush()
+
     def close(self) -> None:
-        self.backend.close()
+        try:
+            if self.audit is not None:
+                self.audit.close()
+        finally:
+            self.backend.close()
 
     def __enter__(self) -> Ledger:
         return self
@@ -135,4 +168,4 @@ class Ledger:
         self.close()
 
 
-__all__ = ["Ledger", "LedgerBackend", "LedgerContention", "Outcome", "state_label"]
+__all__ = ["Ledger", "LedgerBackend", "LedgerContention", "Outcome", "TransitionObserver", "state_label"]

@@ -33,7 +33,7 @@ from ocp_ingest.audio.sniff import describe_non_audio
 from ocp_ingest.config import PREFIX, Settings
 from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
-from ocp_ingest.realtime import RecordingTooLarge, land_recording, record_cdr_event
+from ocp_ingest.realtime import LandingResult, RecordingTooLarge, land_recording, record_cdr_event
 from ocp_ingest.receiver.metrics import Metrics
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout
@@ -72,6 +72,8 @@ def create_app(
     router = LobRouter.load(settings.lob_routing_file)
     metrics = Metrics()
     instance = f"receiver-{uuid.uuid4().hex[:8]}"
+    if ledger.audit is not None and ledger.audit.actor is None:
+        ledger.audit.actor = instance  # audit events say which receiver instance recorded them
 
     app = FastAPI(
         title="OCP ingest receiver",
@@ -157,6 +159,7 @@ def create_app(
             for index, event in events:
                 created = record_cdr_event(event, ledger, layout, router)
                 accepted.append({"index": index, "event_id": event.event_id, "duplicate": not created})
+            ledger.flush_audit()  # before the 200: an acknowledged event has its audit row on storage
 
         await anyio.to_thread.run_sync(apply_all)
         duplicates = sum(1 for a in accepted if a["duplicate"])
@@ -183,6 +186,19 @@ def create_app(
         if sniff_format(head) is None:
             raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
 
+        def land() -> LandingResult:
+            try:
+                return land_recording(
+                    name,
+                    chunks(),
+                    ledger=ledger,
+                    layout=layout,
+                    max_bytes=settings.max_recording_bytes,
+                    expected_sha256=expected_sha,
+                )
+            finally:
+                ledger.flush_audit()
+
         def chunks() -> Iterator[bytes]:
             yield head
             while True:
@@ -194,16 +210,7 @@ def create_app(
         started = time.monotonic()
         metrics.add_gauge("ocp_receiver_uploads_in_flight", 1)
         try:
-            result = await anyio.to_thread.run_sync(
-                lambda: land_recording(
-                    name,
-                    chunks(),
-                    ledger=ledger,
-                    layout=layout,
-                    max_bytes=settings.max_recording_bytes,
-                    expected_sha256=expected_sha,
-                )
-            )
+            result = await anyio.to_thread.run_sync(land)
         except RecordingTooLarge as exc:
             raise RequestRejected(413, str(exc)) from None
         except ChecksumMismatch:
