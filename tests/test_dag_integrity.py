@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DAG_FILES = sorted(p.name for p in (ROOT / "dags").glob("*.py"))
-EXPECTED_DAGS = {"ocp_realtime_ingest", "ocp_reconciliation"}
+EXPECTED_DAGS = {"ocp_realtime_ingest", "ocp_reconciliation", "ocp_completeness_report"}
 
 # Runs in a fresh interpreter: an audit hook records file writes, sockets and subprocesses that happen
 # while DagBag parses dags/ (Airflow's own imports are done before the hook is installed).

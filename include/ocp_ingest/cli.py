@@ -109,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     from ocp_ingest.download_entrypoint import add_cli as add_download_cli
 
     add_download_cli(sub)
+    from ocp_ingest.audit.cli import add_cli as add_audit_cli
+
+    add_audit_cli(sub)
+    from ocp_ingest.demo import add_cli as add_demo_cli
+
+    add_demo_cli(sub)
     try:
         from ocp_ingest.simulator.cli import add_cli
     except ImportError:  # the simulator package is optional in slim images

@@ -189,6 +189,7 @@ class LocalStack:
             f"  OCP simulator:   http://127.0.0.1:{self.simulator_port}  ({self.calls} calls pushed at "
             f"{self.push_rate:g}/s, ground truth in var/ground_truth.json)\n"
             f"  Data (ledger, recordings, landing): {os.environ.get('OCP_INGEST_HOME', self.root / 'var')}\n"
+            f"Unattended, with a verdict: .venv/bin/ocp-ingest demo --calls 500 --json summary.json\n"
             f"Press Ctrl-C to stop everything.\n"
         )
 

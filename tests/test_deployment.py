@@ -1,0 +1,169 @@
+"""The deployment artifacts stay consistent with the code (docker cannot run here, so this is what we check).
+
+docker-compose.airflow.yml: parses; has every Airflow 3 component; every ``ocp-ingest`` subcommand it runs
+exists; every OCP_INGEST_* name is one the code reads, and the values pass ``Settings`` validation; every
+mounted host path exists; the image is the one the KubernetesPodOperator defaults to. Dockerfile: the base
+image matches the pinned Airflow, and what it copies exists.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ocp_ingest.cli import build_parser
+from ocp_ingest.config import PREFIX, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE = ROOT / "docker-compose.airflow.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def _words(value: Any) -> str:
+    if value is None:
+        return ""
+    return " ".join(value) if isinstance(value, list) else str(value)
+
+
+def _command_line(service: dict[str, Any]) -> str:
+    return f"{_words(service.get('entrypoint'))} {_words(service.get('command'))}".strip()
+
+
+def _env(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) for item in env)
+    return {k: "" if v is None else str(v) for k, v in env.items()}
+
+
+def _resolve(value: str) -> str:
+    """Compose interpolation with the file's own defaults: ${X:-default} -> default, ${X:?err} -> a dummy."""
+    value = re.sub(r"\$\{[A-Z0-9_]+:\?[^}]*\}", "dummy", value)
+    # Innermost-first so a default that is itself JSON with braces survives.
+    match = re.fullmatch(r"\$\{[A-Z0-9_]+:-(.*)\}", value, flags=re.S)
+    return match.group(1) if match else value
+
+
+def known_setting_names() -> set[str]:
+    """Every OCP_INGEST_* name: Settings fields plus the ones read directly (secrets, simulator)."""
+    names = {PREFIX + f.name.upper() for f in fields(Settings)}
+    for path in (ROOT / "include" / "ocp_ingest").rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r"\bOCP_INGEST_[A-Z0-9_]*[A-Z0-9]", text))
+        names |= {PREFIX + n for n in re.findall(r'PREFIX \+ "([A-Z0-9_]+)"', text)}
+    return names
+
+
+def _subcommands(parser: Any) -> dict[str, Any]:
+    for action in parser._actions:
+        if action.__class__.__name__ == "_SubParsersAction":
+            return dict(action.choices)
+    return {}
+
+
+def ocp_ingest_invocations(text: str) -> Iterator[list[str]]:
+    for match in re.finditer(r"\bocp-ingest\s+([a-z][a-z-]*)(?:\s+([a-z][a-z-]*))?", text):
+        yield [w for w in match.groups() if w]
+
+
+def test_compose_has_every_airflow_3_component_and_the_supporting_services(compose: dict) -> None:
+    services = compose["services"]
+    commands = {name: _command_line(s) for name, s in services.items()}
+    for component in ("api-server", "scheduler", "dag-processor", "triggerer", "celery worker"):
+        assert any(cmd == component for cmd in commands.values()), component
+    assert "airflow db migrate" in commands["airflow-init"]
+    assert any(s.get("image", "").startswith("postgres:") for s in services.values())
+    assert any(s.get("image", "").startswith("redis:") for s in services.values())
+    assert any(s.get("image", "").startswith(("motoserver/moto", "minio/minio")) for s in services.values())
+    assert commands["receiver"].startswith("ocp-ingest receiver")
+    worker_env = _env(services["airflow-worker"])
+    assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert worker_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+
+
+def test_every_ocp_ingest_subcommand_used_exists(compose: dict) -> None:
+    top = _subcommands(build_parser())
+    used = [inv for s in compose["services"].values() for inv in ocp_ingest_invocations(_command_line(s))]
+    used += list(ocp_ingest_invocations(DOCKERFILE.read_text()))
+    assert {inv[0] for inv in used} >= {"receiver", "ledger", "simulator", "config"}
+    for invocation in used:
+        if invocation[0] == "--help":
+            continue
+        assert invocation[0] in top, f"ocp-ingest {invocation[0]} is not a subcommand"
+        nested = _subcommands(top[invocation[0]])
+        if nested and len(invocation) > 1:
+            assert invocation[1] in nested, f"ocp-ingest {' '.join(invocation)} is not a subcommand"
+
+
+def test_every_ocp_ingest_variable_is_a_real_setting_and_the_values_validate(
+    compose: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    known = known_setting_names()
+    assert {
+        "OCP_INGEST_RECEIVER_SECRET",
+        "OCP_INGEST_DOWNLOAD_MODE",
+        "OCP_INGEST_PUSH_SIGNING_SECRET",
+    } <= known
+    used = set(re.findall(r"\bOCP_INGEST_[A-Z0-9_]*[A-Z0-9]", COMPOSE.read_text()))
+    used |= set(re.findall(r"\bOCP_INGEST_[A-Z0-9_]*[A-Z0-9]", DOCKERFILE.read_text()))
+    assert used - known == set(), f"unknown OCP_INGEST_* names: {sorted(used - known)}"
+
+    for name, service in compose["services"].items():
+        env = {k: _resolve(v) for k, v in _env(service).items()}
+        if not any(k.startswith(PREFIX) for k in env) or name == "ocp-simulator":
+            continue
+        for key in [k for k in list(os.environ) if k.startswith(PREFIX)]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            if key.startswith(PREFIX):
+                monkeypatch.setenv(key, value)
+        monkeypatch.setenv(
+            "OCP_INGEST_LOB_ROUTING_FILE", str(ROOT / "include/ocp_ingest/config/lob_routing.toml")
+        )
+        settings = Settings.from_env()  # raises on a value the code would reject
+        assert settings.ledger_backend == "dynamodb", name
+        assert settings.recordings_url.startswith("s3://aws_default@"), name
+        for conn in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_OCP_DEFAULT"):
+            if conn in env:
+                assert json.loads(env[conn])["conn_type"] in ("aws", "ocp"), (name, conn)
+
+
+def test_mounted_paths_exist_and_the_image_is_the_download_pods(compose: dict) -> None:
+    for name, service in compose["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":", 1)[0]
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
+        if service.get("build") is not None:
+            context = service["build"] if isinstance(service["build"], str) else service["build"]["context"]
+            assert (ROOT / context / "Dockerfile").is_file()
+    images = {s.get("image") for s in compose["services"].values() if s.get("build") is not None}
+    # The KubernetesPodOperator's default image (OCP_INGEST_IMAGE) is what compose builds from the Dockerfile.
+    default_image = next(f.default for f in fields(Settings) if f.name == "image")
+    assert images == {default_image}
+
+
+def test_dockerfile_matches_the_pinned_airflow_and_copies_what_exists() -> None:
+    text = DOCKERFILE.read_text()
+    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python(\S+)$", text, flags=re.M)
+    assert base, "the image must build on the official Airflow image"
+    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), flags=re.M)
+    assert pinned and base.group(1) == pinned.group(1)
+    assert base.group(2) == "3.11"
+    assert "-c /opt/ocp-ingest/constraints.txt" in text
+    for line in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)$", text, flags=re.M):
+        for source in line.split()[:-1]:
+            assert (ROOT / source).exists(), source
