@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 CALLS ?= 1000
 
-.PHONY: run test lint bench clean
+.PHONY: install run test demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,12 +23,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ocp-ingest run --port $(PORT) --calls $(CALLS)
 
+# The whole flow unattended: exits 0 only when every call is stored or terminal with a reason.
+demo: $(STAMP)
+	$(BIN)/ocp-ingest demo --calls $(CALLS) --push-loss 0.1 --seed 1 --json demo-summary.json
+
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/run_all.py
+	$(BIN)/python benchmarks/bench_validator.py
+	$(BIN)/python benchmarks/bench_ocp_download.py
+	$(BIN)/python benchmarks/bench_realtime.py
+	$(BIN)/python benchmarks/bench_reconciliation.py --runner standalone
 
 clean:
 	rm -rf $(VENV) airflow_home var
