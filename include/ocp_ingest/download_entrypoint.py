@@ -38,7 +38,7 @@ from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.download import iter_file_chunks
 from ocp_ingest.ocp.errors import ExportExpired, OcpError
-from ocp_ingest.reconciliation import EXPORT_DATA_TYPES, ExportPlan, create_or_adopt
+from ocp_ingest.reconciliation import EXPORT_DATA_TYPES, ExportPlan, audit_export_milestone, create_or_adopt
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import StorageError, StorageLayout, write_create_only
 
@@ -245,7 +245,14 @@ def run_download(
                     break
                 except ExportExpired as exc:
                     log.warning("export %s expired (%s); re-creating it for %s", current, exc, plan.label)
-                    current = _recreate(client, plan, settings)
+                    expired, current = current, _recreate(client, plan, settings)
+                    audit_export_milestone(
+                        ledger,
+                        "EXPORT_EXPIRED",
+                        plan.dialog_ids,
+                        expired,
+                        f"expired at download; re-created as {current}",
+                    )
                     summary.recreated_exports.append(current)
                     summary.export_id = current
             else:

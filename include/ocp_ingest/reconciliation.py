@@ -511,3 +511,22 @@ def _escalation(record: CallRecord, settings: Settings, now: datetime) -> tuple[
             f"not recovered after {record.retry_count} reconciliation attempts",
         )
     return None
+
+
+def audit_export_milestone(
+    ledger: Ledger, event_type: str, dialog_ids: Sequence[str], export_id: str, detail: str
+) -> int:
+    """Put an export milestone (EXPORT_COMPLETED, EXPORT_EXPIRED) in each planned call's audit trail."""
+    if ledger.audit is None:
+        return 0
+    from ocp_ingest.audit.events import export_event
+    from ocp_ingest.audit.schema import AuditEventType
+
+    records = ledger.get_many(list(dialog_ids))
+    at = ledger.clock()
+    for dialog_id in dialog_ids:
+        if dialog_id in records:
+            ledger.audit_event(
+                export_event(AuditEventType(event_type), records[dialog_id], export_id, at=at, detail=detail)
+            )
+    return len(records)

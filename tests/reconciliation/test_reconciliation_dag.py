@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import CallStatus, IngestionSource, TerminalState
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
 from ocp_ingest.ocp import wire
@@ -161,6 +162,16 @@ def test_expired_export_is_recreated_and_failed_export_counts_an_attempt(tenant:
             if call.ocp_group == "ocp-cards":
                 assert record.export_id != expired[0]
     assert len(tenant.sim.exports.list("ocp-cards")) == 2
+    # The audit trail tells the export story of each call: the expired export, then the completed one.
+    today = datetime.now(UTC).date()
+    events = read_events(tenant.settings.audit_url, today - timedelta(days=1), today + timedelta(days=1))
+    milestones = {(e["dialog_id"], e["event_type"], e["export_id"]) for e in events.to_pylist()}
+    for call in tenant.calls:
+        record = tenant.record(call.dialog_id)
+        if call.ocp_group == "ocp-cards":
+            assert (call.dialog_id, "EXPORT_EXPIRED", expired[0]) in milestones
+        if call.ocp_group != "ocp-insurance":
+            assert (call.dialog_id, "EXPORT_COMPLETED", record.export_id) in milestones
 
     # The next run recovers the failed group's calls; the attempt is not counted again.
     summary = run_dag()

@@ -25,6 +25,7 @@ from ocp_ingest.reconciliation import (
     ExportPlan,
     PendingCall,
     PendingQuery,
+    audit_export_milestone,
     close_run,
     detect_pending,
     parse_when,
@@ -140,11 +141,18 @@ def fetch_export_metadata(wait_result: Mapping[str, Any], ocp_conn_id: str = "oc
         },
     }
     dest = StorageLayout.from_settings(settings).reconciliation_record_path("exports", export_id)
-    with contextlib.suppress(ObjectExists):  # a retried task: the first record stands
-        write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()])
+    try:
+        first_time = write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()]).created
+    except ObjectExists:  # a retried task: the first record stands
+        first_time = False
+    listed = {f.dialog_id: f.name for f in files if f.dialog_id}
     with open_ledger(settings, actor=task_actor()) as ledger:
         for dialog_id in plan_.dialog_ids:
             ledger.apply(ExportRequested(dialog_id, export_id))
+            # The metadata record is the milestone's idempotency key: a retried task writes none again.
+            if first_time:
+                detail = f"file {listed[dialog_id]}" if dialog_id in listed else "not in the export's listing"
+                audit_export_milestone(ledger, "EXPORT_COMPLETED", [dialog_id], export_id, detail)
     return {"status": "kept", "export_id": export_id, "metadata_url": str(dest), "files": dict(by_type)}
 
 

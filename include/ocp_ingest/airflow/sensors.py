@@ -143,8 +143,20 @@ class OcpExportSensor(BaseSensorOperator):
     def _settle(self, export_id: str, status: str, message: str, recreates: int) -> dict[str, Any]:
         if status == "EXPIRED" and recreates < self._max_recreates():
             self.log.warning("export %s expired before it was downloaded: re-creating it", export_id)
+            self._audit_expired(export_id)
             return self._recreate(recreates + 1)
         return self._result(status, export_id, message, recreates)
+
+    def _audit_expired(self, export_id: str) -> None:
+        from ocp_ingest.airflow.audit_actor import task_actor
+        from ocp_ingest.ledger import open_ledger
+        from ocp_ingest.reconciliation import ExportPlan, audit_export_milestone
+
+        plan = ExportPlan.from_dict(self.request["plan"])
+        with open_ledger(actor=task_actor()) as ledger:
+            audit_export_milestone(
+                ledger, "EXPORT_EXPIRED", plan.dialog_ids, export_id, "expired while waiting"
+            )
 
     def _recreate(self, recreates: int) -> dict[str, Any]:
         from ocp_ingest.airflow.export_operators import export_trigger

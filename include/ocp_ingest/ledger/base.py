@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from ocp_ingest.ledger.model import CallRecord, utcnow
 from ocp_ingest.ledger.transitions import Outcome, Transition, TransitionResult
@@ -74,6 +74,8 @@ class TransitionObserver(Protocol):
     actor: str | None
 
     def record_transition(self, transition: Transition, old: CallRecord | None, new: CallRecord) -> None: ...
+
+    def emit(self, event: Any) -> None: ...
 
     def flush(self) -> list[str]: ...
 
@@ -148,6 +150,11 @@ class Ledger:
     ) -> dict[str, int]:
         """How many calls started in the window are STORED / PENDING / OPEN / TERMINAL:<state>."""
         return dict(Counter(state_label(r) for r in self.calls_started_between(start, end, ocp_group, lob)))
+
+    def audit_event(self, event: Any) -> None:
+        """Record a milestone that is not a ledger change (an export completed or expired)."""
+        if self.audit is not None:
+            self.audit.emit(event)
 
     def flush_audit(self) -> None:
         """Write buffered audit events now (end of a task batch or a request)."""
