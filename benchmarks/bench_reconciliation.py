@@ -230,19 +230,8 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     with open_ledger(settings) as ledger:
         stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
     rate = raw_transfer_rate(url, calls, args.sample, settings.download_workers)
-    bound = args.prep_s + needed / rate
     health_ms.sort()
-    print(f"dag run state:              {run_row[1]}")
-    print(f"calls stored:               {stored} / {len(calls)}")
-    print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {total}")
-    print(f"needed bytes:               {needed / 1e9:.2f} GB")
-    print(f"raw transfer rate:          {rate / 1e6:.0f} MB/s (sample of {args.sample} files)")
-    print(
-        f"lower bound:                {bound:.1f} s "
-        f"(= {args.prep_s:.1f} s preparation + {needed / rate:.1f} s raw)"
-    )
-    print(f"wall time (dag run):        {wall:.1f} s")
-    print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+    print_figures(args, run_row[1], stored, len(calls), mapped, total, needed, rate, wall)
     print(
         f"api health during the run:  p50 {health_ms[len(health_ms) // 2]:.0f} ms, "
         f"max {health_ms[-1]:.0f} ms over {len(health_ms)} probes"
@@ -252,27 +241,40 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     return 0 if run_row[1] == "success" else 1
 
 
+def print_figures(
+    args: argparse.Namespace,
+    state: str,
+    stored: int,
+    calls: int,
+    mapped: int,
+    total_tis: int,
+    needed: int,
+    rate: float,
+    wall: float,
+) -> None:
+    """The same report for both runners: stored, mapped instances, lower bound and the ratio to it."""
+    bound = args.prep_s + needed / rate
+    print(f"dag run state:              {state}")
+    print(f"calls stored:               {stored} / {calls}")
+    print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {total_tis}")
+    print(f"needed bytes:               {needed / 1e9:.2f} GB")
+    print(f"raw transfer rate:          {rate / 1e6:.0f} MB/s (sample of {args.sample} files)")
+    print(
+        f"lower bound:                {bound:.1f} s (= {args.prep_s:.1f} s export preparation per group, "
+        f"groups in parallel, + {needed / rate:.1f} s raw transfer)"
+    )
+    print(f"wall time:                  {wall:.1f} s")
+    print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+
+
 def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.ocp import OcpClient, PatAuth
-    from ocp_ingest.realtime import cdr_transition
-    from ocp_ingest.routing import LobRouter
 
-    scope: dict = {}
-    exec(calls_code, scope)  # the very calls the simulator generated (same seed)
-    calls = scope["calls"]
+    calls, needed = seed_ledger(calls_code)
     settings = Settings.from_env()
-    router = LobRouter.load(settings.lob_routing_file)
-    t = time.monotonic()
-    with open_ledger(settings) as ledger:
-        for call in calls:
-            ledger.apply(cdr_transition(call.dialog_end(), router))
-    print(f"ledger seeded: {len(calls)} pending calls in {time.monotonic() - t:.1f} s")
-    needed = sum(call.recording_size for call in calls)
-
     dag = DagBag(dag_folder=str(ROOT / "dags")).dags["ocp_reconciliation"]
     t = time.monotonic()
     dag_run = dag.test()
@@ -281,36 +283,8 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     mapped = sum(1 for ti in tis if ti.map_index >= 0)
     with open_ledger(settings) as ledger:
         stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
-
-    # Raw transfer rate of the same files, same concurrency: streams to nowhere, nothing checked or kept.
-    client = OcpClient(url, PatAuth(PAT))
-    window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
-    export = client.create_export(GROUPS[0], window_start, window_start + timedelta(hours=48))
-    client.wait_for_export(export.export_id, poll_interval_s=0.5, timeout_s=600)
-    files = [f for f in client.iter_files(export.export_id, page_size=1000) if f.dialog_id][: args.sample]
-
-    def raw(file) -> int:
-        with client.open_file(export.export_id, file.file_id) as response:
-            return sum(len(chunk) for chunk in response.iter_bytes(1 << 20))
-
-    t = time.monotonic()
-    with ThreadPoolExecutor(max_workers=settings.download_workers) as pool:
-        sampled = sum(pool.map(raw, files))
-    rate = sampled / (time.monotonic() - t)
-    client.close()
-
-    bound = args.prep_s + needed / rate
-    print(f"dag run state:              {dag_run.state}")
-    print(f"calls stored:               {stored} / {len(calls)}")
-    print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {len(tis)}")
-    print(f"needed bytes:               {needed / 1e9:.2f} GB")
-    print(f"raw transfer rate:          {rate / 1e6:.0f} MB/s (sample of {len(files)} files)")
-    print(
-        f"lower bound:                {bound:.1f} s (= {args.prep_s:.1f} s export preparation per group, "
-        f"groups in parallel, + {needed / rate:.1f} s raw transfer)"
-    )
-    print(f"wall time:                  {wall:.1f} s")
-    print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+    rate = raw_transfer_rate(url, calls, args.sample, settings.download_workers)
+    print_figures(args, dag_run.state, stored, len(calls), mapped, len(tis), needed, rate, wall)
     print("runner: dag.test() (tasks run serially in one process, triggers inline), not airflow standalone")
     return 0 if dag_run.state == "success" else 1
 
