@@ -14,11 +14,9 @@ Everything runs in a temporary OCP_INGEST_HOME that is deleted afterwards.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
-import secrets
 import shutil
 import statistics
 import subprocess
@@ -157,7 +155,7 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
     from ocp_ingest.ocp import wire
     from ocp_ingest.simulator import audio
 
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    secret = signing.new_secret()
     env = {**os.environ, "OCP_INGEST_HOME": str(workdir / "mem"), "OCP_INGEST_RECEIVER_SECRET": secret}
     port = 18787
     proc = _start_receiver(env, port)
@@ -227,18 +225,11 @@ def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, fl
         airflow_home=workdir / "airflow_home",
         log_path=workdir / "stack.log",
     )
-    secret_env = {}
     stack.start()
     try:
         if not stack.wait_until_healthy(300):
             raise RuntimeError("airflow did not become healthy")
-        # The stack generated its own secret for the receiver; read it back from the process environment.
-        secret_env = dict(
-            item.split("=", 1)
-            for item in Path(f"/proc/{stack.processes['receiver'].pid}/environ").read_text().split("\0")
-            if "=" in item
-        )
-        secret = secret_env["OCP_INGEST_RECEIVER_SECRET"]
+        secret = stack.push_secret
         for _ in range(100):
             try:
                 httpx.get(f"http://127.0.0.1:{receiver_port}/healthz", timeout=1)

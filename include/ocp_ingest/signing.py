@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 import time
 import uuid
 from collections.abc import Mapping
@@ -34,6 +35,11 @@ _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 
 class SignatureError(ValueError):
     """A push whose signature, timestamp or checksum header is missing or wrong (never echoes secrets)."""
+
+
+def new_secret() -> str:
+    """A fresh Standard Webhooks signing secret (``whsec_`` + base64 of 32 random bytes)."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _key(secret: str | bytes) -> bytes:

@@ -11,11 +11,9 @@ environment. Every process runs in its own process group, so Ctrl-C (or SIGTERM)
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from ocp_ingest import signing
 from ocp_ingest.config import _project_root
 
 
@@ -101,9 +100,11 @@ class LocalStack:
     #: Where the components' output goes (None: this terminal, as `make run` wants).
     log_path: Path | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: The push-signing secret of this run (set by start(); handed to receiver and simulator by env).
+    push_secret: str | None = field(default=None, repr=False)
 
     def start(self) -> None:
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.push_secret = secret = signing.new_secret()
         home = Path(os.environ.get("OCP_INGEST_HOME", self.root / "var"))
         home.mkdir(parents=True, exist_ok=True)
         base = {**os.environ, "OCP_INGEST_HOME": str(home)}

@@ -101,3 +101,14 @@ def test_a_malformed_whsec_secret_is_a_clear_configuration_error() -> None:
     with pytest.raises(ValueError, match="standard base64") as raised:
         signing.event_headers("whsec_not-base64_!", b"{}")
     assert "not-base64" not in str(raised.value)
+
+
+def test_new_secrets_are_fresh_and_usable() -> None:
+    from ocp_ingest import signing
+
+    first, second = signing.new_secret(), signing.new_secret()
+    assert first != second and first.startswith("whsec_")
+    headers = signing.event_headers(first, b"[]")
+    assert signing.verify_body(first, headers, b"[]") == headers[signing.ID_HEADER]
+    with pytest.raises(signing.SignatureError):
+        signing.verify_body(second, headers, b"[]")
