@@ -43,6 +43,10 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
             grace = timedelta(seconds=settings.pending_grace_s if args.grace is None else args.grace)
             for record in ledger.pending(grace, args.limit):
                 print(json.dumps(record.to_item()))
+        elif args.ledger_command == "open":
+            older = timedelta(seconds=settings.open_call_timeout_s if args.older is None else args.older)
+            for record in ledger.open_calls(older, args.limit):
+                print(json.dumps(record.to_item()))
         elif args.ledger_command == "counts":
             end = datetime.now(UTC)
             print(json.dumps(ledger.counts_by_state(end - timedelta(days=args.days), end), indent=2))
@@ -91,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     pending = ledger_sub.add_parser("pending", help="pending calls, oldest first (NDJSON)")
     pending.add_argument("--limit", type=int, default=100)
     pending.add_argument("--grace", type=float, default=None, help="seconds (default from config)")
+    open_ = ledger_sub.add_parser("open", help="calls with no dialog_end long after their start (NDJSON)")
+    open_.add_argument("--limit", type=int, default=100)
+    open_.add_argument("--older", type=float, default=None, help="seconds (default from config)")
     counts = ledger_sub.add_parser("counts", help="calls by state over the last N days")
     counts.add_argument("--days", type=int, default=1)
     ledger_sub.add_parser("init", help="create the ledger (SQLite file or DynamoDB table)")

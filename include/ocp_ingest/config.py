@@ -100,6 +100,9 @@ class Settings:
     max_event_body_bytes: int = 5 * 1024 * 1024
     # Reconciliation policy (used by the ledger's pending query and escalation).
     pending_grace_s: float = 900.0
+    # A call with a dialog_start but no dialog_end this long after its start is "open": its dialog_end
+    # was lost (no call lasts that long), so reconciliation asks OCP for its window like a pending call.
+    open_call_timeout_s: float = 4 * 3600.0
     max_retry_count: int = 5
     ocp_retention_days: int = 60
     # Escalate this many days before OCP purges a call, so a human still has time to act.
@@ -165,6 +168,7 @@ class Settings:
             receiver_replay_window_s=_env_float("RECEIVER_REPLAY_WINDOW_S", 300.0),
             max_event_body_bytes=_env_int("MAX_EVENT_BODY_BYTES", 5 * 1024 * 1024),
             pending_grace_s=_env_float("PENDING_GRACE_S", 900.0),
+            open_call_timeout_s=_env_float("OPEN_CALL_TIMEOUT_S", 4 * 3600.0),
             max_retry_count=_env_int("MAX_RETRY_COUNT", 5),
             ocp_retention_days=_env_int("OCP_RETENTION_DAYS", 60),
             retention_safety_days=_env_int("RETENTION_SAFETY_DAYS", 5),

@@ -2,8 +2,9 @@
 
 No Airflow here (the DAG's tasks are thin adapters in ``ocp_ingest.airflow``). The steps:
 
-* :func:`detect_pending`: the ledger's pending query (indexed, oldest first), or for a backfill window the
-  calls started in that window (indexed by start time) that are pending;
+* :func:`detect_pending`: the ledger's pending query (indexed, oldest first) plus its open-calls query
+  (a dialog_start long ago and still no dialog_end: the dialog_end was lost), or for a backfill window the
+  calls started in that window (indexed by start time) that are pending or open that long;
 * :func:`plan_exports`: per OCP group, one hour-aligned export window of 1 h .. 2 days, the way OCP allows
   exports. At most ``max_plans_per_group`` plans per group per run (default 1: exports of a group are then
   strictly serial across the whole system, because the DAG runs one run at a time); the rest is carried
@@ -101,6 +102,8 @@ class PendingQuery:
 
     grace: timedelta
     limit: int
+    #: Open calls (no dialog_end) started longer ago than this are worked on too; None: ended calls only.
+    open_after: timedelta | None = None
     ocp_groups: tuple[str, ...] = ()
     lobs: tuple[str, ...] = ()
     window_start: datetime | None = None
@@ -114,12 +117,20 @@ class PendingQuery:
 def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = None) -> list[PendingCall]:
     """Pending calls to work on, oldest first, at most ``query.limit``.
 
-    Scheduled runs use the ledger's pending index (never a scan). A backfill window reads the calls
-    started in the window through the start-time index and keeps the pending ones past the grace period.
-    Calls without an OCP group cannot be exported and are skipped (reported by the ledger's counts).
+    Scheduled runs use the ledger's pending and open-calls indexes (never a scan). A backfill window reads
+    the calls started in the window through the start-time index and keeps the pending ones past the
+    grace period and the open ones past ``open_after``. Calls without an OCP group cannot be exported and
+    are skipped (reported by the ledger's counts).
     """
     now = now or utcnow()
     ended_before = now - query.grace
+    started_before = now - query.open_after if query.open_after is not None else None
+
+    def due(r: CallRecord) -> bool:
+        if r.is_pending:
+            return (r.pending_since or now) < ended_before
+        return started_before is not None and r.is_open and (r.open_since or now) < started_before
+
     if query.is_window:
         assert query.window_start is not None and query.window_end is not None
         groups: list[str | None] = list(query.ocp_groups) or [None]
@@ -128,11 +139,15 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
             records += [
                 r
                 for r in ledger.calls_started_between(query.window_start, query.window_end, ocp_group=group)
-                if r.is_pending and (r.pending_since or now) < ended_before
+                if due(r)
             ]
-        records.sort(key=lambda r: (r.pending_since or now, r.dialog_id))
     else:
-        records = ledger.pending(query.grace, query.limit, list(query.ocp_groups) or None, now=now)
+        wanted = list(query.ocp_groups) or None
+        records = ledger.pending(query.grace, query.limit, wanted, now=now)
+        if query.open_after is not None:
+            records += ledger.open_calls(query.open_after, query.limit, wanted, now=now)
+    # Oldest first across both lists: a call's age is its end, or its start while its end is unknown.
+    records.sort(key=lambda r: (r.pending_since or r.open_since or now, r.dialog_id))
     found = []
     for record in records:
         if query.lobs and record.lob not in query.lobs:

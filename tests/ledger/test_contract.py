@@ -197,6 +197,36 @@ def test_pending_query_oldest_first_with_grace_limit_and_groups(ledger: Ledger) 
     assert fresh in [c.dialog_id for c in ledger.pending(timedelta(0), 100, now=now + timedelta(seconds=1))]
 
 
+def test_open_calls_query_finds_calls_whose_dialog_end_never_came(ledger: Ledger) -> None:
+    now = T0 + timedelta(hours=10)
+    starts = {did(400 + i): T0 + timedelta(minutes=7 * i) for i in range(6)}
+    for i, (d, start) in enumerate(starts.items()):
+        ledger.apply(CdrStart(d, start, CallIdentity(ocp_group="grp-a" if i % 2 else "grp-b")))
+    ended, stored_one, terminal_one = did(400), did(401), did(402)
+    ledger.apply(CdrEnd(ended, T0 + timedelta(hours=1), 1000, "NORMAL"))  # pending now, no longer open
+    ledger.apply(stored(stored_one))
+    ledger.apply(MarkTerminal(terminal_one, TerminalState.UNRECOVERABLE_MAX_ATTEMPTS, "gave up"))
+    recent = did(500)
+    ledger.apply(CdrStart(recent, now - timedelta(minutes=5)))  # may still be going on
+    ivr_only = did(501)  # an IVR end is not a dialog_end: still open, ordered by its time
+    ledger.apply(IvrEnd(ivr_only, T0 + timedelta(hours=2), 1000, "hangup", CallIdentity(ocp_group="grp-a")))
+
+    got = ledger.open_calls(timedelta(hours=1), 100, now=now)
+    expected = [d for d in starts if d not in (ended, stored_one, terminal_one)] + [ivr_only]
+    assert [c.dialog_id for c in got] == expected
+    assert all(not c.has_cdr_end for c in got)
+    assert [c.dialog_id for c in ledger.open_calls(timedelta(hours=1), 2, now=now)] == expected[:2]
+    assert {c.ocp_group for c in ledger.open_calls(timedelta(hours=1), 100, ["grp-a"], now=now)} == {"grp-a"}
+    assert recent in [c.dialog_id for c in ledger.open_calls(timedelta(0), 100, now=now)]
+    assert ledger.open_calls(timedelta(hours=1), 0, now=now) == []
+
+    # Its dialog_end arrives late (or the manifest diff supplies it): it moves to the pending list.
+    late = expected[0]
+    ledger.apply(CdrEnd(late, starts[late] + timedelta(minutes=3), 180_000, "NORMAL"))
+    assert late not in [c.dialog_id for c in ledger.open_calls(timedelta(hours=1), 100, now=now)]
+    assert late in [c.dialog_id for c in ledger.pending(timedelta(0), 100, now=now)]
+
+
 def test_window_queries_and_counts(ledger: Ledger) -> None:
     for i in range(6):
         d = did(400 + i)

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from ocp_ingest.ledger import Ledger
-from ocp_ingest.ledger.dynamodb import PENDING_INDEX, DynamoLedgerBackend, table_definition
+from ocp_ingest.ledger.dynamodb import OPEN_INDEX, PENDING_INDEX, DynamoLedgerBackend, table_definition
 from ocp_ingest.ledger.model import IngestionSource
 from ocp_ingest.ledger.transitions import CdrEnd, CdrStart, Stored
 
@@ -30,16 +30,20 @@ def test_pending_uses_the_sparse_index_and_never_scans(moto_endpoint: str) -> No
     assert [c.dialog_id for c in ledger.pending(timedelta(0), 10, now=T0 + timedelta(hours=1))] == [
         pending_id
     ]
+    assert [c.dialog_id for c in ledger.open_calls(timedelta(0), 10, now=T0 + timedelta(hours=1))] == [
+        open_id
+    ]
     assert "Scan" not in calls and "Query" in calls
 
-    # Sparse: only the pending call carries the index keys.
+    # Sparse: only the pending call carries the pending keys, only the open call the open keys.
     raw = backend.client.scan(TableName=backend.table_name)["Items"]  # test-only look at raw items
     keyed = {item["dialog_id"]["S"] for item in raw if "pending_day" in item}
     assert keyed == {pending_id}
+    assert {item["dialog_id"]["S"] for item in raw if "open_day" in item} == {open_id}
 
 
 def test_table_definition_declares_the_indexes() -> None:
     definition = table_definition("x")
     names = {gsi["IndexName"] for gsi in definition["GlobalSecondaryIndexes"]}
-    assert PENDING_INDEX in names and definition["TableName"] == "x"
+    assert {PENDING_INDEX, OPEN_INDEX} <= names and definition["TableName"] == "x"
     assert definition["KeySchema"] == [{"AttributeName": "dialog_id", "KeyType": "HASH"}]

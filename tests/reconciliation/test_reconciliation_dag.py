@@ -10,7 +10,7 @@ import pytest
 
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import CallStatus, IngestionSource, TerminalState
-from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
+from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.ocp import wire
 from ocp_ingest.simulator import audio
 from tests.conftest import load_dag
@@ -112,6 +112,30 @@ def test_recovery_manifest_diff_no_recording_and_a_realtime_race(tenant_factory,
     again = run_dag()
     assert again["plans"] == [] and again["recovered"] == 0
     assert tenant.snapshot() == before
+
+
+def test_an_open_call_whose_dialog_end_was_lost_is_found_without_a_pending_neighbour(
+    tenant: Tenant, monkeypatch
+) -> None:
+    """Only a dialog_start reached the ledger, and nothing else of its group is pending: the open-calls
+    index puts it in a plan once it is older than any call could last; a call still going on is left."""
+    monkeypatch.setenv("OCP_INGEST_OPEN_CALL_TIMEOUT_S", "1800")
+    lost = next(c for c in tenant.calls if c.has_recording)
+    tenant.receive_events([lost], lose_dialog_end=True)
+    ongoing = "F" * 32
+    tenant.ledger.apply(
+        CdrStart(ongoing, datetime.now(UTC) - timedelta(minutes=5), CallIdentity(ocp_group=lost.ocp_group))
+    )
+    assert tenant.ledger.pending(timedelta(0), 10) == []
+
+    summary = run_dag()
+
+    assert outcomes(summary)[lost.dialog_id] == "recovered"
+    assert_recovered(tenant, lost)
+    assert ongoing not in outcomes(summary)
+    assert tenant.record(ongoing).is_open and not tenant.record(ongoing).s3_stored
+    assert [c.dialog_id for c in tenant.ledger.open_calls(timedelta(0), 10)] == [ongoing]
+    no_leftovers(tenant)
 
 
 def test_409_waits_for_the_other_export_and_429_5xx_are_retried(tenant: Tenant) -> None:

@@ -58,6 +58,7 @@ def query_from_params(params: Mapping[str, Any], settings: Settings) -> PendingQ
     return PendingQuery(
         grace=timedelta(seconds=settings.pending_grace_s if grace in (None, "") else float(grace)),
         limit=settings.reconciliation_max_pending,
+        open_after=timedelta(seconds=settings.open_call_timeout_s),
         ocp_groups=_names(params.get("ocp_groups")),
         lobs=_names(params.get("lobs")),
         window_start=start,

@@ -44,6 +44,13 @@ class LedgerBackend(Protocol):
         oldest first, at most ``limit``. Must use an index, never a full scan."""
         ...
 
+    def open_calls(
+        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        """Open calls (known, no dialog_end, not stored, not terminal) that started before
+        ``started_before``, oldest first, at most ``limit``. Must use an index, never a full scan."""
+        ...
+
     def calls_started_between(
         self,
         start: datetime,
@@ -139,6 +146,21 @@ class Ledger:
         if limit <= 0:
             return []
         return self.backend.pending((now or self.clock()) - grace, limit, ocp_groups)
+
+    def open_calls(
+        self,
+        older_than: timedelta,
+        limit: int,
+        ocp_groups: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> list[CallRecord]:
+        """Calls started more than ``older_than`` ago that still have no dialog_end: oldest first.
+
+        Their dialog_end was lost (or never sent): without this list they would never become pending.
+        """
+        if limit <= 0:
+            return []
+        return self.backend.open_calls((now or self.clock()) - older_than, limit, ocp_groups)
 
     def calls_started_between(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

@@ -5,6 +5,8 @@
 - Pending calls live in a **sparse** GSI (``pending_by_day``): only pending items carry its keys
   (``pending_day`` = the UTC day the call ended, ``pending_since``), so the index holds just the
   backlog and the pending query reads day partitions oldest-first, never scanning the table.
+- Open calls (known, no dialog_end, not stored, not terminal) live in a second sparse GSI
+  (``open_by_day``: ``open_day`` = the UTC day the call started, ``open_since``), read the same way.
 - Window queries use the ``calls_by_start_day`` GSI (one partition per UTC day of call start).
 The table definition is ``dynamodb_table.json`` beside this module
 (``aws dynamodb create-table --cli-input-json file://dynamodb_table.json``).
@@ -27,6 +29,7 @@ from botocore.exceptions import ClientError
 from ocp_ingest.ledger.model import CallRecord, format_ts
 
 PENDING_INDEX = "pending_by_day"
+OPEN_INDEX = "open_by_day"
 START_INDEX = "calls_by_start_day"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -49,6 +52,10 @@ def _to_item(record: CallRecord) -> dict[str, Any]:
     if pending_since is not None:  # sparse index keys: present only while the call is pending
         plain["pending_day"] = format_ts(pending_since)[:10]
         plain["pending_since"] = f"{format_ts(pending_since)}#{record.dialog_id}"
+    open_since = record.open_since
+    if open_since is not None:
+        plain["open_day"] = format_ts(open_since)[:10]
+        plain["open_since"] = f"{format_ts(open_since)}#{record.dialog_id}"
     if record.call_start_ts is not None:
         plain["start_day"] = plain["call_start_ts"][:10]
     return {k: _serializer.serialize(v) for k, v in plain.items()}
@@ -59,7 +66,7 @@ def _from_item(item: dict[str, Any]) -> CallRecord:
     for key, value in plain.items():
         if isinstance(value, Decimal):
             plain[key] = float(value) if key == "audio_duration_s" else int(value)
-    for key in ("pending_day", "pending_since", "start_day"):
+    for key in ("pending_day", "pending_since", "open_day", "open_since", "start_day"):
         plain.pop(key, None)
     return CallRecord.from_item(plain)
 
@@ -150,16 +157,17 @@ class DynamoLedgerBackend:
             for item in page["Items"]:
                 yield _from_item(item)
 
-    def pending(
-        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    def _sparse(
+        self, index: str, key: str, before: datetime, limit: int, ocp_groups: Sequence[str] | None
     ) -> list[CallRecord]:
+        """Oldest first from a sparse day-partitioned index (``<key>_day`` / ``<key>_since``)."""
         wanted = set(ocp_groups) if ocp_groups else None
-        bound = format_ts(ended_before)
+        bound = format_ts(before)
         found: list[CallRecord] = []
-        for day in _days(ended_before - timedelta(days=self.pending_horizon_days), ended_before):
+        for day in _days(before - timedelta(days=self.pending_horizon_days), before):
             for record in self._query(
-                IndexName=PENDING_INDEX,
-                KeyConditionExpression="pending_day = :day AND pending_since < :bound",
+                IndexName=index,
+                KeyConditionExpression=f"{key}_day = :day AND {key}_since < :bound",
                 ExpressionAttributeValues={":day": {"S": day}, ":bound": {"S": bound}},
             ):
                 if wanted is None or record.ocp_group in wanted:
@@ -167,6 +175,16 @@ class DynamoLedgerBackend:
                     if len(found) >= limit:
                         return found
         return found
+
+    def pending(
+        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        return self._sparse(PENDING_INDEX, "pending", ended_before, limit, ocp_groups)
+
+    def open_calls(
+        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        return self._sparse(OPEN_INDEX, "open", started_before, limit, ocp_groups)
 
     def calls_started_between(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

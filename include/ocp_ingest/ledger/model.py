@@ -130,6 +130,22 @@ class CallRecord:
             return None
         return self.call_end_ts or self.cdr_end_at
 
+    @property
+    def is_open(self) -> bool:
+        """Known but without a dialog_end (lost, or the call is still going), not stored, not terminal.
+
+        An open call is not pending; once it is older than any call could last, reconciliation asks OCP
+        for its window (the export's dialog_end CDRs then close it, or its attempts run out).
+        """
+        return not self.has_cdr_end and not self.s3_stored and self.terminal_state is None
+
+    @property
+    def open_since(self) -> datetime | None:
+        """When an open call started (what the open-calls index is ordered by)."""
+        if not self.is_open:
+            return None
+        return self.call_start_ts or self.call_end_ts or self.created_at
+
     def to_item(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as strings, datetimes as fixed-width ISO strings)."""
         item: dict[str, Any] = {}

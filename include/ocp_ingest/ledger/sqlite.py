@@ -2,8 +2,8 @@
 
 WAL mode lets the receiver and several Airflow task processes read and write at once; a busy timeout
 rides out short write locks. Atomic per-record writes are single statements guarded by the version
-column. The pending list is a partial index (only pending rows are in it), the SQLite twin of the
-DynamoDB sparse index.
+column. The pending list and the open-calls list are partial indexes (only pending, resp. open, rows are
+in them), the SQLite twins of the DynamoDB sparse indexes.
 """
 
 from __future__ import annotations
@@ -30,17 +30,24 @@ def _column_type(name: str) -> str:
     return "TEXT"
 
 
-_COLUMNS = (*RECORD_FIELDS, "pending_since")
+#: Index keys derived from the record (never read back): the partial indexes below use them.
+_DERIVED = ("pending_since", "open_since")
+_COLUMNS = (*RECORD_FIELDS, *_DERIVED)
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS calls (
     {", ".join(f"{n} {_column_type(n)}" for n in RECORD_FIELDS if n != "dialog_id")},
     dialog_id TEXT PRIMARY KEY,
-    pending_since TEXT
+    pending_since TEXT,
+    open_since TEXT
 );
-CREATE INDEX IF NOT EXISTS calls_pending ON calls (pending_since) WHERE pending_since IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_by_start ON calls (call_start_ts);
 CREATE INDEX IF NOT EXISTS calls_by_group ON calls (ocp_group, call_start_ts);
 CREATE INDEX IF NOT EXISTS calls_by_lob ON calls (lob, call_start_ts);
+"""
+# After the migration below: a ledger created before a column existed gets it first.
+INDEXES = """
+CREATE INDEX IF NOT EXISTS calls_pending ON calls (pending_since) WHERE pending_since IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_open ON calls (open_since) WHERE open_since IS NOT NULL;
 """
 
 
@@ -49,6 +56,7 @@ def _row_values(record: CallRecord) -> dict[str, Any]:
     for name in _BOOL_FIELDS:
         item[name] = int(item[name])
     item["pending_since"] = format_ts(record.pending_since)
+    item["open_since"] = format_ts(record.open_since)
     return item
 
 
@@ -68,11 +76,42 @@ class SqliteLedgerBackend:
             self._conn.execute("PRAGMA journal_mode=WAL")
             self._conn.execute("PRAGMA synchronous=NORMAL")
             self._conn.executescript(SCHEMA)
+            self._migrate()
+            self._conn.executescript(INDEXES)
         names = ", ".join(_COLUMNS)
         params = ", ".join(f":{n}" for n in _COLUMNS)
         self._insert = f"INSERT INTO calls ({names}) VALUES ({params}) ON CONFLICT(dialog_id) DO NOTHING"
         sets = ", ".join(f"{n} = :{n}" for n in _COLUMNS if n != "dialog_id")
         self._update = f"UPDATE calls SET {sets} WHERE dialog_id = :dialog_id AND version = :expected_version"
+
+    def _migrate(self) -> None:
+        """Add derived columns a ledger file created by an older version lacks, and fill them.
+
+        In one write transaction, re-checked inside it: processes opening the ledger at once migrate once.
+        """
+
+        def missing() -> list[str]:
+            have = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
+            return [name for name in _DERIVED if name not in have]
+
+        if not missing():
+            return
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            added = missing()
+            for name in added:
+                self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} TEXT")
+            if added:
+                for row in self._conn.execute("SELECT * FROM calls").fetchall():
+                    values = _row_values(self._record(row))
+                    self._conn.execute(
+                        "UPDATE calls SET pending_since = ?, open_since = ? WHERE dialog_id = ?",
+                        (values["pending_since"], values["open_since"], values["dialog_id"]),
+                    )
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:
@@ -114,6 +153,18 @@ class SqliteLedgerBackend:
             sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
             params.extend(ocp_groups)
         sql += " ORDER BY pending_since, dialog_id LIMIT ?"
+        params.append(limit)
+        return [self._record(r) for r in self._query(sql, params)]
+
+    def open_calls(
+        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        sql = "SELECT * FROM calls WHERE open_since IS NOT NULL AND open_since < ?"
+        params: list[Any] = [format_ts(started_before)]
+        if ocp_groups:
+            sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
+            params.extend(ocp_groups)
+        sql += " ORDER BY open_since, dialog_id LIMIT ?"
         params.append(limit)
         return [self._record(r) for r in self._query(sql, params)]
 

@@ -1,0 +1,47 @@
+"""SQLite specifics: the pending and open lists come from partial indexes; older ledger files migrate."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from ocp_ingest.ledger import Ledger
+from ocp_ingest.ledger.sqlite import SqliteLedgerBackend
+from ocp_ingest.ledger.transitions import CdrEnd, CdrStart
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+
+def test_pending_and_open_queries_use_their_partial_indexes(tmp_path: Path) -> None:
+    backend = SqliteLedgerBackend(tmp_path / "ledger.sqlite3")
+    try:
+        for name, column in (("calls_pending", "pending_since"), ("calls_open", "open_since")):
+            plan = backend._query(
+                f"EXPLAIN QUERY PLAN SELECT * FROM calls WHERE {column} IS NOT NULL AND {column} < ? "
+                f"ORDER BY {column}, dialog_id LIMIT 10",
+                ("2026-11-20",),
+            )
+            assert any(name in row["detail"] for row in plan), [row["detail"] for row in plan]
+    finally:
+        backend.close()
+
+
+def test_a_ledger_file_without_the_open_column_is_migrated_with_its_calls(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(SqliteLedgerBackend(path))
+    open_id, ended_id = "A" * 32, "B" * 32
+    ledger.apply(CdrStart(open_id, T0))
+    ledger.apply(CdrEnd(ended_id, T0, 1000, "NORMAL"))
+    ledger.close()
+    with sqlite3.connect(path) as conn:  # what a ledger written before the open-calls index looks like
+        conn.execute("DROP INDEX calls_open")
+        conn.execute("ALTER TABLE calls DROP COLUMN open_since")
+
+    reopened = Ledger(SqliteLedgerBackend(path))
+    try:
+        later = T0 + timedelta(hours=5)
+        assert [c.dialog_id for c in reopened.open_calls(timedelta(hours=1), 10, now=later)] == [open_id]
+        assert [c.dialog_id for c in reopened.pending(timedelta(hours=1), 10, now=later)] == [ended_id]
+    finally:
+        reopened.close()
