@@ -2,7 +2,11 @@
 
 Population: calls that started on the day (UTC) and have their dialog_end (the ledger's window index).
 Each is stored (by realtime or by reconciliation), terminal with a reason, or unresolved; unresolved calls
-whose end is older than ``OCP_INGEST_REPORT_SLA_HOURS`` breach the SLA. Time to storage is the time from
+whose end is older than ``OCP_INGEST_REPORT_SLA_HOURS`` breach the SLA. Calls of the day whose dialog_end
+never arrived are reported beside it (``without_dialog_end``): once older than
+``OCP_INGEST_OPEN_CALL_TIMEOUT_S`` they are counted (stored, terminal or overdue), and overdue ones past the
+SLA breach it too; younger ones may still be going on and are left out. The main table keeps the Athena
+queries' population (``has_cdr_end``), so both agree. Time to storage is the time from
 the end of the call to S3_STORED. Output: a JSON document and a self-contained HTML page (inline SVG).
 """
 
@@ -98,11 +102,23 @@ def build_report(
     now = now or datetime.now(UTC)
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     cutoff = now - timedelta(hours=settings.report_sla_hours)
+    open_cutoff = now - timedelta(seconds=settings.open_call_timeout_s)
     total, by_lob = Tally(), defaultdict(Tally)
     unresolved: list[CallRecord] = []
+    without_end: Counter[str] = Counter()
+    overdue: list[CallRecord] = []
     for record in ledger.calls_started_between(start, start + timedelta(days=1)):
         if not record.has_cdr_end:
-            continue  # still in progress: not ended, not counted
+            if record.is_open and (record.open_since or now) >= open_cutoff:
+                continue  # may still be going on: not counted yet
+            if record.s3_stored:
+                without_end["stored"] += 1
+            elif record.terminal_state is not None:
+                without_end[f"terminal:{record.terminal_state.value}"] += 1
+            else:
+                without_end["overdue"] += 1
+                overdue.append(record)
+            continue
         verdict = total.add(record, cutoff)
         by_lob[record.lob or "none"].add(record, cutoff)
         if verdict in ("unresolved", "past_sla"):
@@ -127,18 +143,38 @@ def build_report(
             }
             for r in unresolved[:UNRESOLVED_LISTED]
         ],
+        "without_dialog_end": {
+            "counts": dict(sorted(without_end.items())),
+            "open_timeout_s": settings.open_call_timeout_s,
+            "overdue_past_sla": sum(1 for r in overdue if (r.open_since or now) < cutoff),
+            "overdue_calls": [
+                {
+                    "dialog_id": r.dialog_id,
+                    "lob": r.lob,
+                    "ocp_group": r.ocp_group,
+                    "call_start_ts": r.call_start_ts.isoformat() if r.call_start_ts else None,
+                    "retry_count": r.retry_count,
+                    "past_sla": (r.open_since or now) < cutoff,
+                }
+                for r in sorted(overdue, key=lambda r: (r.open_since or now, r.dialog_id))[:UNRESOLVED_LISTED]
+            ],
+        },
     }
 
 
 def sla_breach_message(report: dict[str, Any]) -> str | None:
     """The failure message when unresolved calls are past the SLA, else None."""
     late = report["total"]["unresolved_past_sla"]
-    if not late:
+    no_end = report.get("without_dialog_end") or {}
+    late_open = no_end.get("overdue_past_sla", 0)
+    if not late and not late_open:
         return None
-    ids = ", ".join(c["dialog_id"] for c in report["unresolved_calls"] if c["past_sla"])
+    ids = [c["dialog_id"] for c in report["unresolved_calls"] if c["past_sla"]]
+    ids += [c["dialog_id"] for c in no_end.get("overdue_calls", []) if c["past_sla"]]
     return (
-        f"completeness SLA breached for {report['date']}: {late} call(s) ended more than "
-        f"{report['sla_hours']:g} h ago are neither stored nor closed with a reason: {ids}"
+        f"completeness SLA breached for {report['date']}: {late + late_open} call(s) older than "
+        f"{report['sla_hours']:g} h are neither stored nor closed with a reason"
+        f"{f' ({late_open} of them never got a dialog_end)' if late_open else ''}: {', '.join(ids)}"
     )
 
 
@@ -196,6 +232,27 @@ def _latency_bars(rows: list[tuple[str, dict[str, Any]]]) -> str:
     return "".join(parts)
 
 
+def _without_end_html(section: dict[str, Any] | None) -> str:
+    if not section:
+        return ""
+    counts = ", ".join(f"{k}: {v}" for k, v in section["counts"].items()) or "none"
+    overdue = "".join(
+        f"<tr><td>{c['dialog_id']}</td><td>{html.escape(str(c['lob']))}</td><td>{c['call_start_ts']}</td>"
+        f"<td>{c['retry_count']}</td><td>{'yes' if c['past_sla'] else 'no'}</td></tr>"
+        for c in section["overdue_calls"]
+    )
+    table = (
+        "<table><tr><th>dialog id</th><th>LOB</th><th>started</th><th>attempts</th><th>past SLA</th></tr>"
+        f"{overdue}</table>"
+        if overdue
+        else ""
+    )
+    return (
+        f"<h2>Calls without a dialog_end (started more than {section['open_timeout_s']:g} s ago)</h2>"
+        f"<p>{html.escape(counts)}</p>{table}"
+    )
+
+
 def render_html(report: dict[str, Any]) -> str:
     """A self-contained page: tables and inline SVG charts, no scripts, no external resources."""
     rows = [("TOTAL", report["total"]), *report["by_lob"].items()]
@@ -231,6 +288,7 @@ def render_html(report: dict[str, Any]) -> str:
         f"<h2>Calls by outcome</h2>{_stacked_bars(rows)}"
         f"<table>{head}{''.join(body)}</table>"
         f"<h2>Time from end of call to storage</h2>{_latency_bars(rows)}"
+        f"{_without_end_html(report.get('without_dialog_end'))}"
         f"<h2>Unresolved calls (oldest first, at most {UNRESOLVED_LISTED})</h2>"
         "<table><tr><th>dialog id</th><th>LOB</th><th>ended</th><th>attempts</th><th>past SLA</th>"
         f"<th>last error</th></tr>{unresolved}</table>"
