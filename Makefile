@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8080
-CALLS ?= 1000
+CALLS ?= 2000
+DEMO_CALLS ?= 500
 
 .PHONY: install run test demo bench clean
 
@@ -25,7 +26,7 @@ run: $(STAMP)
 
 # The whole flow unattended: exits 0 only when every call is stored or terminal with a reason.
 demo: $(STAMP)
-	$(BIN)/ocp-ingest demo --calls $(CALLS) --push-loss 0.1 --seed 1 --json demo-summary.json
+	$(BIN)/ocp-ingest demo --calls $(DEMO_CALLS) --push-loss 0.1 --seed 1 --json demo-summary.json
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -223,6 +223,8 @@ class Flow:
             "OCP_INGEST_HOME": str(self.home),
             # Reconciliation takes whatever realtime did not store (the demo has no late pushes to wait for).
             "OCP_INGEST_PENDING_GRACE_S": "0",
+            # Every simulated call ended an hour ago: one without a dialog_end by now lost it.
+            "OCP_INGEST_OPEN_CALL_TIMEOUT_S": "60",
             "OCP_INGEST_EXPORT_POLL_INTERVAL_S": "0.1",
             "OCP_INGEST_EXPORT_POLL_MAX_INTERVAL_S": "0.3",
             "OCP_INGEST_EXPORT_MAX_WAIT_S": "120",
@@ -364,9 +366,9 @@ class Flow:
     def run_reconciliation_until_settled(self) -> None:
         """Reconcile until no call is pending (each run takes one plan per group, so a few runs).
 
-        A call whose dialog_end never arrived is not pending (it has not ended, as far as the ledger knows):
-        an export of its group and window finds it through the CDR diff, but if nothing else in that group
-        was pending, no export was asked for. Then one window backfill (the operator's ``window_start`` /
+        A call whose dialog_end never arrived is found through the ledger's open-calls index. A call the
+        ledger never saw at all (every event lost) is found only by an export of its group and window;
+        if nothing else in that group needs one, one window backfill (the operator's ``window_start`` /
         ``window_end`` run) over the simulated stretch is what finds it.
         """
         self.snapshot_stored()
@@ -376,7 +378,7 @@ class Flow:
             if not unresolved:
                 return
             records = self.records()
-            if not backfilled and all((r := records.get(d)) is None or not r.has_cdr_end for d in unresolved):
+            if not backfilled and all(records.get(d) is None for d in unresolved):
                 start = self.sim.config.window_start
                 end = start + timedelta(hours=self.sim.config.window_hours + 1)
                 self.run_reconciliation(window_start=start.isoformat(), window_end=end.isoformat())

@@ -7,6 +7,10 @@
 
 The push-signing secret is generated per run and handed to the receiver and the simulator through the
 environment. Every process runs in its own process group, so Ctrl-C (or SIGTERM) stops all of it.
+
+While it runs, :meth:`LocalStack.run_forever` prints where this run's calls stand (from the ledger and the
+simulator's ground truth); once every call is stored or terminal with a reason it triggers the completeness
+report for each day of calls and prints where the reports and the Airflow runs are.
 """
 
 from __future__ import annotations
@@ -17,12 +21,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 from ocp_ingest import signing
 from ocp_ingest.config import _project_root
@@ -38,6 +46,18 @@ def project_root() -> Path:
 
 # The simulator's own PAT: a credential of the test double, not of any real system.
 SIMULATOR_PAT = "sim-pat-0123456789"
+
+#: What `make run` changes from the production defaults, so both stages visibly finish within minutes:
+#: reconciliation every 2 minutes, a 1-minute grace, a call without dialog_end counted as lost after
+#: 5 minutes (the simulated calls ended half an hour ago at least), and quick export polls. Any of these
+#: set in the environment wins.
+LOCAL_CADENCE = {
+    "OCP_INGEST_RECONCILIATION_SCHEDULE": "*/2 * * * *",
+    "OCP_INGEST_PENDING_GRACE_S": "60",
+    "OCP_INGEST_OPEN_CALL_TIMEOUT_S": "300",
+    "OCP_INGEST_EXPORT_POLL_INTERVAL_S": "2",
+    "OCP_INGEST_EXPORT_POLL_MAX_INTERVAL_S": "10",
+}
 
 
 def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
@@ -90,10 +110,17 @@ class LocalStack:
     receiver_port: int = 8787
     simulator_port: int = 8788
     #: The stretch of calls the simulator plays (0: no simulator, e.g. when a real OCP pushes).
-    calls: int = 1000
+    calls: int = 2000
     window_hours: float = 3.0
-    mean_duration_s: float = 60.0
-    push_rate: float = 5.0
+    mean_duration_s: float = 30.0
+    push_rate: float = 10.0
+    #: The simulator's seed (None: from the clock, so every run plays new dialog ids).
+    seed: int | None = None
+    #: OCP API faults the simulator injects besides the push faults (its defaults): 503s and broken downloads.
+    api_error_share: float = 0.02
+    broken_download_share: float = 0.02
+    #: OCP_INGEST_* defaults for every process of the stack (e.g. LOCAL_CADENCE); the environment wins.
+    settings_env: dict[str, str] = field(default_factory=dict)
     root: Path = field(default_factory=project_root)
     #: Benchmarks and tests use their own, so they never share DAG runs with `make run`.
     airflow_home: Path | None = None
@@ -103,11 +130,26 @@ class LocalStack:
     #: The push-signing secret of this run (set by start(); handed to receiver and simulator by env).
     push_secret: str | None = field(default=None, repr=False)
 
+    @property
+    def data_home(self) -> Path:
+        return Path(os.environ.get("OCP_INGEST_HOME", self.root / "var"))
+
+    @property
+    def truth_path(self) -> Path:
+        return self.data_home / "ground_truth.json"
+
+    @property
+    def resolved_airflow_home(self) -> Path:
+        return Path(airflow_environment(self.root, self.port, self.airflow_home)["AIRFLOW_HOME"])
+
     def start(self) -> None:
         self.push_secret = secret = signing.new_secret()
-        home = Path(os.environ.get("OCP_INGEST_HOME", self.root / "var"))
+        home = self.data_home
         home.mkdir(parents=True, exist_ok=True)
-        base = {**os.environ, "OCP_INGEST_HOME": str(home)}
+        os.environ["OCP_INGEST_HOME"] = str(home)  # this process reads the same ledger (progress)
+        for name, value in self.settings_env.items():
+            os.environ.setdefault(name, value)
+        base = {**os.environ}
         # Airflow's components are started as `airflow ...` from PATH: make it this environment's.
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         bin_dir = Path(sys.executable).parent
@@ -117,6 +159,9 @@ class LocalStack:
             {**base, "OCP_INGEST_RECEIVER_SECRET": secret},
         )
         if self.calls > 0:
+            if self.seed is None:
+                self.seed = int(time.time())
+            self.truth_path.unlink(missing_ok=True)  # the watcher must only ever see this run's calls
             self._spawn(
                 "simulator",
                 [
@@ -126,6 +171,12 @@ class LocalStack:
                     str(self.simulator_port),
                     "--calls",
                     str(self.calls),
+                    "--seed",
+                    str(self.seed),
+                    "--error-share",
+                    str(self.api_error_share),
+                    "--broken-download-share",
+                    str(self.broken_download_share),
                     # A stretch of call time that ended before now, as OCP would replay it.
                     "--window-start",
                     (datetime.now(UTC) - timedelta(hours=self.window_hours + 0.5)).isoformat(
@@ -140,7 +191,7 @@ class LocalStack:
                     "--push-rate",
                     str(self.push_rate),
                     "--ground-truth",
-                    str(home / "ground_truth.json"),
+                    str(self.truth_path),
                 ],
                 {**base, "OCP_INGEST_PUSH_SIGNING_SECRET": secret},
             )
@@ -178,24 +229,102 @@ class LocalStack:
         return False
 
     def banner(self) -> str:
-        password_file = Path(airflow_environment(self.root, self.port, self.airflow_home)["AIRFLOW_HOME"]) / (
-            "simple_auth_manager_passwords.json.generated"
+        password_file = self.resolved_airflow_home / "simple_auth_manager_passwords.json.generated"
+        simulator = (
+            f"  OCP simulator:   http://127.0.0.1:{self.simulator_port}  ({self.calls} calls over "
+            f"{self.window_hours:g} h of call time, seed {self.seed}, pushed at {self.push_rate:g}/s with "
+            f"faults; ground truth {self.truth_path})\n"
+            if self.calls > 0
+            else ""
         )
+        logs = f"  Component logs:  {self.log_path}\n" if self.log_path else ""
         return (
             f"\nOCP ingest local stack is up.\n"
             f"  Airflow UI:      http://localhost:{self.port}  (user: admin)\n"
             f"  Admin password:  {password_file}\n"
             f"  Health:          http://localhost:{self.port}/api/v2/monitor/health\n"
             f"  Receiver:        http://127.0.0.1:{self.receiver_port}  (/healthz, /metrics, /docs)\n"
-            f"  OCP simulator:   http://127.0.0.1:{self.simulator_port}  ({self.calls} calls pushed at "
-            f"{self.push_rate:g}/s, ground truth in var/ground_truth.json)\n"
-            f"  Data (ledger, recordings, landing): {os.environ.get('OCP_INGEST_HOME', self.root / 'var')}\n"
-            f"Unattended, with a verdict: .venv/bin/ocp-ingest demo --calls 500 --json summary.json\n"
+            f"{simulator}"
+            f"  Data (ledger, recordings, audit, reports): {self.data_home}\n"
+            f"{logs}"
             f"Press Ctrl-C to stop everything.\n"
         )
 
+    def watch(self, started: float, interval_s: float, stream: Any, timeout_s: float | None = None) -> bool:
+        """Print progress until every call is settled, then run the reports.
+
+        False if a component died or ``timeout_s`` passed first.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        from ocp_ingest.config import Settings
+        from ocp_ingest.ledger import open_ledger
+        from ocp_ingest.stack_watch import load_truth, tally
+
+        tty = bool(getattr(stream, "isatty", lambda: False)())
+        settings = Settings.from_env()
+        last = 0.0
+        with open_ledger(settings) as ledger:
+            while self.alive() and (deadline is None or time.monotonic() < deadline):
+                time.sleep(0.5)
+                if time.monotonic() - last < interval_s:
+                    continue
+                last = time.monotonic()
+                truth = load_truth(self.truth_path)
+                if truth is None:
+                    continue
+                now = tally(ledger, truth)
+                line = now.line(time.monotonic() - started)
+                stream.write(("\r\x1b[K" + line) if tty else line + "\n")
+                stream.flush()
+                if now.settled:
+                    stream.write("\n" if tty else "")
+                    self.report(now, truth, started, stream)
+                    return True
+        return False
+
+    def report(self, settled: Any, truth: dict[str, Any], started: float, stream: Any) -> None:
+        """Every call is settled: say so, then run the completeness report of each day of calls."""
+        from ocp_ingest.config import Settings
+        from ocp_ingest.stack_watch import AirflowApi, call_days, run_reports
+
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(settled.terminal.items())) or "none"
+        stream.write(
+            f"All {settled.calls} calls settled in {time.monotonic() - started:.0f} s: "
+            f"{settled.stored_realtime} stored by realtime, {settled.stored_reconciliation} by "
+            f"reconciliation, terminal with a reason: {reasons}.\nRunning the completeness report...\n"
+        )
+        stream.flush()
+        reports_root = Path(Settings.from_env().audit_url.removeprefix("file://")) / "reports"
+        api = AirflowApi.for_standalone(f"http://localhost:{self.port}", self.resolved_airflow_home)
+        try:
+            for outcome in run_reports(api, call_days(truth), reports_root):
+                stream.write(outcome.line() + "\n")
+        except (httpx.HTTPError, OSError, ValueError) as exc:
+            stream.write(f"  the report could not be run through the Airflow API: {exc}\n")
+        finally:
+            api.close()
+        stream.write(f"Airflow UI: http://localhost:{self.port}  (Ctrl-C stops everything)\n")
+        stream.flush()
+
+    def alive(self) -> bool:
+        return all(p.poll() is None for p in self.processes.values())
+
     def stop(self, grace_s: float = 30.0) -> None:
-        """SIGINT each process group (Airflow shuts its components down), then SIGKILL stragglers."""
+        """SIGINT each process group (Airflow shuts its components down), then SIGKILL stragglers.
+
+        A second Ctrl-C (or SIGTERM) while stopping is ignored: an interrupted shutdown would leave
+        Airflow's components running.
+        """
+        saved = []
+        if threading.current_thread() is threading.main_thread():  # only there may handlers change
+            saved = [(n, signal.signal(n, signal.SIG_IGN)) for n in (signal.SIGINT, signal.SIGTERM)]
+        try:
+            self._stop_processes(grace_s)
+        finally:
+            for number, handler in saved:
+                signal.signal(number, handler)
+
+    def _stop_processes(self, grace_s: float) -> None:
         for proc in self.processes.values():
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGINT)
@@ -211,16 +340,21 @@ class LocalStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
 
-    def run_forever(self) -> int:
-        """Start, report where things are, and block until Ctrl-C / SIGTERM or a component dies."""
+    def run_forever(self, progress_interval_s: float = 5.0) -> int:
+        """Start, report where things are and how the calls progress, and block until Ctrl-C / SIGTERM
+        or a component dies."""
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        started = time.monotonic()
         self.start()
         try:
             if not self.wait_until_healthy():
-                print("Airflow did not become healthy; see its output above.", file=sys.stderr)
+                where = f" (see {self.log_path})" if self.log_path else " (see its output above)"
+                print(f"Airflow did not become healthy{where}.", file=sys.stderr)
                 return 1
             print(self.banner(), flush=True)
-            while all(p.poll() is None for p in self.processes.values()):
+            if self.calls > 0:
+                self.watch(started, progress_interval_s, sys.stdout)
+            while self.alive():
                 time.sleep(1.0)
             print("A component stopped unexpectedly; shutting down.", file=sys.stderr)
             return 1

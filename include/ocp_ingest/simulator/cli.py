@@ -125,6 +125,11 @@ def run(args: argparse.Namespace) -> int:
                 reset_share=args.reset_share,
             )
             plans = plan_pushes(sim.calls, faults, args.seed)
+            if args.ground_truth:  # the calls to account for, before any is pushed
+                ground_truth.write(
+                    args.ground_truth,
+                    ground_truth.build(sim.calls, sim.exports, plans, seed=args.seed, push_complete=False),
+                )
             # Secrets come from the environment, never from the command line (visible in ps).
             pusher = Pusher(
                 args.push_url,

@@ -13,9 +13,18 @@ from ocp_ingest.simulator.push import PushPlan
 
 
 def build(
-    calls: list[SimCall], exports: ExportsService, plans: dict[str, PushPlan] | None = None, *, seed: int
+    calls: list[SimCall],
+    exports: ExportsService,
+    plans: dict[str, PushPlan] | None = None,
+    *,
+    seed: int,
+    push_complete: bool = True,
 ) -> dict[str, Any]:
-    """One record per call: its CDR fields, recording name/SHA-256/size, and its push plan and outcome."""
+    """One record per call: its CDR fields, recording name/SHA-256/size, and its push plan and outcome.
+
+    ``push_complete`` is False in the copy written before pushing starts (the calls are known, the push
+    outcomes not yet): a watcher such as ``make run`` knows from the start which calls to account for.
+    """
     records = []
     for call in calls:
         record: dict[str, Any] = call.as_dict()
@@ -29,7 +38,7 @@ def build(
         plan = plans.get(call.dialog_id) if plans else None
         record["push"] = plan.as_dict() if plan else None
         records.append(record)
-    return {"seed": seed, "calls": records}
+    return {"seed": seed, "push_complete": push_complete, "calls": records}
 
 
 def write(path: str | os.PathLike[str], truth: dict[str, Any]) -> Path:
