@@ -227,6 +227,23 @@ def test_open_calls_query_finds_calls_whose_dialog_end_never_came(ledger: Ledger
     assert late in [c.dialog_id for c in ledger.pending(timedelta(0), 100, now=now)]
 
 
+def test_swept_hours_are_remembered_per_group_and_the_first_sweep_stands(ledger: Ledger) -> None:
+    day = T0.replace(hour=0)
+    assert ledger.swept_hours("grp-a", day, day + timedelta(days=2)) == set()
+    ledger.mark_swept("grp-a", day + timedelta(hours=3), day + timedelta(hours=6), "exp-1")
+    ledger.mark_swept("grp-a", day + timedelta(hours=5), day + timedelta(hours=7), "exp-2")  # overlaps
+    ledger.mark_swept("grp-b", day, day + timedelta(hours=1), "exp-3")
+    assert ledger.swept_hours("grp-a", day, day + timedelta(days=2)) == {
+        day + timedelta(hours=h) for h in (3, 4, 5, 6)
+    }
+    assert ledger.swept_hours("grp-a", day + timedelta(hours=4), day + timedelta(hours=6)) == {
+        day + timedelta(hours=4),
+        day + timedelta(hours=5),
+    }
+    assert ledger.swept_hours("grp-b", day, day + timedelta(days=2)) == {day}
+    assert ledger.get_many([did(1)]) == {}  # sweep bookkeeping is not a call
+
+
 def test_window_queries_and_counts(ledger: Ledger) -> None:
     for i in range(6):
         d = did(400 + i)

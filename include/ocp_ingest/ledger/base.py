@@ -61,6 +61,14 @@ class LedgerBackend(Protocol):
         """Calls whose start time is in ``[start, end)``, optionally for one OCP group or LOB."""
         ...
 
+    def mark_swept(self, ocp_group: str, hours: Sequence[datetime], export_id: str, at: datetime) -> None:
+        """Remember that ``export_id``'s dialog_end CDRs for these hours were diffed (first one stands)."""
+        ...
+
+    def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
+        """The hours in ``[start, end)`` of ``ocp_group`` already swept."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -129,6 +137,52 @@ class Ledger:
     def apply_all(self, transitions: Iterable[Transition]) -> list[TransitionResult]:
         return [self.apply(t) for t in transitions]
 
+    def apply_many(self, transitions: Sequence[Transition]) -> list[TransitionResult]:
+        """:meth:`apply` for a batch: one read of all the records, one write batch where the backend has
+        ``write_many`` (SQLite: one transaction, so one lock and one commit instead of one per call).
+
+        Same outcomes and audit events as applying them one by one. Every record keeps its own version
+        check: a record another writer changed meanwhile (and a call repeated in the batch) goes through
+        :meth:`apply` afterwards, so racing writers still resolve deterministically.
+        """
+        results: list[TransitionResult | None] = [None] * len(transitions)
+        current = self.backend.get_many(list({t.dialog_id: None for t in transitions}))
+        now = self.clock()
+        seen: set[str] = set()
+        later: list[int] = []
+        batch: list[tuple[int, CallRecord | None, TransitionResult, int]] = []
+        for i, transition in enumerate(transitions):
+            if transition.dialog_id in seen:
+                later.append(i)
+                continue
+            seen.add(transition.dialog_id)
+            old = current.get(transition.dialog_id)
+            result = transition.apply(old, now)
+            if result.record is None:
+                results[i] = TransitionResult(result.outcome, old)
+                continue
+            expected = old.version if old is not None else 0
+            result.record.version = expected + 1
+            batch.append((i, old, result, expected))
+        if batch:
+            items = [(result.record, expected) for _, _, result, expected in batch]
+            write_many = getattr(self.backend, "write_many", None)
+            if write_many is not None:
+                written = write_many(items)
+            else:
+                written = [self.backend.write(record, expected) for record, expected in items]
+            for (i, old, result, _), ok in zip(batch, written, strict=True):
+                if not ok:
+                    later.append(i)
+                    continue
+                assert result.record is not None
+                if self.audit is not None:
+                    self.audit.record_transition(transitions[i], old, result.record)
+                results[i] = result
+        for i in sorted(later):
+            results[i] = self.apply(transitions[i])
+        return [r for r in results if r is not None]
+
     def get(self, dialog_id: str) -> CallRecord | None:
         return self.backend.get(dialog_id)
 
@@ -166,6 +220,18 @@ class Ledger:
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None
     ) -> Iterator[CallRecord]:
         return self.backend.calls_started_between(start, end, ocp_group, lob)
+
+    def mark_swept(self, ocp_group: str, start: datetime, end: datetime, export_id: str) -> None:
+        """A completed export's dialog_end CDRs of ``[start, end)`` were diffed against the ledger: every
+        call OCP knows in those hours has its row now, so the sweep need not export them again."""
+        hours, hour = [], start
+        while hour < end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+        self.backend.mark_swept(ocp_group, hours, export_id, self.clock())
+
+    def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
+        return self.backend.swept_hours(ocp_group, start, end)
 
     def counts_by_state(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

@@ -8,6 +8,8 @@
 - Open calls (known, no dialog_end, not stored, not terminal) live in a second sparse GSI
   (``open_by_day``: ``open_day`` = the UTC day the call started, ``open_since``), read the same way.
 - Window queries use the ``calls_by_start_day`` GSI (one partition per UTC day of call start).
+- Swept hours (an OCP group's hour whose dialog_end CDRs a completed export was diffed against) are items
+  keyed ``SWEEP#<group>#<hour>`` in the same table, read with BatchGetItem; they carry no index keys.
 The table definition is ``dynamodb_table.json`` beside this module
 (``aws dynamodb create-table --cli-input-json file://dynamodb_table.json``).
 """
@@ -26,10 +28,11 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ocp_ingest.ledger.model import CallRecord, format_ts
+from ocp_ingest.ledger.model import CallRecord, format_ts, parse_ts
 
 PENDING_INDEX = "pending_by_day"
 OPEN_INDEX = "open_by_day"
+SWEEP_PREFIX = "SWEEP#"
 START_INDEX = "calls_by_start_day"
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -185,6 +188,45 @@ class DynamoLedgerBackend:
         self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         return self._sparse(OPEN_INDEX, "open", started_before, limit, ocp_groups)
+
+    @staticmethod
+    def _sweep_key(ocp_group: str, hour: datetime) -> dict[str, Any]:
+        return {"dialog_id": {"S": f"{SWEEP_PREFIX}{ocp_group}#{format_ts(hour)}"}}
+
+    def mark_swept(self, ocp_group: str, hours: Sequence[datetime], export_id: str, at: datetime) -> None:
+        for hour in hours:
+            item = {
+                **self._sweep_key(ocp_group, hour),
+                "export_id": {"S": export_id},
+                "swept_at": {"S": format_ts(at) or ""},
+            }
+            try:  # the first sweep of an hour stands
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(dialog_id)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
+        hours, hour = [], start
+        while hour < end:
+            hours.append(hour)
+            hour += timedelta(hours=1)
+        found: set[datetime] = set()
+        for i in range(0, len(hours), 100):  # BatchGetItem's limit
+            keys = [self._sweep_key(ocp_group, h) for h in hours[i : i + 100]]
+            request: dict[str, Any] = {self.table_name: {"Keys": keys, "ConsistentRead": True}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                for item in response["Responses"].get(self.table_name, []):
+                    stamp = item["dialog_id"]["S"].rsplit("#", 1)[1]
+                    if (parsed := parse_ts(stamp)) is not None:
+                        found.add(parsed)
+                request = response.get("UnprocessedKeys") or {}
+        return found
 
     def calls_started_between(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ocp_ingest.ledger.model import RECORD_FIELDS, CallRecord, format_ts
+from ocp_ingest.ledger.model import RECORD_FIELDS, CallRecord, format_ts, parse_ts
 
 _INT_FIELDS = {"duration_ms", "retry_count", "size_bytes", "version"}
 _BOOL_FIELDS = {"has_cdr_end", "file_received", "post_process_ok", "s3_stored"}
@@ -43,6 +43,14 @@ CREATE TABLE IF NOT EXISTS calls (
 CREATE INDEX IF NOT EXISTS calls_by_start ON calls (call_start_ts);
 CREATE INDEX IF NOT EXISTS calls_by_group ON calls (ocp_group, call_start_ts);
 CREATE INDEX IF NOT EXISTS calls_by_lob ON calls (lob, call_start_ts);
+-- Hours of an OCP group whose dialog_end CDRs a completed export was diffed against (first one stands).
+CREATE TABLE IF NOT EXISTS swept_hours (
+    ocp_group TEXT NOT NULL,
+    hour TEXT NOT NULL,
+    export_id TEXT NOT NULL,
+    swept_at TEXT NOT NULL,
+    PRIMARY KEY (ocp_group, hour)
+);
 """
 # After the migration below: a ledger created before a column existed gets it first.
 INDEXES = """
@@ -144,6 +152,28 @@ class SqliteLedgerBackend:
                 cursor = self._conn.execute(self._update, {**values, "expected_version": expected_version})
         return cursor.rowcount == 1
 
+    def write_many(self, items: Sequence[tuple[CallRecord, int]]) -> list[bool]:
+        """Several :meth:`write` (record, expected version) in one transaction: one lock, one commit.
+
+        Each record keeps its own version check; the result says, per record, whether it was written.
+        """
+        rows = [(_row_values(record), expected) for record, expected in items]
+        written: list[bool] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for values, expected in rows:
+                    if expected == 0:
+                        cursor = self._conn.execute(self._insert, values)
+                    else:
+                        cursor = self._conn.execute(self._update, {**values, "expected_version": expected})
+                    written.append(cursor.rowcount == 1)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return written
+
     def pending(
         self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
@@ -167,6 +197,24 @@ class SqliteLedgerBackend:
         sql += " ORDER BY open_since, dialog_id LIMIT ?"
         params.append(limit)
         return [self._record(r) for r in self._query(sql, params)]
+
+    def mark_swept(self, ocp_group: str, hours: Sequence[datetime], export_id: str, at: datetime) -> None:
+        rows = [(ocp_group, format_ts(h), export_id, format_ts(at)) for h in hours]
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany("INSERT OR IGNORE INTO swept_hours VALUES (?, ?, ?, ?)", rows)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+
+    def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
+        rows = self._query(
+            "SELECT hour FROM swept_hours WHERE ocp_group = ? AND hour >= ? AND hour < ?",
+            (ocp_group, format_ts(start), format_ts(end)),
+        )
+        return {h for row in rows if (h := parse_ts(row["hour"])) is not None}
 
     def calls_started_between(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

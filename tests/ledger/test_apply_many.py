@@ -1,0 +1,87 @@
+"""Ledger.apply_many: a batch gives the same records, outcomes and audit events as applying one by one."""
+
+from __future__ import annotations
+
+from ocp_ingest.ledger import Ledger, Outcome
+from ocp_ingest.ledger.model import CallRecord
+from ocp_ingest.ledger.transitions import CdrEnd, ExportRequested, Transition
+from tests.ledger.test_contract import IDENTITY, SHA_A, SHA_B, T0, did, stored
+
+
+class Observer:
+    actor = None
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def record_transition(self, transition: Transition, old: CallRecord | None, new: CallRecord) -> None:
+        self.seen.append((transition.name, transition.dialog_id))
+
+    def emit(self, event: object) -> None:
+        pass
+
+    def flush(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_batch_outcomes_match_one_by_one(ledger: Ledger) -> None:
+    audit = Observer()
+    ledger.audit = audit
+    ids = [did(100 + i) for i in range(6)]
+    for d in ids:
+        ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+    ledger.apply(stored(ids[1]))
+    ledger.apply(ExportRequested(ids[2], "exp-1"))
+    audit.seen.clear()
+
+    batch = [
+        stored(ids[0]),  # applied
+        stored(ids[1]),  # same bytes again: already stored
+        stored(ids[1], SHA_B),  # repeated call in the batch, other bytes: conflict
+        ExportRequested(ids[2], "exp-1"),  # nothing changes
+        ExportRequested(ids[3], "exp-2"),  # applied
+        stored(ids[3]),  # repeated call: applied after its ExportRequested
+        CdrEnd(did(199), T0, 1000, "NORMAL", IDENTITY),  # a new record
+    ]
+    results = ledger.apply_many(batch)
+
+    assert [r.outcome for r in results] == [
+        Outcome.APPLIED,
+        Outcome.ALREADY_STORED,
+        Outcome.CONFLICT,
+        Outcome.UNCHANGED,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+        Outcome.APPLIED,
+    ]
+    assert ledger.get(ids[0]).s3_stored and ledger.get(ids[0]).sha256 == SHA_A
+    assert ledger.get(ids[3]).export_id == "exp-2" and ledger.get(ids[3]).s3_stored
+    assert ledger.get(did(199)).has_cdr_end and ledger.get(did(199)).version == 1
+    assert sorted(audit.seen) == sorted(
+        [("Stored", ids[0]), ("ExportRequested", ids[3]), ("Stored", ids[3]), ("CdrEnd", did(199))]
+    )
+    assert ledger.apply_many([]) == []
+
+
+def test_a_record_changed_by_another_writer_meanwhile_is_re_applied(ledger: Ledger) -> None:
+    d = did(300)
+    ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+    backend = ledger.backend
+    real_get_many = backend.get_many
+
+    def stale_get_many(dialog_ids):  # read, then another writer changes the record before our write
+        found = real_get_many(dialog_ids)
+        ledger.apply(ExportRequested(d, "exp-other"))
+        return found
+
+    backend.get_many = stale_get_many  # type: ignore[method-assign]
+    try:
+        (result,) = ledger.apply_many([stored(d)])
+    finally:
+        backend.get_many = real_get_many  # type: ignore[method-assign]
+    record = ledger.get(d)
+    assert result.outcome is Outcome.APPLIED and record.s3_stored
+    assert record.export_id == "exp-other"  # the other writer's change survived
