@@ -1,7 +1,7 @@
 """Stage 2, reconciliation: find every call without a stored recording and bring it back from OCP exports.
 
     detect_pending >> plan_exports >> export_chain[per plan](
-        request_export >> wait_for_export (deferred) >> [fetch_export_metadata, download_and_store]
+        request_and_wait (deferred) >> download_and_store
     ) >> close_and_escalate
 
 * **detect_pending**: the ledger's pending index (ended, not stored, not terminal, past the grace period);
@@ -10,9 +10,10 @@
   group per run (exports of a group run strictly one at a time; ``max_active_runs=1``). The rest is
   carried to the next run. Mapped instances per run = plans (a handful), never calls.
 * **export_chain** (mapped per plan, each instance labelled with its group, window and call count):
-  request the export (a 409 means wait, or adopt our own export), wait for it in the triggerer (no
-  worker slot held; an expired export is re-created), then in parallel keep its metadata with the calls
-  and download + store the planned calls' audio (in-process, or a KubernetesPodOperator when
+  ``request_and_wait`` requests the export (a 409 means wait, or adopt our own export), remembers it on
+  the planned calls, and waits for it in the triggerer (no worker slot held; an expired export is
+  re-created); then ``download_and_store`` keeps the export's metadata with its calls and downloads +
+  stores the planned calls' audio (in-process, or a KubernetesPodOperator when
   ``OCP_INGEST_DOWNLOAD_MODE=kubernetes``). The export's dialog_end CDRs are diffed against the ledger:
   calls whose events were lost get ledger rows and are recovered in the same run.
 * **close_and_escalate**: an attempt is counted for every call still missing; at the maximum attempts
@@ -31,8 +32,7 @@ from datetime import datetime, timedelta
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
 from ocp_ingest.airflow import reconciliation_tasks
-from ocp_ingest.airflow.export_operators import PLAN_LABEL_TEMPLATE, OcpRequestExportOperator
-from ocp_ingest.airflow.sensors import OcpExportSensor
+from ocp_ingest.airflow.export_operators import PLAN_LABEL_TEMPLATE, OcpExportSensor
 from ocp_ingest.config import Settings
 
 settings = Settings.from_env()  # environment only: no I/O at parse time
@@ -65,13 +65,6 @@ def ocp_reconciliation() -> None:
     def plan_exports(detected: dict) -> list[dict]:
         return reconciliation_tasks.plan(detected)
 
-    @task(map_index_template=PLAN_LABEL_TEMPLATE)
-    def fetch_export_metadata(wait_result: dict) -> dict:
-        get_current_context()["plan_label"] = wait_result["plan"]["label"]  # type: ignore[typeddict-unknown-key]
-        if get_current_context()["params"].get("dry_run"):
-            return {"status": "skipped", "export_status": "DRY_RUN"}
-        return reconciliation_tasks.fetch_export_metadata(wait_result)
-
     @task(map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6))
     def download_and_store(wait_result: dict) -> dict:
         context = get_current_context()
@@ -82,20 +75,18 @@ def ocp_reconciliation() -> None:
 
     @task_group
     def export_chain(plan: dict) -> None:
-        request = OcpRequestExportOperator(task_id="request_export", plan=plan)
-        wait = OcpExportSensor(task_id="wait_for_export", request=request.output)
+        export = OcpExportSensor(task_id="request_and_wait", plan=plan)
         if settings.download_mode == "kubernetes":
             from ocp_ingest.airflow.download_pod import build_download_pod
 
             download = build_download_pod(
-                task_id="download_and_store", wait_task_id="export_chain.wait_for_export"
+                task_id="download_and_store", wait_task_id="export_chain.request_and_wait"
             )
-            wait >> download
+            export >> download
             steps["downloads"] = download.output
         else:
-            steps["downloads"] = download_and_store(wait.output)
-        fetch_export_metadata(wait.output)
-        steps["waits"] = wait.output
+            steps["downloads"] = download_and_store(export.output)
+        steps["waits"] = export.output
 
     @task(trigger_rule="none_failed", on_success_callback=reconciliation_tasks.alert_on_escalation)
     def close_and_escalate(detected: dict, plans: list[dict], waits: list, downloads: list) -> dict:

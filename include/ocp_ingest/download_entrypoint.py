@@ -3,14 +3,18 @@
 The same code runs in-process (a task on the Airflow worker, the embedded default) and in the project's
 image as ``ocp-ingest download-export`` (a KubernetesPodOperator in production). Steps:
 
-1. list the export's files (paginated);
+1. list the export's files (paginated) and keep the export's metadata and listing with its calls
+   (``reconciliation/exports/{export_id}.json`` and an EXPORT_COMPLETED milestone in each planned call's
+   audit trail, once per export);
 2. **manifest diff**: read the export's dialog_end CDR files; calls the ledger never saw (or never got a
    dialog_end for) get their ledger rows through :func:`ocp_ingest.realtime.cdr_transition`, so they are
    pending now and are recovered by this very download if their audio is in the export;
-3. for every planned (or just discovered) call not stored yet: stream its file into the landing area
-   (create-only, SHA-256 and size checked against the listing, resumed after broken connections), hand it
-   to :class:`~ocp_ingest.ingest.RecordingIngestor` with source RECONCILIATION (the one validate + store
-   + mark step), and remove the landing file. A call stored meanwhile by the realtime path is reported
+3. for every planned (or just discovered) call not stored yet: stream its file (resumed after broken
+   connections), check its size and SHA-256 against the listing, and hand it to
+   :class:`~ocp_ingest.ingest.RecordingIngestor` with source RECONCILIATION (the one validate + store +
+   mark step). Files up to ``IN_MEMORY_MAX_BYTES`` are held in memory: hashed once, validated from
+   memory, written once (create-only) to the call's key. Larger ones go through a landing file first
+   (create-only, verified) so memory stays flat. A call stored meanwhile by the realtime path is reported
    ``already_stored`` and never stored twice.
 
 An export that expired before or during the download is re-created (bounded) and waited for here.
@@ -26,25 +30,33 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ocp_ingest.config import Settings
-from ocp_ingest.ingest import RecordingIngestor
-from ocp_ingest.ledger import IngestionSource, Ledger, open_ledger
+from ocp_ingest.ingest import IngestOutcome, RecordingIngestor
+from ocp_ingest.ledger import CallRecord, IngestionSource, Ledger, open_ledger
 from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.download import iter_file_chunks
-from ocp_ingest.ocp.errors import ExportExpired, OcpError
+from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError
 from ocp_ingest.reconciliation import EXPORT_DATA_TYPES, ExportPlan, audit_export_milestone, create_or_adopt
 from ocp_ingest.routing import LobRouter
-from ocp_ingest.storage import StorageError, StorageLayout, write_create_only
+from ocp_ingest.storage import ObjectExists, StorageError, StorageLayout, write_create_only
 
 log = logging.getLogger(__name__)
 
 XCOM_RETURN_PATH = Path("/airflow/xcom/return.json")
+#: Recordings up to this size are downloaded into memory (about 1 MB per minute of call: 64 MiB is an
+#: hour); larger ones stream through a landing file. Memory: at most download_workers times this.
+IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
+#: Files per slice: the slice's ledger records are read fresh (one query) just before it is downloaded.
+SLICE = 256
+#: Stored marks per ledger transaction.
+MARK_BATCH = 64
 
 
 @dataclass
@@ -98,6 +110,7 @@ class _Downloader:
         self.ingestor = RecordingIngestor(self.settings, self.ledger, self.layout)
 
     def run(self, export_id: str, summary: DownloadSummary) -> None:
+        started, cpu = time.monotonic(), time.process_time()
         listing = list(self.client.iter_files(export_id, page_size=wire.MAX_PAGE_SIZE))
         recordings = {
             f.dialog_id: f for f in listing if f.data_type is wire.DataType.RECORDINGS and f.dialog_id
@@ -108,9 +121,14 @@ class _Downloader:
                 for event in _read_cdr_file(self.client, export_id, item, self.settings.download_max_resumes):
                     if event.message_type is wire.MessageType.DIALOG_END:
                         ends[event.dialog_id] = event
-        self._manifest_diff(ends, summary)
+        # One read of every record this export concerns (planned calls and the export's CDRs).
+        known = self.ledger.get_many(list(dict.fromkeys([*self.plan.dialog_ids, *ends])))
+        keep_export_metadata(
+            self.client, export_id, listing, self.plan, self.ledger, self.layout, records=known
+        )
+        changed = self._manifest_diff(ends, summary, known)
         wanted = list(dict.fromkeys([*self.plan.dialog_ids, *summary.discovered]))
-        records = self.ledger.get_many(wanted)
+        records = {**known, **self.ledger.get_many(changed)} if changed else known
         todo: list[wire.ExportFile] = []
         for dialog_id in wanted:
             record = records.get(dialog_id)
@@ -125,12 +143,38 @@ class _Downloader:
                 end = ends.get(dialog_id)
                 if end is not None and not end.origin_uri.lower().startswith(("sip:", "sips:")):
                     summary.no_recording[dialog_id] = end.origin_uri
-        for item in todo:  # the stored record keeps the export it came from, whichever step runs first
-            assert item.dialog_id is not None
-            self.ledger.apply(ExportRequested(item.dialog_id, export_id))
+        # The stored record keeps the export it came from. The export step marked the planned calls when
+        # it requested this export; discovered calls and re-created exports are marked here.
+        unmarked = [
+            ExportRequested(f.dialog_id, export_id)
+            for f in todo
+            if f.dialog_id and ((r := records.get(f.dialog_id)) is None or r.export_id != export_id)
+        ]
+        for i in range(0, len(unmarked), 500):
+            self.ledger.apply_many(unmarked[i : i + 500])
         workers = max(1, min(self.settings.download_workers, len(todo)))
+        log.info(
+            "export %s: %d files listed, metadata kept, %d discovered, %d to download (%.1f s, %.1f s CPU)",
+            export_id,
+            len(listing),
+            len(summary.discovered),
+            len(todo),
+            time.monotonic() - started,
+            time.process_time() - cpu,
+        )
+        started, cpu = time.monotonic(), time.process_time()
+        results: list[tuple[str, str, int]] = []
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(lambda f: self._one(export_id, f), todo))
+            for i in range(0, len(todo), SLICE):
+                results += self._slice(pool, export_id, todo[i : i + SLICE])
+        log.info(
+            "export %s: %d files downloaded, checked and stored by %d workers in %.1f s (%.1f s CPU)",
+            export_id,
+            len(todo),
+            workers,
+            time.monotonic() - started,
+            time.process_time() - cpu,
+        )
         expired = None
         for item, (outcome, detail, size) in zip(todo, results, strict=True):
             assert item.dialog_id is not None
@@ -144,11 +188,16 @@ class _Downloader:
         if expired is not None:
             raise ExportExpired(expired)
 
-    def _manifest_diff(self, ends: dict[str, wire.CdrEvent], summary: DownloadSummary) -> None:
-        """Give calls the ledger never saw (lost events) their rows; merge CDR gaps into known calls."""
+    def _manifest_diff(
+        self, ends: dict[str, wire.CdrEvent], summary: DownloadSummary, known: dict[str, CallRecord]
+    ) -> list[str]:
+        """Give calls the ledger never saw (lost events) their rows; merge CDR gaps into known calls.
+
+        ``known``: the ledger's records of (at least) every call in ``ends``. Returns the calls changed.
+        """
         from ocp_ingest.realtime import cdr_transition
 
-        known = self.ledger.get_many(list(ends))
+        changed: list[str] = []
         for dialog_id, event in ends.items():
             record = known.get(dialog_id)
             complete = record is not None and record.has_cdr_end and record.lob and record.ocp_group
@@ -157,28 +206,89 @@ class _Downloader:
             transition = cdr_transition(event, self.router)
             if transition is not None:
                 self.ledger.apply(transition)
+                changed.append(dialog_id)
             if (record is None or not record.has_cdr_end) and dialog_id not in summary.discovered:
                 summary.discovered.append(dialog_id)
                 log.info("manifest diff: dialog_id=%s was unknown to the ledger; row created", dialog_id)
+        return changed
 
-    def _one(self, export_id: str, item: wire.ExportFile) -> tuple[str, str, int]:
-        """Download, store and mark one call: (outcome, detail, bytes downloaded)."""
+    def _slice(
+        self, pool: ThreadPoolExecutor, export_id: str, items: list[wire.ExportFile]
+    ) -> list[tuple[str, str, int]]:
+        """Download and store a slice of files in parallel; their ledger marks are written in batches.
+
+        The slice's records are read fresh first (realtime may have stored some meanwhile); files are
+        downloaded, validated and stored by the workers; their ``Stored`` marks are applied here, one
+        ledger transaction per ``MARK_BATCH`` files (SQLite: one write lock instead of one per call).
+        """
+        fresh = self.ledger.get_many([f.dialog_id for f in items if f.dialog_id])
+        out: list[tuple[str, str, int] | None] = [None] * len(items)
+        written: list[tuple[int, IngestOutcome, int]] = []
+
+        def flush() -> None:
+            marked = self.ingestor.marked([outcome for _, outcome, _ in written])
+            for (index, _, size), outcome in zip(written, marked, strict=True):
+                out[index] = (outcome.kind, outcome.detail if outcome.kind != "stored" else "", size)
+            written.clear()
+
+        done = pool.map(lambda f: self._one(export_id, f, fresh.get(f.dialog_id or "")), items)
+        for index, (outcome, size) in enumerate(done):
+            if outcome.kind == "written":
+                written.append((index, outcome, size))
+                if len(written) >= MARK_BATCH:
+                    flush()
+            else:
+                out[index] = (outcome.kind, outcome.detail if outcome.kind != "stored" else "", size)
+        flush()
+        return [r for r in out if r is not None]
+
+    def _one(
+        self, export_id: str, item: wire.ExportFile, record: CallRecord | None
+    ) -> tuple[IngestOutcome, int]:
+        """Download and store one call: (outcome, bytes downloaded); ``written`` still needs its mark."""
         assert item.dialog_id is not None
-        landing = self.layout.landing_path(item.dialog_id, item.sha256.lower())
         try:
-            chunks = iter_file_chunks(
-                self.client, export_id, item, max_resumes=self.settings.download_max_resumes
-            )
-            write_create_only(landing, chunks, expected_sha256=item.sha256, expected_size=item.size)
+            if record is None:
+                return IngestOutcome("error", "no ledger record"), 0
+            if record.s3_stored:
+                return IngestOutcome("already_stored", "stored meanwhile"), 0
+            if item.size <= IN_MEMORY_MAX_BYTES:
+                return self._one_in_memory(export_id, item, record)
+            return self._one_via_landing(export_id, item)
         except ExportExpired as exc:
-            return "expired", str(exc), 0
+            return IngestOutcome("expired", str(exc)), 0
         except (OcpError, StorageError, OSError) as exc:
             log.warning("download of %s from export %s failed: %s", item.dialog_id, export_id, exc)
-            return "error", f"{type(exc).__name__}: {exc}"[:300], 0
+            return IngestOutcome("error", f"{type(exc).__name__}: {exc}"[:300]), 0
+
+    def _one_in_memory(
+        self, export_id: str, item: wire.ExportFile, record: CallRecord
+    ) -> tuple[IngestOutcome, int]:
+        """The whole file in memory: one SHA-256 over it, shared by the listing check, validator and write."""
+        chunks = iter_file_chunks(
+            self.client, export_id, item, max_resumes=self.settings.download_max_resumes
+        )
+        data = b"".join(chunks)
+        if len(data) != item.size:
+            raise ChecksumMismatch(f"export file {item.file_id}: got {len(data)} bytes, listed {item.size}")
+        sha256 = hashlib.sha256(data).hexdigest()
+        if sha256 != item.sha256.lower():
+            raise ChecksumMismatch(f"export file {item.file_id}: SHA-256 {sha256} does not match the listing")
+        outcome = self.ingestor.ingest_bytes(data, sha256, record, IngestionSource.RECONCILIATION, mark=False)
+        return outcome, item.size
+
+    def _one_via_landing(self, export_id: str, item: wire.ExportFile) -> tuple[IngestOutcome, int]:
+        """A large file: streamed into the landing area (create-only, verified), ingested from there."""
+        assert item.dialog_id is not None
+        landing = self.layout.landing_path(item.dialog_id, item.sha256.lower())
+        chunks = iter_file_chunks(
+            self.client, export_id, item, max_resumes=self.settings.download_max_resumes
+        )
+        write_create_only(landing, chunks, expected_sha256=item.sha256, expected_size=item.size)
         try:
             record = self.ledger.get(item.dialog_id)  # fresh: realtime may have stored it meanwhile
             if record is None:
-                return "error", "no ledger record", item.size
+                return IngestOutcome("error", "no ledger record"), item.size
             try:
                 outcome = self.ingestor.ingest(
                     landing, item.sha256.lower(), item.size, record, IngestionSource.RECONCILIATION
@@ -187,12 +297,67 @@ class _Downloader:
                 # The realtime path landed the same bytes at the same key, stored them and cleared it.
                 record = self.ledger.get(item.dialog_id)
                 if record is not None and record.s3_stored:
-                    return "already_stored", "stored by realtime during the download", item.size
+                    return IngestOutcome(
+                        "already_stored", "stored by realtime during the download"
+                    ), item.size
                 raise
         finally:
             with contextlib.suppress(FileNotFoundError):
                 landing.unlink()
-        return outcome.kind, outcome.detail if outcome.kind != "stored" else "", item.size
+        return outcome, item.size
+
+
+def keep_export_metadata(
+    client: Any,
+    export_id: str,
+    listing: list[wire.ExportFile],
+    plan: ExportPlan,
+    ledger: Ledger,
+    layout: StorageLayout,
+    *,
+    records: dict[str, CallRecord] | None = None,
+) -> bool:
+    """Keep the export with its calls: its metadata and listing as ``reconciliation/exports/{id}.json``
+    (create-only) and an EXPORT_COMPLETED milestone in each planned call's audit trail.
+
+    The record is the milestone's idempotency key: a retried download (or a re-run) writes neither again.
+    Returns True when this call wrote them. ``records``: the planned calls' ledger records, if read already.
+    """
+    export = client.get_export(export_id)
+    planned = set(plan.dialog_ids)
+    record = {
+        "export": json.loads(export.model_dump_json()),
+        "plan": plan.to_dict(),
+        "files": dict(Counter(f.data_type.value for f in listing)),
+        "bytes": sum(f.size for f in listing),
+        "planned_recordings": {
+            f.dialog_id: {"name": f.name, "size": f.size, "sha256": f.sha256}
+            for f in listing
+            if f.dialog_id in planned
+        },
+    }
+    dest = layout.reconciliation_record_path("exports", export_id)
+    try:
+        first_time = write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()]).created
+    except ObjectExists:  # written by an earlier try with other content (e.g. a re-listing): it stands
+        first_time = False
+    if first_time and ledger.audit is not None:
+        from ocp_ingest.audit.events import export_event
+        from ocp_ingest.audit.schema import AuditEventType
+
+        listed = {f.dialog_id: f.name for f in listing if f.dialog_id}
+        if records is None:
+            records = ledger.get_many(list(plan.dialog_ids))
+        at = ledger.clock()
+        for dialog_id in plan.dialog_ids:
+            if dialog_id in records:
+                detail = f"file {listed[dialog_id]}" if dialog_id in listed else "not in the export's listing"
+                ledger.audit_event(
+                    export_event(
+                        AuditEventType.EXPORT_COMPLETED, records[dialog_id], export_id, at=at, detail=detail
+                    )
+                )
+    return first_time
 
 
 def _recreate(client: Any, plan: ExportPlan, settings: Settings) -> str:

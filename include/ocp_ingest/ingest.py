@@ -7,8 +7,11 @@ here, so "validated, stored, S3_STORED, COMPLETED" happens in exactly one way; o
 
 from __future__ import annotations
 
+import io
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import BinaryIO
 
 from airflow.sdk import ObjectStoragePath
 
@@ -29,10 +32,12 @@ from ocp_ingest.storage import (
 
 @dataclass(frozen=True)
 class IngestOutcome:
-    #: stored | already_stored | rejected | conflict
+    #: stored | already_stored | rejected | conflict, or ``written`` (``ingest_bytes(mark=False)``: the
+    #: object is stored, its ledger mark is ``mark``, to be applied through :meth:`RecordingIngestor.marked`)
     kind: str
     detail: str = ""
     object_url: str | None = None
+    mark: Stored | None = field(default=None, compare=False, repr=False)
 
 
 def quarantine_copy(
@@ -64,64 +69,160 @@ class RecordingIngestor:
         The caller removes ``received`` afterwards, whatever the outcome (rejected and conflicting bytes
         have been copied to quarantine by then).
         """
+
+        def keep(reason_code: str) -> str:
+            return quarantine_copy(self.layout, received, record.dialog_id, sha256, reason_code)
+
         if record.s3_stored:
-            if record.sha256 == sha256:
-                return IngestOutcome("already_stored", object_url=record.object_url)
-            return self._conflict(received, record.dialog_id, sha256)
+            return self._already_there(record, sha256, keep)
         verdict = self.validate(received, record)
         if verdict.ok and verdict.sha256 != sha256:
             # The bytes are not the ones that were checked on arrival: never store them.
             verdict = replace(verdict, ok=False, reasons=("file changed after it was received",))
         if not verdict.ok:
-            reason = "; ".join(verdict.reasons) or "invalid audio"
-            quarantine_copy(self.layout, received, record.dialog_id, sha256, "invalid_audio")
-            self.ledger.apply(
-                AudioRejected(record.dialog_id, f"{source.value.lower()} audio rejected: {reason}")
-            )
-            return IngestOutcome(
-                "rejected", verdict.reasons[0].split(":")[0][:60] if verdict.reasons else "invalid"
-            )
-        if record.lob is None or record.ocp_group is None:
-            raise ValueError(f"call {record.dialog_id} has no LOB/OCP group yet; it cannot be stored")
-        dest = self.layout.recording_path(
-            lob=record.lob,
-            ocp_group=record.ocp_group,
-            dialog_id=record.dialog_id,
-            call_start=record.call_start_ts or record.call_end_ts,
-            extension=verdict.format or "wav",
-        )
+            return self._reject(record, verdict, source, keep)
+        dest = self._destination(record, verdict)
         try:
             self._store(received, dest, sha256, record.lob)
         except ObjectExists:
-            return self._conflict(received, record.dialog_id, sha256)
-        result = self.ledger.apply(
-            Stored(
-                record.dialog_id,
-                str(dest),
-                sha256,
-                size_bytes,
-                source,
-                verdict.format,
-                verdict.duration_s,
-            )
-        )
-        if result.outcome is Outcome.CONFLICT:
-            return self._conflict(received, record.dialog_id, sha256)
-        kind = "stored" if result.outcome is Outcome.APPLIED else "already_stored"
-        return IngestOutcome(kind, object_url=str(dest))
+            return self._conflict(record.dialog_id, sha256, keep)
+        return self._mark_stored(record, dest, sha256, size_bytes, source, verdict, keep)
 
-    def validate(self, received: ObjectStoragePath, record: CallRecord) -> AudioVerdict:
+    def ingest_bytes(
+        self, data: bytes, sha256: str, record: CallRecord, source: IngestionSource, *, mark: bool = True
+    ) -> IngestOutcome:
+        """The same step for a recording held in memory, whose SHA-256 the caller has just computed over
+        exactly ``data`` (a download verified against the export's listing).
+
+        No landing file: the bytes are validated from memory and written once, create-only, to the
+        call's key. The validator and the write use the caller's digest, so every byte is hashed once;
+        the validator's structural checks still read every byte.
+
+        ``mark=False`` (a batch): once the object is stored the outcome is ``written`` and carries its
+        ``Stored`` transition; the caller applies many at once with :meth:`marked`. Until then the call
+        is not marked stored, which is safe: storing is create-only, so a repeat (a re-run, or the realtime
+        path with the same bytes) finds the identical object at the same key and only marks it.
+        """
+
+        def keep(reason_code: str) -> str:
+            dest = self.layout.quarantine_path(record.dialog_id, sha256, reason_code)
+            write_create_only(dest, [data], expected_sha256=sha256, precomputed_sha256=sha256)
+            return str(dest)
+
+        if record.s3_stored:
+            return self._already_there(record, sha256, keep)
+        verdict = self.validate(io.BytesIO(data), record, known_sha256=sha256)
+        if not verdict.ok:
+            return self._reject(record, verdict, source, keep)
+        dest = self._destination(record, verdict)
+        try:
+            write_create_only(
+                dest,
+                [data],
+                expected_sha256=sha256,
+                precomputed_sha256=sha256,
+                sse_kms_key_id=self.layout.sse_kms_key_id,
+                metadata={"sha256": sha256},
+                object_lock=self.layout.object_lock_for(record.lob),
+            )
+        except ObjectExists:
+            return self._conflict(record.dialog_id, sha256, keep)
+        if not mark:
+            stored = self._stored(record, dest, sha256, len(data), source, verdict)
+            return IngestOutcome("written", object_url=str(dest), mark=stored)
+        return self._mark_stored(record, dest, sha256, len(data), source, verdict, keep)
+
+    def marked(self, written: Sequence[IngestOutcome]) -> list[IngestOutcome]:
+        """Apply the ``Stored`` marks of ``written`` outcomes in one ledger batch; the final outcomes."""
+        results = self.ledger.apply_many([o.mark for o in written if o.mark is not None])
+        final: list[IngestOutcome] = []
+        for outcome, result in zip([o for o in written if o.mark is not None], results, strict=True):
+            assert outcome.mark is not None and outcome.object_url is not None
+            if result.outcome is Outcome.CONFLICT:  # stored meanwhile with other bytes (another key)
+                mark = outcome.mark
+                source = ObjectStoragePath(outcome.object_url)
+
+                def keep(reason_code: str, mark: Stored = mark, source: ObjectStoragePath = source) -> str:
+                    return quarantine_copy(self.layout, source, mark.dialog_id, mark.sha256, reason_code)
+
+                final.append(self._conflict(mark.dialog_id, mark.sha256, keep))
+            else:
+                kind = "stored" if result.outcome is Outcome.APPLIED else "already_stored"
+                final.append(IngestOutcome(kind, object_url=outcome.object_url))
+        return final
+
+    def validate(
+        self, received: ObjectStoragePath | BinaryIO, record: CallRecord, *, known_sha256: str | None = None
+    ) -> AudioVerdict:
         expected = record.duration_ms / 1000 if record.duration_ms is not None else None
         kwargs = {
             "expected_duration_s": expected,
             "tolerance_s": self.settings.duration_tolerance_s,
             "tolerance_ratio": self.settings.duration_tolerance_ratio,
             "max_bytes": self.settings.max_recording_bytes,
+            "known_sha256": known_sha256,
         }
+        if not isinstance(received, ObjectStoragePath):
+            return validate_audio(received, **kwargs)
         if is_local(received):
             return validate_audio(local_path(received), **kwargs)
         with received.open("rb") as handle:
             return validate_audio(handle, **kwargs)
+
+    def _already_there(self, record: CallRecord, sha256: str, keep: Callable[[str], str]) -> IngestOutcome:
+        if record.sha256 == sha256:
+            return IngestOutcome("already_stored", object_url=record.object_url)
+        return self._conflict(record.dialog_id, sha256, keep)
+
+    def _reject(
+        self, record: CallRecord, verdict: AudioVerdict, source: IngestionSource, keep: Callable[[str], str]
+    ) -> IngestOutcome:
+        reason = "; ".join(verdict.reasons) or "invalid audio"
+        keep("invalid_audio")
+        self.ledger.apply(AudioRejected(record.dialog_id, f"{source.value.lower()} audio rejected: {reason}"))
+        return IngestOutcome(
+            "rejected", verdict.reasons[0].split(":")[0][:60] if verdict.reasons else "invalid"
+        )
+
+    def _destination(self, record: CallRecord, verdict: AudioVerdict) -> ObjectStoragePath:
+        if record.lob is None or record.ocp_group is None:
+            raise ValueError(f"call {record.dialog_id} has no LOB/OCP group yet; it cannot be stored")
+        return self.layout.recording_path(
+            lob=record.lob,
+            ocp_group=record.ocp_group,
+            dialog_id=record.dialog_id,
+            call_start=record.call_start_ts or record.call_end_ts,
+            extension=verdict.format or "wav",
+        )
+
+    def _mark_stored(
+        self,
+        record: CallRecord,
+        dest: ObjectStoragePath,
+        sha256: str,
+        size_bytes: int,
+        source: IngestionSource,
+        verdict: AudioVerdict,
+        keep: Callable[[str], str],
+    ) -> IngestOutcome:
+        result = self.ledger.apply(self._stored(record, dest, sha256, size_bytes, source, verdict))
+        if result.outcome is Outcome.CONFLICT:
+            return self._conflict(record.dialog_id, sha256, keep)
+        kind = "stored" if result.outcome is Outcome.APPLIED else "already_stored"
+        return IngestOutcome(kind, object_url=str(dest))
+
+    @staticmethod
+    def _stored(
+        record: CallRecord,
+        dest: ObjectStoragePath,
+        sha256: str,
+        size_bytes: int,
+        source: IngestionSource,
+        verdict: AudioVerdict,
+    ) -> Stored:
+        return Stored(
+            record.dialog_id, str(dest), sha256, size_bytes, source, verdict.format, verdict.duration_s
+        )
 
     def _store(
         self, received: ObjectStoragePath, dest: ObjectStoragePath, sha256: str, lob: str | None = None
@@ -146,7 +247,7 @@ class RecordingIngestor:
                 object_lock=self.layout.object_lock_for(lob),
             )
 
-    def _conflict(self, received: ObjectStoragePath, dialog_id: str, sha256: str) -> IngestOutcome:
-        quarantined = quarantine_copy(self.layout, received, dialog_id, sha256, "conflicting_audio")
+    def _conflict(self, dialog_id: str, sha256: str, keep: Callable[[str], str]) -> IngestOutcome:
+        quarantined = keep("conflicting_audio")
         self.ledger.apply(ConflictingAudio(dialog_id, sha256, quarantined))
         return IngestOutcome("conflict", quarantined)

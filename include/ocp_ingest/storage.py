@@ -18,6 +18,7 @@ the object is committed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import uuid
@@ -127,11 +128,25 @@ def _write_s3(
     return size
 
 
+class _KnownDigest:
+    """Stands in for hashlib when the caller hashed exactly these (immutable, in-memory) bytes already."""
+
+    def __init__(self, hexdigest: str) -> None:
+        self._hexdigest = hexdigest.lower()
+
+    def update(self, data: Any) -> None:
+        pass
+
+    def hexdigest(self) -> str:
+        return self._hexdigest
+
+
 def write_create_only(
     dest: ObjectStoragePath,
     chunks: Iterable[bytes],
     *,
     expected_sha256: str | None = None,
+    precomputed_sha256: str | None = None,
     expected_size: int | None = None,
     sse_kms_key_id: str | None = None,
     metadata: dict[str, str] | None = None,
@@ -145,8 +160,12 @@ def write_create_only(
     Returns ``created=False`` when ``dest`` already holds exactly these bytes (a retried task or a
     duplicate push). Raises :class:`ObjectExists` when it holds other bytes (never overwritten) and
     :class:`ChecksumMismatch` when the stream does not match the expectation (nothing committed).
+
+    ``precomputed_sha256``: the SHA-256 the caller computed over exactly the bytes of ``chunks`` (in memory,
+    immutable): they are not hashed again, and that digest is what is checked and reported. The size is
+    still counted and checked.
     """
-    digest = hashlib.sha256()
+    digest: Any = hashlib.sha256() if precomputed_sha256 is None else _KnownDigest(precomputed_sha256)
 
     def check(size: int) -> None:
         if expected_size is not None and size != expected_size:
@@ -184,6 +203,14 @@ def _existing(dest: ObjectStoragePath, new_sha256: str) -> StoredObject:
     if existing_sha256 != new_sha256:
         raise ObjectExists(str(dest), existing_sha256, new_sha256)
     return StoredObject(str(dest), existing_sha256, size, created=False)
+
+
+@functools.lru_cache(maxsize=256)
+def _recordings_root(recordings_url: str, lob: str) -> ObjectStoragePath:
+    """Built once per (configuration, LOB): a storage path costs tens of microseconds to construct."""
+    if "{lob}" in recordings_url:
+        return ObjectStoragePath(recordings_url.replace("{lob}", lob))
+    return ObjectStoragePath(recordings_url) / lob
 
 
 @dataclass(frozen=True)
@@ -235,10 +262,7 @@ class StorageLayout:
         return root / "reconciliation" / ids.token("record_kind", kind) / f"{name}.json"
 
     def recordings_root(self, lob: str) -> ObjectStoragePath:
-        lob = ids.lob(lob)
-        if "{lob}" in self.recordings_url:
-            return ObjectStoragePath(self.recordings_url.replace("{lob}", lob))
-        return ObjectStoragePath(self.recordings_url) / lob
+        return _recordings_root(self.recordings_url, ids.lob(lob))
 
     def recording_path(
         self, *, lob: str, ocp_group: str, dialog_id: str, call_start: datetime, extension: str = "wav"
@@ -248,7 +272,7 @@ class StorageLayout:
             raise ValueError(f"extension must be one of {AUDIO_EXTENSIONS}, got {extension!r}")
         day = call_start.strftime("%Y/%m/%d")
         name = f"{ids.dialog_id(dialog_id)}.{extension}"
-        return self.recordings_root(lob) / day / ids.ocp_group(ocp_group) / name
+        return self.recordings_root(lob).joinpath(day, ids.ocp_group(ocp_group), name)
 
     def landing_path(self, dialog_id: str, sha256: str, extension: str = "wav") -> ObjectStoragePath:
         """An arrival: keyed by call and content, so a repeated push of the same bytes is the same key."""

@@ -15,7 +15,7 @@ def test_pod_runs_the_entrypoint_in_the_project_image_with_config_by_reference(
     monkeypatch.setenv("AIRFLOW_CONN_OCP_DEFAULT", '{"conn_type": "ocp", "password": "s3cr3t-pat-value"}')
     settings = Settings.from_env()
     operator = build_download_pod(
-        task_id="download_and_store", wait_task_id="export_chain.wait_for_export", settings=settings
+        task_id="download_and_store", wait_task_id="export_chain.request_and_wait", settings=settings
     )
     assert operator.deferrable and operator.do_xcom_push
     pod = operator.build_pod_request_obj(dry_run=True)
@@ -27,7 +27,7 @@ def test_pod_runs_the_entrypoint_in_the_project_image_with_config_by_reference(
     assert container.args[0] == "download-export"
     for flag in ("--plan-json", "--export-id", "--export-status", "--run-id"):
         assert flag in container.args
-    assert "export_chain.wait_for_export" in container.args[container.args.index("--plan-json") + 1]
+    assert "export_chain.request_and_wait" in container.args[container.args.index("--plan-json") + 1]
     assert container.resources.requests == {"cpu": "1", "memory": "2Gi"}
     assert container.resources.limits == {"memory": "2Gi"}
     # Settings from the ConfigMap and the OCP connection from the Secret, both by reference only.

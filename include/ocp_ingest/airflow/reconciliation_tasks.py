@@ -18,14 +18,13 @@ from typing import Any
 
 from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.config import Settings
-from ocp_ingest.ledger import open_ledger
+from ocp_ingest.ledger import Outcome, open_ledger
 from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.reconciliation import (
     ExportOutcome,
     ExportPlan,
     PendingCall,
     PendingQuery,
-    audit_export_milestone,
     close_run,
     detect_pending,
     parse_when,
@@ -36,6 +35,8 @@ from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 log = logging.getLogger(__name__)
 
 ESCALATED_METRIC = "ocp_ingest.reconciliation.escalated"
+#: Ledger transitions written per transaction (a short write lock: other writers interleave between batches)
+LEDGER_BATCH = 500
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -115,46 +116,21 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
     return [p.to_dict() for p in result.plans]
 
 
-def fetch_export_metadata(wait_result: Mapping[str, Any], ocp_conn_id: str = "ocp_default") -> dict[str, Any]:
-    """Keep the export with its calls: ExportRequested on each planned call, metadata + listing in audit."""
-    if wait_result.get("export_status") != "COMPLETED":
-        return {"status": "skipped", "export_status": wait_result.get("export_status")}
-    from ocp_ingest.ocp import wire
-    from ocp_ingest.ocp.hook import OcpHook
+def mark_export_requested(dialog_ids: Sequence[str], export_id: str) -> int:
+    """``ExportRequested`` on each planned call: the export that carries it (the stored record keeps it).
 
+    Runs once the export exists, while OCP prepares it; re-applying the same export is UNCHANGED (no write,
+    no audit event), so a retried task changes nothing twice. Returns how many records changed.
+    """
     settings = Settings.from_env()
-    plan_ = ExportPlan.from_dict(wait_result["plan"])
-    export_id = wait_result["export_id"]
-    with OcpHook(ocp_conn_id).get_client() as client:
-        export = client.get_export(export_id)
-        files = list(client.iter_files(export_id, page_size=wire.MAX_PAGE_SIZE))
-    planned = set(plan_.dialog_ids)
-    by_type = Counter(f.data_type.value for f in files)
-    record = {
-        "export": json.loads(export.model_dump_json()),
-        "plan": plan_.to_dict(),
-        "files": dict(by_type),
-        "bytes": sum(f.size for f in files),
-        "planned_recordings": {
-            f.dialog_id: {"name": f.name, "size": f.size, "sha256": f.sha256}
-            for f in files
-            if f.dialog_id in planned
-        },
-    }
-    dest = StorageLayout.from_settings(settings).reconciliation_record_path("exports", export_id)
-    try:
-        first_time = write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()]).created
-    except ObjectExists:  # a retried task: the first record stands
-        first_time = False
-    listed = {f.dialog_id: f.name for f in files if f.dialog_id}
     with open_ledger(settings, actor=task_actor()) as ledger:
-        for dialog_id in plan_.dialog_ids:
-            ledger.apply(ExportRequested(dialog_id, export_id))
-            # The metadata record is the milestone's idempotency key: a retried task writes none again.
-            if first_time:
-                detail = f"file {listed[dialog_id]}" if dialog_id in listed else "not in the export's listing"
-                audit_export_milestone(ledger, "EXPORT_COMPLETED", [dialog_id], export_id, detail)
-    return {"status": "kept", "export_id": export_id, "metadata_url": str(dest), "files": dict(by_type)}
+        todo = [ExportRequested(d, export_id) for d in dict.fromkeys(dialog_ids)]
+        changed = 0
+        for i in range(0, len(todo), LEDGER_BATCH):  # one transaction per batch
+            results = ledger.apply_many(todo[i : i + LEDGER_BATCH])
+            changed += sum(r.outcome is Outcome.APPLIED for r in results)
+    log.info("export %s remembered on %d of %d planned calls", export_id, changed, len(dialog_ids))
+    return changed
 
 
 def download(wait_result: Mapping[str, Any], run_id: str, ocp_conn_id: str = "ocp_default") -> dict[str, Any]:

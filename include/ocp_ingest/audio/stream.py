@@ -20,11 +20,19 @@ class LimitExceeded(Exception):
 class ByteStream:
     """Reads ``raw`` in chunks, hashing everything it reads; parsers peek, read and skip through it."""
 
-    def __init__(self, raw: BinaryIO, *, max_bytes: int | None = None, chunk_size: int = CHUNK_SIZE) -> None:
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        max_bytes: int | None = None,
+        chunk_size: int = CHUNK_SIZE,
+        hashing: bool = True,
+    ) -> None:
+        """``hashing=False``: the caller knows the SHA-256 already; :meth:`hexdigest` is then ``""``."""
         self._raw = raw
         self._max_bytes = max_bytes
         self._chunk_size = chunk_size
-        self._hash = hashlib.sha256()
+        self._hash = hashlib.sha256() if hashing else None
         self._buf = b""  # unconsumed bytes are self._buf[self._off:]
         self._off = 0
         self._consumed = 0
@@ -41,7 +49,7 @@ class ByteStream:
         return self._consumed
 
     def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+        return self._hash.hexdigest() if self._hash is not None else ""
 
     # -- raw reading --------------------------------------------------------------------------------------
     def _allowance(self, want: int) -> int:
@@ -60,7 +68,7 @@ class ByteStream:
         want = self._allowance(want)
         try:
             chunk = self._raw.read(want)
-            if chunk:
+            if chunk and self._hash is not None:
                 self._hash.update(chunk)
         except Exception:
             self.source_failed = True
@@ -143,7 +151,7 @@ class ByteStream:
         view = memoryview(self._scratch)[:want]
         try:
             got = readinto(view)
-            if got:
+            if got and self._hash is not None:
                 self._hash.update(view[:got])
         except Exception:
             self.source_failed = True

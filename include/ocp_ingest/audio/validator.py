@@ -41,6 +41,7 @@ def validate_audio(
     tolerance_ratio: float = 0.02,
     max_bytes: int | None = None,
     decode_mp3: bool = True,
+    known_sha256: str | None = None,
 ) -> AudioVerdict:
     """Validate one recording and return a verdict; never raises because of what the bytes contain.
 
@@ -51,14 +52,21 @@ def validate_audio(
     rejected without being read past the limit (``sha256`` is then ``""``: the whole input was not hashed).
     ``decode_mp3=False`` skips FFmpeg decoding of MP3 frames (the strict frame walk still runs), for when
     decode time matters more than proof of decodability.
+    ``known_sha256`` is the SHA-256 the caller has just computed over exactly these bytes (immutable, in
+    memory, e.g. a download verified against its listing): it is reported as the verdict's ``sha256`` and
+    the bytes are not hashed a second time. Every structural check still reads every byte.
 
     Raises only for caller errors: a missing path (FileNotFoundError), invalid arguments (ValueError),
     or an I/O error from the source itself (propagated unchanged: a failing disk or connection says
     nothing about the recording).
     """
     _check_arguments(expected_duration_s, tolerance_s, tolerance_ratio, max_bytes)
+    if known_sha256 is not None and (len(known_sha256) != 64 or known_sha256 != known_sha256.lower()):
+        raise ValueError("known_sha256 must be 64 lowercase hex characters")
     with _open_source(source) as src:
-        return _validate(src, expected_duration_s, tolerance_s, tolerance_ratio, max_bytes, decode_mp3)
+        return _validate(
+            src, expected_duration_s, tolerance_s, tolerance_ratio, max_bytes, decode_mp3, known_sha256
+        )
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,11 @@ def _validate(
     tolerance_ratio: float,
     max_bytes: int | None,
     decode_mp3: bool,
+    known_sha256: str | None = None,
 ) -> AudioVerdict:
     if max_bytes is not None and src.size is not None and src.size > max_bytes:
         return _too_large(f"input is {src.size} bytes, more than max_bytes={max_bytes}; not read", src.size)
-    stream = ByteStream(src.raw, max_bytes=max_bytes)
+    stream = ByteStream(src.raw, max_bytes=max_bytes, hashing=known_sha256 is None)
     found = Findings()
     try:
         _check_structure(stream, found, decode_mp3)
@@ -143,7 +152,7 @@ def _validate(
         channels=found.channels,
         duration_s=found.duration_s,
         size_bytes=stream.bytes_read,
-        sha256=stream.hexdigest(),
+        sha256=known_sha256 if known_sha256 is not None else stream.hexdigest(),
         reasons=reasons,
         metadata=found.metadata,
     )

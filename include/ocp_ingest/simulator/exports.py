@@ -52,6 +52,8 @@ class ExportJob:
     ttl_s: float
     fail: bool
     files: list[SimFile] = field(default_factory=list)
+    #: file_id -> file, built on first use: a download looks its file up in O(1), as a real store does
+    file_index: dict[str, SimFile] = field(default_factory=dict, repr=False)
     dialogs: int = 0
     skipped: int = 0
 
@@ -274,7 +276,9 @@ class ExportsService:
 
     def file(self, export_id: str, file_id: str) -> SimFile:
         job = self._ready(export_id)
-        for item in job.files:
-            if item.meta.file_id == file_id:
-                return item
+        if len(job.file_index) != len(job.files):
+            job.file_index = {item.meta.file_id: item for item in job.files}
+        item = job.file_index.get(file_id)
+        if item is not None:
+            return item
         raise ExportRuleError(404, wire.ERR_NOT_FOUND, f"file {file_id} not found in export {export_id}")
