@@ -20,6 +20,7 @@ import pytest
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, TerminalState, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart, MarkTerminal, Stored
+from ocp_ingest.simulator.calls import FLOWS
 from ocp_ingest.stack_watch import RunTally, call_days, tally
 
 
@@ -72,6 +73,8 @@ def test_make_run_settles_every_call_and_the_report_reads_100_percent(
     for name, value in LOCAL_CADENCE.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("OCP_INGEST_RECONCILIATION_SCHEDULE", "* * * * *")  # each minute: a shorter test
+    groups = ",".join(sorted({f.ocp_group for f in FLOWS}))
+    monkeypatch.setenv("OCP_INGEST_SWEEP_OCP_GROUPS", groups)  # what the stack sets (restored after)
     monkeypatch.setenv("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(_free_port()))
     monkeypatch.setenv("AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT", str(_free_port()))
     stack = LocalStack(
@@ -85,6 +88,7 @@ def test_make_run_settles_every_call_and_the_report_reads_100_percent(
         seed=7,
         airflow_home=tmp_path / "airflow_home",
         log_path=tmp_path / "stack.log",
+        settings_env=LOCAL_CADENCE,
     )
     out = io.StringIO()
     started = time.monotonic()

@@ -103,6 +103,10 @@ class Settings:
     # A call with a dialog_start but no dialog_end this long after its start is "open": its dialog_end
     # was lost (no call lasts that long), so reconciliation asks OCP for its window like a pending call.
     open_call_timeout_s: float = 4 * 3600.0
+    # OCP groups whose every closed hour is diffed once against OCP's dialog_end CDRs (comma-separated;
+    # empty: no sweep), finding calls whose events were all lost; hours older than the lookback are left.
+    sweep_ocp_groups: str = ""
+    sweep_lookback_hours: float = 48.0
     max_retry_count: int = 5
     ocp_retention_days: int = 60
     # Escalate this many days before OCP purges a call, so a human still has time to act.
@@ -169,6 +173,8 @@ class Settings:
             max_event_body_bytes=_env_int("MAX_EVENT_BODY_BYTES", 5 * 1024 * 1024),
             pending_grace_s=_env_float("PENDING_GRACE_S", 900.0),
             open_call_timeout_s=_env_float("OPEN_CALL_TIMEOUT_S", 4 * 3600.0),
+            sweep_ocp_groups=_env("SWEEP_OCP_GROUPS", ""),
+            sweep_lookback_hours=_env_float("SWEEP_LOOKBACK_HOURS", 48.0),
             max_retry_count=_env_int("MAX_RETRY_COUNT", 5),
             ocp_retention_days=_env_int("OCP_RETENTION_DAYS", 60),
             retention_safety_days=_env_int("RETENTION_SAFETY_DAYS", 5),
@@ -226,6 +232,10 @@ class Settings:
                 )
             self.object_lock_days_by_lob()  # fails early on a malformed value
         return self
+
+    @property
+    def sweep_groups(self) -> tuple[str, ...]:
+        return tuple(g.strip() for g in self.sweep_ocp_groups.split(",") if g.strip())
 
     def object_lock_days_by_lob(self) -> dict[str, int]:
         """``OCP_INGEST_OBJECT_LOCK_DAYS`` as ``{lob or "default": days}`` (a bare number is the default)."""

@@ -292,6 +292,38 @@ def _plan_window(
     return plans, len(calls) - taken
 
 
+def plan_sweeps(
+    ocp_groups: Iterable[str],
+    swept: Mapping[str, set[datetime]],
+    *,
+    now: datetime,
+    lookback: timedelta,
+    settle: timedelta,
+    busy: Iterable[str] = (),
+) -> list[ExportPlan]:
+    """Sweep exports: per OCP group without a plan this run, its oldest hours never yet diffed.
+
+    A call whose every event was lost is unknown to the ledger, so no pending or open call puts its window
+    in a plan. Every closed hour of every group is therefore diffed once against OCP's dialog_end CDRs:
+    hours already covered by any completed export (``swept``, kept by :func:`close_run`) are skipped; an
+    hour is swept once it ended ``settle`` ago (calls started in it have ended by then) and not earlier
+    than ``lookback``. One window of 1 h .. 2 days per group, from its oldest unswept hour (swept hours
+    inside are bridged). The plan names no call: its download recovers what the manifest diff finds.
+    """
+    first = floor_hour(now - lookback)
+    end = floor_hour(now - settle)  # hour H is closed and settled iff H + 1 h <= now - settle
+    taken = set(busy)
+    plans = []
+    for group in sorted(set(ocp_groups) - taken):
+        done = swept.get(group, set())
+        hour = first
+        while hour < end and hour in done:
+            hour += HOUR
+        if hour < end:
+            plans.append(ExportPlan(group, hour, min(end, hour + wire.MAX_WINDOW), ()))
+    return plans
+
+
 # ------------------------------------------------------------------------------------------ export
 def adoptable(export: wire.Export, plan: ExportPlan) -> bool:
     """An existing export this plan can use instead of its own: same group, window and data types.
@@ -349,6 +381,8 @@ class ExportOutcome:
     discovered: tuple[str, ...] = ()
     #: calls in the export's dialog_end CDRs that are not SIP (origin_uri), so they never have audio
     no_recording: Mapping[str, str] = field(default_factory=dict)
+    #: the download read the export's dialog_end CDRs and diffed them against the ledger (its hours swept)
+    manifest_diffed: bool = False
 
 
 @dataclass
@@ -432,6 +466,8 @@ def close_run(
         summary.plans.append(
             f"{plan.label}: {outcome.export_status}" + (f" {outcome.export_id}" if outcome.export_id else "")
         )
+        if outcome.manifest_diffed and outcome.export_id and not dry_run:
+            ledger.mark_swept(plan.ocp_group, plan.start, plan.end, outcome.export_id)
         summary.discovered += len(outcome.discovered)
         ids = list(dict.fromkeys([*plan.dialog_ids, *outcome.discovered]))
         records = ledger.get_many(ids)

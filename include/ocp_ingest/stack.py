@@ -149,6 +149,12 @@ class LocalStack:
         os.environ["OCP_INGEST_HOME"] = str(home)  # this process reads the same ledger (progress)
         for name, value in self.settings_env.items():
             os.environ.setdefault(name, value)
+        if self.calls > 0 and self.settings_env:
+            from ocp_ingest.simulator.calls import FLOWS
+
+            # The simulated tenant's groups: reconciliation sweeps their hours for calls never heard of.
+            groups = ",".join(sorted({f.ocp_group for f in FLOWS}))
+            os.environ.setdefault("OCP_INGEST_SWEEP_OCP_GROUPS", groups)
         base = {**os.environ}
         # Airflow's components are started as `airflow ...` from PATH: make it this environment's.
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"

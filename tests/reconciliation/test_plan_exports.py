@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ocp_ingest.reconciliation import ExportPlan, PendingCall, plan_exports
+from ocp_ingest.reconciliation import ExportPlan, PendingCall, plan_exports, plan_sweeps
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -71,3 +71,22 @@ def test_plans_round_trip_as_json_and_refuse_unaligned_windows() -> None:
         ExportPlan("grp-a", T0 + timedelta(minutes=5), T0 + timedelta(hours=2), ())
     with pytest.raises(ValueError):
         ExportPlan("grp-a", T0, T0 + timedelta(days=3), ())
+
+
+def test_sweeps_cover_each_groups_oldest_unswept_settled_hours_once() -> None:
+    now = T0 + timedelta(days=3, minutes=20)  # 2026-11-27 09:20
+    hour = timedelta(hours=1)
+    kwargs = {"now": now, "lookback": timedelta(hours=48), "settle": timedelta(hours=4)}
+    first, end = T0 + timedelta(days=1), T0 + timedelta(days=2, hours=20)  # 11-25 09:00 .. 11-27 05:00
+    swept = {
+        "grp-a": {first + hour * i for i in range(3)},  # the oldest 3 hours are done
+        "grp-b": {first + hour * i for i in range(44)},  # everything settled is done
+    }
+    plans = plan_sweeps(["grp-a", "grp-b", "grp-c", "grp-d"], swept, busy=["grp-d"], **kwargs)
+    assert [(p.ocp_group, p.start, p.end, p.dialog_ids) for p in plans] == [
+        ("grp-a", first + 3 * hour, end, ()),
+        ("grp-c", first, end, ()),  # never swept: from the lookback on, at most 2 days
+    ]
+    assert all(p.end - p.start <= timedelta(days=2) for p in plans)
+    # Nothing settled yet (the last closed hour ended less than `settle` ago): no sweep.
+    assert plan_sweeps(["grp-a"], {}, now=first + hour, lookback=hour, settle=timedelta(hours=4)) == []

@@ -138,6 +138,36 @@ def test_an_open_call_whose_dialog_end_was_lost_is_found_without_a_pending_neigh
     no_leftovers(tenant)
 
 
+def test_the_sweep_finds_calls_whose_every_event_was_lost_and_sweeps_each_hour_once(
+    tenant: Tenant, monkeypatch
+) -> None:
+    """Nothing is pending or open and the ledger never heard of a group's calls: the sweep exports that
+    group's settled hours once, the manifest diff gives the calls their rows, the download stores them."""
+    group = "ocp-banking"
+    monkeypatch.setenv("OCP_INGEST_SWEEP_OCP_GROUPS", group)
+    monkeypatch.setenv("OCP_INGEST_SWEEP_LOOKBACK_HOURS", "6")
+    monkeypatch.setenv("OCP_INGEST_OPEN_CALL_TIMEOUT_S", "1800")  # the sweep's settle time
+    lost = [c for c in tenant.calls if c.ocp_group == group]
+    assert lost and tenant.ledger.pending(timedelta(0), 10) == []
+
+    summary = run_dag()
+
+    assert len(summary["plans"]) == 1 and summary["plans"][0].startswith(f"{group} ")
+    assert summary["discovered_by_manifest_diff"] == len(lost)
+    for call in lost:
+        if call.has_recording:
+            assert_recovered(tenant, call)
+        else:
+            assert tenant.record(call.dialog_id).terminal_state is TerminalState.NO_RECORDING_EXPECTED
+    other = [c for c in tenant.calls if c.ocp_group != group]
+    assert all(tenant.ledger.get(c.dialog_id) is None for c in other)  # groups not swept stay untouched
+    no_leftovers(tenant)
+
+    # Its hours are remembered: the next run exports nothing.
+    again = run_dag()
+    assert again["plans"] == [] and len(tenant.sim.exports.list(None)) == 1
+
+
 def test_409_waits_for_the_other_export_and_429_5xx_are_retried(tenant: Tenant) -> None:
     tenant.receive_events(tenant.calls)
     start = tenant.calls[0].start // 3_600_000 * 3_600_000

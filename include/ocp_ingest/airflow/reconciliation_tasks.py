@@ -19,6 +19,7 @@ from typing import Any
 from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Outcome, open_ledger
+from ocp_ingest.ledger.model import utcnow
 from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.reconciliation import (
     ExportOutcome,
@@ -27,8 +28,10 @@ from ocp_ingest.reconciliation import (
     PendingQuery,
     close_run,
     detect_pending,
+    floor_hour,
     parse_when,
     plan_exports,
+    plan_sweeps,
 )
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 
@@ -109,11 +112,31 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
         window=window,
         ocp_groups=detected.get("ocp_groups") or (),
     )
-    for p in result.plans:
+    plans = result.plans
+    if window is None and settings.sweep_groups:
+        plans += sweeps(settings, busy={p.ocp_group for p in plans})
+    for p in plans:
         log.info("plan: %s", p.label)
     if result.carried:
         log.info("carried to the next run (oldest first there): %s", result.carried)
-    return [p.to_dict() for p in result.plans]
+    return [p.to_dict() for p in plans]
+
+
+def sweeps(settings: Settings, busy: set[str]) -> list[ExportPlan]:
+    """Sweep plans for the configured groups without a plan this run (their never-diffed settled hours)."""
+    now = utcnow()
+    lookback = timedelta(hours=settings.sweep_lookback_hours)
+    first = floor_hour(now - lookback)
+    with open_ledger(settings) as ledger:
+        swept = {g: ledger.swept_hours(g, first, now) for g in settings.sweep_groups if g not in busy}
+    return plan_sweeps(
+        settings.sweep_groups,
+        swept,
+        now=now,
+        lookback=lookback,
+        settle=timedelta(seconds=settings.open_call_timeout_s),
+        busy=busy,
+    )
 
 
 def mark_export_requested(dialog_ids: Sequence[str], export_id: str) -> int:
@@ -171,6 +194,7 @@ def _outcomes(
                 call_details=got.get("details") or {},
                 discovered=tuple(got.get("discovered") or ()),
                 no_recording=got.get("no_recording") or {},
+                manifest_diffed=status == "COMPLETED" and got.get("status") == "done",
             )
         )
     return outcomes
