@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from ocp_ingest.ledger import IngestionSource, Ledger
+from ocp_ingest.ledger.base import state_label
 
 REPORT_DAG = "ocp_completeness_report"
 
@@ -76,19 +77,15 @@ def tally(ledger: Ledger, truth: dict[str, Any]) -> RunTally:
     result = RunTally(calls=len(ids), push_complete=bool(truth.get("push_complete", True)))
     for dialog_id in ids:
         record = records.get(dialog_id)
-        if record is None:
-            result.unseen += 1
-        elif record.s3_stored:
-            if record.ingestion_source is IngestionSource.RECONCILIATION:
-                result.stored_reconciliation += 1
-            else:
-                result.stored_realtime += 1
-        elif record.terminal_state is not None:
-            result.terminal[record.terminal_state.value] += 1
-        elif record.has_cdr_end:
-            result.pending += 1
+        label = state_label(record) if record is not None else "UNSEEN"
+        if label == "STORED" and record is not None:
+            reconciled = record.ingestion_source is IngestionSource.RECONCILIATION
+            result.stored_reconciliation += reconciled
+            result.stored_realtime += not reconciled
+        elif label.startswith("TERMINAL:"):
+            result.terminal[label.removeprefix("TERMINAL:")] += 1
         else:
-            result.open += 1
+            setattr(result, label.lower(), getattr(result, label.lower()) + 1)  # pending / open / unseen
     return result
 
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from ocp_ingest.ledger.model import CallRecord, utcnow
+from ocp_ingest.ledger.model import CallRecord, hours_between, utcnow
 from ocp_ingest.ledger.transitions import Outcome, Transition, TransitionResult
 
 
@@ -224,11 +224,7 @@ class Ledger:
     def mark_swept(self, ocp_group: str, start: datetime, end: datetime, export_id: str) -> None:
         """A completed export's dialog_end CDRs of ``[start, end)`` were diffed against the ledger: every
         call OCP knows in those hours has its row now, so the sweep need not export them again."""
-        hours, hour = [], start
-        while hour < end:
-            hours.append(hour)
-            hour += timedelta(hours=1)
-        self.backend.mark_swept(ocp_group, hours, export_id, self.clock())
+        self.backend.mark_swept(ocp_group, hours_between(start, end), export_id, self.clock())
 
     def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
         return self.backend.swept_hours(ocp_group, start, end)

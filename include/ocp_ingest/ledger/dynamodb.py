@@ -28,7 +28,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from ocp_ingest.ledger.model import CallRecord, format_ts, parse_ts
+from ocp_ingest.ledger.model import CallRecord, format_ts, hours_between, parse_ts
 
 PENDING_INDEX = "pending_by_day"
 OPEN_INDEX = "open_by_day"
@@ -211,10 +211,7 @@ class DynamoLedgerBackend:
                     raise
 
     def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
-        hours, hour = [], start
-        while hour < end:
-            hours.append(hour)
-            hour += timedelta(hours=1)
+        hours = hours_between(start, end)
         found: set[datetime] = set()
         for i in range(0, len(hours), 100):  # BatchGetItem's limit
             keys = [self._sweep_key(ocp_group, h) for h in hours[i : i + 100]]

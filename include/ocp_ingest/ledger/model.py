@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 
@@ -61,6 +61,15 @@ def parse_ts(value: str | None) -> datetime | None:
     if value is None or value == "":
         return None
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    """The whole hours ``start, start + 1 h, ...`` before ``end`` (``start`` is hour-aligned)."""
+    hours, hour = [], start
+    while hour < end:
+        hours.append(hour)
+        hour += timedelta(hours=1)
+    return hours
 
 
 def from_epoch_ms(value: int | float) -> datetime:

@@ -174,29 +174,28 @@ class SqliteLedgerBackend:
                 raise
         return written
 
-    def pending(
-        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    def _sparse(
+        self, column: str, before: datetime, limit: int, ocp_groups: Sequence[str] | None
     ) -> list[CallRecord]:
-        sql = "SELECT * FROM calls WHERE pending_since IS NOT NULL AND pending_since < ?"
-        params: list[Any] = [format_ts(ended_before)]
+        """Oldest first from a partial index (``pending_since`` or ``open_since``)."""
+        sql = f"SELECT * FROM calls WHERE {column} IS NOT NULL AND {column} < ?"
+        params: list[Any] = [format_ts(before)]
         if ocp_groups:
             sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
             params.extend(ocp_groups)
-        sql += " ORDER BY pending_since, dialog_id LIMIT ?"
+        sql += f" ORDER BY {column}, dialog_id LIMIT ?"
         params.append(limit)
         return [self._record(r) for r in self._query(sql, params)]
+
+    def pending(
+        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+    ) -> list[CallRecord]:
+        return self._sparse("pending_since", ended_before, limit, ocp_groups)
 
     def open_calls(
         self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
-        sql = "SELECT * FROM calls WHERE open_since IS NOT NULL AND open_since < ?"
-        params: list[Any] = [format_ts(started_before)]
-        if ocp_groups:
-            sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
-            params.extend(ocp_groups)
-        sql += " ORDER BY open_since, dialog_id LIMIT ?"
-        params.append(limit)
-        return [self._record(r) for r in self._query(sql, params)]
+        return self._sparse("open_since", started_before, limit, ocp_groups)
 
     def mark_swept(self, ocp_group: str, hours: Sequence[datetime], export_id: str, at: datetime) -> None:
         rows = [(ocp_group, format_ts(h), export_id, format_ts(at)) for h in hours]
