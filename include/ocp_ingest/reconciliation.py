@@ -467,7 +467,11 @@ def close_run(
             f"{plan.label}: {outcome.export_status}" + (f" {outcome.export_id}" if outcome.export_id else "")
         )
         if outcome.manifest_diffed and outcome.export_id and not dry_run:
-            ledger.mark_swept(plan.ocp_group, plan.start, plan.end, outcome.export_id)
+            # Only settled hours count as swept: a call still going on in a recent hour has no dialog_end
+            # in this export yet, and a sweep must still look at that hour later.
+            settled = floor_hour(now - timedelta(seconds=settings.open_call_timeout_s))
+            if plan.start < settled:
+                ledger.mark_swept(plan.ocp_group, plan.start, min(plan.end, settled), outcome.export_id)
         summary.discovered += len(outcome.discovered)
         ids = list(dict.fromkeys([*plan.dialog_ids, *outcome.discovered]))
         records = ledger.get_many(ids)

@@ -163,7 +163,10 @@ def test_the_sweep_finds_calls_whose_every_event_was_lost_and_sweeps_each_hour_o
     assert all(tenant.ledger.get(c.dialog_id) is None for c in other)  # groups not swept stay untouched
     no_leftovers(tenant)
 
-    # Its hours are remembered: the next run exports nothing.
+    # Its settled hours (ended OPEN_CALL_TIMEOUT_S ago) are remembered: the next run exports nothing.
+    now = datetime.now(UTC)
+    swept = tenant.ledger.swept_hours(group, now - timedelta(hours=8), now + timedelta(hours=2))
+    assert swept and max(swept) + timedelta(hours=1) <= datetime.now(UTC) - timedelta(seconds=1800)
     again = run_dag()
     assert again["plans"] == [] and len(tenant.sim.exports.list(None)) == 1
 

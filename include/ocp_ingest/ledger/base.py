@@ -227,7 +227,8 @@ class Ledger:
         self.backend.mark_swept(ocp_group, hours_between(start, end), export_id, self.clock())
 
     def swept_hours(self, ocp_group: str, start: datetime, end: datetime) -> set[datetime]:
-        return self.backend.swept_hours(ocp_group, start, end)
+        """The swept hours of ``ocp_group`` that begin in ``[start, end)`` (``start`` floored to its hour)."""
+        return self.backend.swept_hours(ocp_group, start.replace(minute=0, second=0, microsecond=0), end)
 
     def counts_by_state(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None
