@@ -27,8 +27,7 @@ from pathlib import Path
 import httpx
 
 from ocp_ingest.ocp import OcpClient, PatAuth, wire
-
-PAT = "sim-pat-0123456789"
+from ocp_ingest.simulator.auth import SIMULATOR_PAT as PAT
 
 SERVER = textwrap.dedent(
     """

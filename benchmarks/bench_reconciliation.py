@@ -45,7 +45,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PAT = "sim-pat-0123456789"
 GROUPS = ("ocp-g1", "ocp-g2", "ocp-g3", "ocp-g4")
 
 CALLS_CODE = """
@@ -117,8 +116,10 @@ def main() -> int:
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        from ocp_ingest.simulator.auth import SIMULATOR_PAT
+
         os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
-            {"conn_type": "ocp", "host": url, "password": PAT}
+            {"conn_type": "ocp", "host": url, "password": SIMULATOR_PAT}
         )
         if args.runner == "standalone":
             return run_standalone(args, url, calls_code, work)
@@ -156,8 +157,9 @@ def seed_ledger(calls_code: str) -> tuple[list, int]:
 def raw_transfer_rate(url: str, calls: list, sample: int, workers: int) -> float:
     """Bytes/s of plain streams of the same files, same concurrency: nothing checked or kept."""
     from ocp_ingest.ocp import OcpClient, PatAuth
+    from ocp_ingest.simulator.auth import SIMULATOR_PAT
 
-    client = OcpClient(url, PatAuth(PAT))
+    client = OcpClient(url, PatAuth(SIMULATOR_PAT))
     window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
     group = calls[0].ocp_group
     export = client.create_export(group, window_start, window_start + timedelta(hours=48))

@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 #: The push-signing secret of a demo run (a test double's credential, generated fresh would work as well).
 DEMO_SECRET = "whsec_ZGVtby1wdXNoLXNpZ25pbmctc2VjcmV0LW9jcC1pbmdlc3Q="
-SIMULATOR_PAT = "sim-pat-0123456789"
 
 
 @dataclass
@@ -187,6 +186,7 @@ class Flow:
 
     def _start(self) -> Flow:
         from ocp_ingest.simulator import Simulator, SimulatorConfig, start
+        from ocp_ingest.simulator.auth import SIMULATOR_PAT
         from ocp_ingest.simulator.faults import FaultSettings
 
         self._started = time.monotonic()

@@ -44,9 +44,6 @@ def project_root() -> Path:
     return root
 
 
-# The simulator's own PAT: a credential of the test double, not of any real system.
-SIMULATOR_PAT = "sim-pat-0123456789"
-
 #: What `make run` changes from the production defaults, so both stages visibly finish within minutes:
 #: reconciliation every 2 minutes, a 1-minute grace, a call without dialog_end counted as lost after
 #: 5 minutes (the simulated calls ended half an hour ago at least), and quick export polls. Any of these
@@ -201,6 +198,8 @@ class LocalStack:
                 ],
                 {**base, "OCP_INGEST_PUSH_SIGNING_SECRET": secret},
             )
+        from ocp_ingest.simulator.auth import SIMULATOR_PAT
+
         ocp_conn = {
             "conn_type": "ocp",
             "host": "127.0.0.1",

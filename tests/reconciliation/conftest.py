@@ -6,7 +6,6 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -16,31 +15,14 @@ from ocp_ingest.ledger import CallRecord, Ledger, open_ledger
 from ocp_ingest.realtime import cdr_transition
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.simulator import RunningSimulator, SimCall, Simulator, SimulatorConfig, serve
-
-PAT = "sim-pat-0123456789"
-
-
-def window_start() -> datetime:
-    """Three hours ago, on the hour: every generated call has ended before any export is requested."""
-    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+from ocp_ingest.simulator.auth import SIMULATOR_PAT as PAT
+from tests.sim_support import small_sim_config
 
 
 def sim_config(calls: int = 24, **overrides: object) -> SimulatorConfig:
     """Few, short calls (1-3 s of audio), a 2-hour window, a 0.3 s export preparation time."""
-    config = SimulatorConfig(
-        seed=11,
-        calls=calls,
-        window_start=window_start(),
-        window_hours=2,
-        mean_duration_s=2.0,
-        min_duration_s=1.0,
-        max_duration_s=3.0,
-        no_recording_share=0.0,
-    )
-    config.exports.prep_s = 0.3
-    for name, value in overrides.items():
-        setattr(config, name, value)
-    return config
+    defaults = {"seed": 11, "max_duration_s": 3.0, "no_recording_share": 0.0, "prep_s": 0.3}
+    return small_sim_config(**{**defaults, "calls": calls, **overrides})  # type: ignore[arg-type]
 
 
 @dataclass

@@ -9,10 +9,14 @@ from dataclasses import dataclass, field
 
 from ocp_ingest.simulator.clock import SimClock
 
+#: The simulator's own PAT (a credential of the test double, not of any real system); the local stack,
+#: the demo, the benchmarks and the tests reach the simulator with it.
+SIMULATOR_PAT = "sim-pat-0123456789"
+
 
 @dataclass
 class AuthSettings:
-    pats: tuple[str, ...] = ("sim-pat-0123456789",)
+    pats: tuple[str, ...] = (SIMULATOR_PAT,)
     users: dict[str, str] = field(default_factory=lambda: {"sim-user": "sim-password"})
     realms: tuple[str, ...] = ("master", "ocp")
     access_lifetime_s: float = 300.0
