@@ -21,7 +21,7 @@ import re
 import secrets
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
@@ -69,31 +69,26 @@ def sign_digest(secret: str | bytes, msg_id: str, timestamp: int, sha256hex: str
     return _signature(secret, f"{msg_id}.{timestamp}.{sha256hex.lower()}".encode())
 
 
+def _signed_headers(sign: Callable[[str, int], str], msg_id: str | None, now: float | None) -> dict[str, str]:
+    """The id, timestamp and signature headers; ``sign(msg_id, timestamp)`` makes the signature."""
+    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
+    ts = int(time.time() if now is None else now)
+    return {ID_HEADER: msg_id, TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: sign(msg_id, ts)}
+
+
 def event_headers(
     secret: str | bytes, body: bytes, *, msg_id: str | None = None, now: float | None = None
 ) -> dict[str, str]:
     """All headers to sign an event push."""
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time() if now is None else now)
-    return {
-        ID_HEADER: msg_id,
-        TIMESTAMP_HEADER: str(ts),
-        SIGNATURE_HEADER: sign_body(secret, msg_id, ts, body),
-    }
+    return _signed_headers(lambda m, ts: sign_body(secret, m, ts, body), msg_id, now)
 
 
 def audio_headers(
     secret: str | bytes, sha256hex: str, *, msg_id: str | None = None, now: float | None = None
 ) -> dict[str, str]:
     """All headers to sign an audio push whose body has SHA-256 ``sha256hex``."""
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    ts = int(time.time() if now is None else now)
-    return {
-        ID_HEADER: msg_id,
-        TIMESTAMP_HEADER: str(ts),
-        SIGNATURE_HEADER: sign_digest(secret, msg_id, ts, sha256hex),
-        CONTENT_SHA256_HEADER: sha256hex.lower(),
-    }
+    headers = _signed_headers(lambda m, ts: sign_digest(secret, m, ts, sha256hex), msg_id, now)
+    return {**headers, CONTENT_SHA256_HEADER: sha256hex.lower()}
 
 
 def _check_timestamp(raw: str | None, tolerance_s: float, now: float | None) -> int:

@@ -84,8 +84,12 @@ def tally(ledger: Ledger, truth: dict[str, Any]) -> RunTally:
             result.stored_realtime += not reconciled
         elif label.startswith("TERMINAL:"):
             result.terminal[label.removeprefix("TERMINAL:")] += 1
+        elif label == "PENDING":
+            result.pending += 1
+        elif label == "OPEN":
+            result.open += 1
         else:
-            setattr(result, label.lower(), getattr(result, label.lower()) + 1)  # pending / open / unseen
+            result.unseen += 1
     return result
 
 
