@@ -8,7 +8,7 @@ call without leaving a row.
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -62,7 +62,7 @@ class AuditEvent:
 
     def row(self) -> dict[str, Any]:
         """The Parquet row: timestamps as zone-less UTC (the schema's convention)."""
-        row = asdict(self)
+        row = dict(self.__dict__)  # scalars only: no (deep-copying) dataclasses.asdict
         for name, value in row.items():
             if isinstance(value, datetime):
                 row[name] = value.astimezone(UTC).replace(tzinfo=None)

@@ -9,7 +9,7 @@ they sort lexicographically (DynamoDB sort keys, SQLite indexes).
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,9 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+TS_WIDTH = len("2026-11-25T10:00:00.000000Z")
+
+
 def format_ts(value: datetime | None) -> str | None:
     """Fixed-width UTC ISO 8601 (``2026-11-25T10:00:00.000000Z``): sorts as text."""
     if value is None:
@@ -60,7 +63,10 @@ def format_ts(value: datetime | None) -> str | None:
 def parse_ts(value: str | None) -> datetime | None:
     if value is None or value == "":
         return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    if len(value) != TS_WIDTH or value[-1] != "Z":
+        raise ValueError(f"not a ledger timestamp (YYYY-MM-DDTHH:MM:SS.ffffffZ): {value!r}")
+    # fromisoformat is C code, an order of magnitude faster than strptime (read on every ledger get)
+    return datetime.fromisoformat(value)
 
 
 def hours_between(start: datetime, end: datetime) -> list[datetime]:
@@ -158,7 +164,8 @@ class CallRecord:
     def to_item(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as strings, datetimes as fixed-width ISO strings)."""
         item: dict[str, Any] = {}
-        for name, value in asdict(self).items():
+        for name in RECORD_FIELDS:  # every field is a scalar: no (deep-copying) dataclasses.asdict
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = format_ts(value)
             elif isinstance(value, enum.Enum):
@@ -169,26 +176,34 @@ class CallRecord:
     @classmethod
     def from_item(cls, item: dict[str, Any]) -> CallRecord:
         kwargs: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name not in item or item[f.name] is None:
-                continue
-            value = item[f.name]
-            if f.name.endswith(("_ts", "_at")):
-                value = parse_ts(value)
-            elif f.name == "call_status":
-                value = CallStatus(value)
-            elif f.name == "ingestion_source":
-                value = IngestionSource(value)
-            elif f.name == "terminal_state":
-                value = TerminalState(value)
-            elif f.name in ("has_cdr_end", "file_received", "post_process_ok", "s3_stored"):
-                value = bool(value)
-            elif f.name in ("duration_ms", "retry_count", "size_bytes", "version"):
-                value = int(value)
-            elif f.name == "audio_duration_s":
-                value = float(value)
-            kwargs[f.name] = value
+        for name, convert in _FROM_ITEM:
+            value = item.get(name)
+            if value is not None:
+                kwargs[name] = convert(value) if convert is not None else value
         return cls(**kwargs)
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(CallRecord))
+
+
+def _converter(name: str) -> Any:
+    """How a stored item's value becomes the record's field (None: kept as stored)."""
+    if name.endswith(("_ts", "_at")):
+        return parse_ts
+    special: dict[str, Any] = {
+        "call_status": CallStatus,
+        "ingestion_source": IngestionSource,
+        "terminal_state": TerminalState,
+        "audio_duration_s": float,
+    }
+    if name in special:
+        return special[name]
+    if name in ("has_cdr_end", "file_received", "post_process_ok", "s3_stored"):
+        return bool
+    if name in ("duration_ms", "retry_count", "size_bytes", "version"):
+        return int
+    return None
+
+
+# Built once: from_item runs for every record read.
+_FROM_ITEM: tuple[tuple[str, Any], ...] = tuple((name, _converter(name)) for name in RECORD_FIELDS)

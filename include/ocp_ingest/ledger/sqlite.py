@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -127,7 +126,7 @@ class SqliteLedgerBackend:
 
     @staticmethod
     def _record(row: sqlite3.Row) -> CallRecord:
-        return CallRecord.from_item({f.name: row[f.name] for f in fields(CallRecord)})
+        return CallRecord.from_item(dict(zip(row.keys(), row, strict=True)))
 
     def get(self, dialog_id: str) -> CallRecord | None:
         rows = self._query("SELECT * FROM calls WHERE dialog_id = ?", (dialog_id,))

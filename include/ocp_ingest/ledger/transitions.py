@@ -81,7 +81,8 @@ class Transition:
     dialog_id: str
 
     def apply(self, current: CallRecord | None, now: datetime) -> TransitionResult:
-        record = copy.deepcopy(current) if current is not None else _new(self.dialog_id, now)
+        # every field is an immutable scalar: a shallow copy is a private copy
+        record = copy.copy(current) if current is not None else _new(self.dialog_id, now)
         outcome = self.change(record, now)
         if outcome is not Outcome.APPLIED:
             return TransitionResult(outcome, None)
