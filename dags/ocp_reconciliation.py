@@ -16,7 +16,8 @@
   stores the planned calls' audio (in-process, or a KubernetesPodOperator when
   ``OCP_INGEST_DOWNLOAD_MODE=kubernetes``). The export's dialog_end CDRs are diffed against the ledger:
   calls whose events were lost get ledger rows and are recovered in the same run.
-* **close_and_escalate**: an attempt is counted for every call still missing; at the maximum attempts
+* **close_and_escalate** (runs even when a chain failed; then it fails the run after settling):
+  an attempt is counted for every call still missing; at the maximum attempts
   or before OCP's 60-day retention the call is escalated (ERROR log line, metric, alert callback);
   non-SIP calls absent from a completed export are closed as NO_RECORDING_EXPECTED. Its return value is
   the run's summary (recovered, still pending, escalated, by group, per call).
@@ -88,9 +89,15 @@ def ocp_reconciliation() -> None:
             steps["downloads"] = download_and_store(export.output)
         steps["waits"] = export.output
 
-    @task(trigger_rule="none_failed", on_success_callback=reconciliation_tasks.alert_on_escalation)
+    # all_done: a failed chain is still closed (its calls count an attempt); the task then fails the run
+    @task(
+        trigger_rule="all_done",
+        on_success_callback=reconciliation_tasks.alert_on_escalation,
+        on_failure_callback=reconciliation_tasks.alert_on_escalation,
+    )
     def close_and_escalate(detected: dict, plans: list[dict], waits: list, downloads: list) -> dict:
-        return reconciliation_tasks.close(detected, plans, waits, downloads, get_current_context()["run_id"])
+        context = get_current_context()
+        return reconciliation_tasks.close(detected, plans, waits, downloads, context["run_id"], context["ti"])
 
     detected = detect_pending()
     plans = plan_exports(detected)

@@ -62,6 +62,8 @@ MARK_BATCH = 64
 @dataclass
 class DownloadSummary:
     export_id: str
+    #: which plan this download served: close_and_escalate matches results to plans by it
+    plan_label: str = ""
     status: str = "done"
     outcomes: dict[str, str] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
@@ -76,6 +78,7 @@ class DownloadSummary:
             counts[outcome] = counts.get(outcome, 0) + 1
         return {
             "export_id": self.export_id,
+            "plan_label": self.plan_label,
             "status": self.status,
             "counts": counts,
             "outcomes": self.outcomes,
@@ -392,7 +395,7 @@ def run_download(
         from ocp_ingest.ocp.hook import OcpHook
 
         client = OcpHook(ocp_conn_id).get_client()
-    summary = DownloadSummary(export_id)
+    summary = DownloadSummary(export_id, plan_label=plan.label)
     try:
         with open_ledger(settings, actor=f"download-export/{run_id or '-'}/{export_id}") as ledger:
             downloader = _Downloader(
@@ -436,12 +439,21 @@ def run_download(
     return result
 
 
+def skipped_download(plan: ExportPlan | dict[str, Any], export_id: str | None) -> dict[str, Any]:
+    """The result when there was nothing to download (the export did not complete)."""
+    plan = plan if isinstance(plan, ExportPlan) else ExportPlan.from_dict(plan)
+    return {
+        **DownloadSummary(export_id or "", plan_label=plan.label, status="skipped").to_dict(),
+        "counts": {},
+    }
+
+
 # --------------------------------------------------------------------------------------------- CLI
 def _cmd_download(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     plan = json.loads(args.plan_json)
     if args.export_status and args.export_status != "COMPLETED":
-        result: dict[str, Any] = {"export_id": args.export_id, "status": "skipped", "counts": {}}
+        result = skipped_download(plan, args.export_id)
     else:
         result = run_download(plan, args.export_id, run_id=args.run_id, ocp_conn_id=args.ocp_conn_id)
     text = json.dumps(result, sort_keys=True)
@@ -474,4 +486,4 @@ if __name__ == "__main__":  # pragma: no cover
     ns = cli.parse_args(["download-export", *sys.argv[1:]])
     sys.exit(ns.func(ns))
 
-__all__ = ["EXPORT_DATA_TYPES", "add_cli", "run_download"]
+__all__ = ["EXPORT_DATA_TYPES", "add_cli", "run_download", "skipped_download"]

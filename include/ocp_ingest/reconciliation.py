@@ -370,7 +370,7 @@ class ExportOutcome:
     """What happened to one plan's export and download (the inputs of :func:`close_run`)."""
 
     plan: ExportPlan
-    #: COMPLETED | FAILED | EXPIRED | TIMEOUT | BLOCKED | DRY_RUN | ERROR
+    #: COMPLETED | FAILED | EXPIRED | TIMEOUT | BLOCKED | DRY_RUN | ERROR | DOWNLOAD_FAILED
     export_status: str
     export_id: str | None = None
     message: str = ""
@@ -406,6 +406,8 @@ class RunSummary:
     escalated: list[dict[str, str]] = field(default_factory=list)
     carried: dict[str, int] = field(default_factory=dict)
     discovered: int = 0
+    #: plans whose request or download task failed after its retries (their calls counted an attempt)
+    failed_chains: list[str] = field(default_factory=list)
 
     def add(self, result: CallResult) -> None:
         self.counts[result.outcome] += 1
@@ -426,6 +428,7 @@ class RunSummary:
             "planned": c["planned"],
             "discovered_by_manifest_diff": self.discovered,
             "carried_to_next_run": sum(self.carried.values()),
+            "failed_chains": self.failed_chains,
             "by_group": {g: dict(v) for g, v in sorted(self.by_group.items())},
             "escalations": self.escalated[:SUMMARY_CALLS_CAP],
             "calls": [vars(r) for r in self.calls[:SUMMARY_CALLS_CAP]],
@@ -442,6 +445,9 @@ def retention_deadline(record: CallRecord, settings: Settings) -> datetime | Non
 
 
 _NO_ATTEMPT = {"BLOCKED", "DRY_RUN"}  # nothing was tried, so nothing is counted
+#: a plan's task failed after its retries (ERROR: requesting or waiting; DOWNLOAD_FAILED: the download).
+#: Its calls count an attempt like any failed try, so a chain that always fails still ends in escalation.
+CHAIN_FAILED = {"ERROR", "DOWNLOAD_FAILED"}
 
 
 def close_run(
@@ -466,6 +472,8 @@ def close_run(
         summary.plans.append(
             f"{plan.label}: {outcome.export_status}" + (f" {outcome.export_id}" if outcome.export_id else "")
         )
+        if outcome.export_status in CHAIN_FAILED:
+            summary.failed_chains.append(plan.label)
         if outcome.manifest_diffed and outcome.export_id and not dry_run:
             # Only settled hours count as swept: a call still going on in a recent hour has no dialog_end
             # in this export yet, and a sweep must still look at that hour later.

@@ -158,9 +158,10 @@ def mark_export_requested(dialog_ids: Sequence[str], export_id: str) -> int:
 
 def download(wait_result: Mapping[str, Any], run_id: str, ocp_conn_id: str = "ocp_default") -> dict[str, Any]:
     """The in-process download (download_mode=inprocess): the same entrypoint the pod runs."""
+    from ocp_ingest.download_entrypoint import run_download, skipped_download
+
     if wait_result.get("export_status") != "COMPLETED":
-        return {"status": "skipped", "export_id": wait_result.get("export_id"), "counts": {}}
-    from ocp_ingest.download_entrypoint import run_download
+        return skipped_download(wait_result["plan"], wait_result.get("export_id"))
 
     return run_download(wait_result["plan"], wait_result["export_id"], run_id=run_id, ocp_conn_id=ocp_conn_id)
 
@@ -177,19 +178,31 @@ def _as_list(values: Any) -> list[Any]:
 def _outcomes(
     plans: Sequence[Mapping[str, Any]], waits: Sequence[Any], downloads: Sequence[Any]
 ) -> list[ExportOutcome]:
+    """One outcome per plan. Results are matched to plans by the plan's label, not by position: a
+    chain that failed has no result, and the others must not shift onto its plan."""
+    waits_by_plan = {w["plan"]["label"]: w for w in waits if isinstance(w, Mapping) and w.get("plan")}
+    downloads_by_plan = {
+        d["plan_label"]: d for d in downloads if isinstance(d, Mapping) and "plan_label" in d
+    }
     outcomes = []
-    for i, plan_dict in enumerate(plans):
-        wait = (waits[i] if i < len(waits) else None) or {}
-        got = (downloads[i] if i < len(downloads) else None) or {}
-        status = wait.get("export_status") or "ERROR"
-        if status == "COMPLETED" and got.get("status") == "expired":
+    for plan_dict in plans:
+        plan = ExportPlan.from_dict(plan_dict)
+        wait = waits_by_plan.get(plan.label)
+        got = downloads_by_plan.get(plan.label) or {}
+        if wait is None:
+            status, message = "ERROR", "request_and_wait failed after its retries (see its log)"
+        else:
+            status, message = wait.get("export_status") or "ERROR", wait.get("message") or ""
+        if status == "COMPLETED" and not got:
+            status, message = "DOWNLOAD_FAILED", "download_and_store failed after its retries (see its log)"
+        elif status == "COMPLETED" and got.get("status") == "expired":
             status = "EXPIRED"
         outcomes.append(
             ExportOutcome(
-                plan=ExportPlan.from_dict(plan_dict),
+                plan=plan,
                 export_status=status,
-                export_id=got.get("export_id") or wait.get("export_id"),
-                message=wait.get("message") or "",
+                export_id=got.get("export_id") or (wait or {}).get("export_id"),
+                message=message,
                 call_outcomes=got.get("outcomes") or {},
                 call_details=got.get("details") or {},
                 discovered=tuple(got.get("discovered") or ()),
@@ -201,15 +214,28 @@ def _outcomes(
 
 
 def close(
-    detected: Mapping[str, Any],
-    plans: Sequence[Mapping[str, Any]],
-    waits: Sequence[Any],
-    downloads: Sequence[Any],
+    detected: Mapping[str, Any] | None,
+    plans: Sequence[Mapping[str, Any]] | None,
+    waits: Sequence[Any] | None,
+    downloads: Sequence[Any] | None,
     run_id: str,
+    ti: Any = None,
 ) -> dict[str, Any]:
-    """Count attempts, escalate, mark no-recording calls; the summary is the return value and in the log."""
+    """Count attempts, escalate, mark no-recording calls; the summary is the return value and in the log.
+
+    It runs whatever happened upstream (trigger rule ``all_done``): a plan whose request or download task
+    failed after its retries has no result, and its calls count an attempt like any failed try, so a
+    chain that fails every run still ends in escalation instead of retrying forever unseen. The task then
+    fails (no retry: the settling is done) so the run shows failed; the summary is pushed first, for the
+    alert callback and the UI.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.observability.stats import Stats
 
+    if detected is None or plans is None:
+        raise AirflowFailException(
+            "detect_pending or plan_exports failed: nothing was planned, nothing to close"
+        )
     settings = Settings.from_env()
     plans = _as_list(plans)
     planned = Counter(p["ocp_group"] for p in plans for _ in p["dialog_ids"])
@@ -231,6 +257,15 @@ def close(
     log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
     for line in result["calls"]:
         log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)
+    if summary.failed_chains:
+        if ti is not None:
+            ti.xcom_push(key="return_value", value=result)
+        message = (
+            f"{len(summary.failed_chains)} export chain(s) failed after their retries: "
+            f"{'; '.join(summary.failed_chains)}. Their calls were counted an attempt (summary above)."
+        )
+        log.error("reconciliation run %s: %s", run_id, message)
+        raise AirflowFailException(message)
     return result
 
 

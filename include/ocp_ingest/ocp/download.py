@@ -75,10 +75,11 @@ def iter_file_chunks(
                     if start is None or start > progress.received:
                         raise DownloadError(f"export file {file.file_id}: unusable Content-Range on resume")
                     skip = progress.received - start
-                # Recordings are sent without content-encoding: read the raw stream (no decoder layer in
-                # the hot loop); a compressed answer still goes through httpx's decoder.
+                # Recordings are sent without content-encoding: read the raw stream as the socket delivers
+                # it (no decoder, no re-chunking copy in the hot loop); a compressed answer still goes
+                # through httpx's decoder.
                 encoded = response.headers.get("content-encoding", "identity") not in ("", "identity")
-                chunks = response.iter_bytes() if encoded else response.iter_raw(1024 * 1024)
+                chunks = response.iter_bytes() if encoded else response.iter_raw()
                 for chunk in chunks:
                     if skip:
                         if len(chunk) <= skip:
