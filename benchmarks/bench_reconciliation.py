@@ -10,7 +10,10 @@ recovers the backlog. Printed:
 * the lower bound: export preparation, serial per group (one export per group, groups in parallel), plus
   the raw transfer of the needed bytes at the rate measured in this run (plain httpx streams of a sample
   of the same files with the same concurrency, no hashing, no storing);
-* their ratio (target <= 1.5).
+* their ratio (target <= 1.5);
+* the store floor: the same files streamed, SHA-256 checked and written durably (temporary file, fsync,
+  hard link) by one process per group with the same threads, with no Airflow, no audio validation and no
+  ledger: what storing costs on this machine before any of the DAG's work, as a second reference.
 
 With ``--runner standalone`` the same backlog is recovered by a real ``airflow standalone`` (scheduler,
 triggerer, LocalExecutor: mapped chains run in parallel, waits are deferred). The stack is warm when the
@@ -154,28 +157,78 @@ def seed_ledger(calls_code: str) -> tuple[list, int]:
     return calls, sum(call.recording_size for call in calls)
 
 
-def raw_transfer_rate(url: str, calls: list, sample: int, workers: int) -> float:
-    """Bytes/s of plain streams of the same files, same concurrency: nothing checked or kept."""
+def _sample_files(url: str, calls: list) -> tuple[str, list]:
+    """A fresh export of the first call's group (48 h) and its recordings' listing."""
+    from ocp_ingest.ocp import OcpClient, PatAuth
+    from ocp_ingest.simulator.auth import SIMULATOR_PAT
+
+    with OcpClient(url, PatAuth(SIMULATOR_PAT)) as client:
+        window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
+        group = calls[0].ocp_group
+        export = client.create_export(group, window_start, window_start + timedelta(hours=48))
+        client.wait_for_export(export.export_id, poll_interval_s=0.5, timeout_s=600)
+        return export.export_id, [
+            f for f in client.iter_files(export.export_id, page_size=1000) if f.dialog_id
+        ]
+
+
+def _transfer(url: str, export_id: str, files: list, workers: int, store_in: str | None) -> int:
+    """Stream ``files`` with ``workers`` threads; with ``store_in``, also check each file's SHA-256 against
+    the listing and write it durably, create-only (temporary file, fsync, hard link): the least any store
+    must do. Returns the bytes moved."""
+    import hashlib
+
     from ocp_ingest.ocp import OcpClient, PatAuth
     from ocp_ingest.simulator.auth import SIMULATOR_PAT
 
     client = OcpClient(url, PatAuth(SIMULATOR_PAT))
-    window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
-    group = calls[0].ocp_group
-    export = client.create_export(group, window_start, window_start + timedelta(hours=48))
-    client.wait_for_export(export.export_id, poll_interval_s=0.5, timeout_s=600)
-    files = [f for f in client.iter_files(export.export_id, page_size=1000) if f.dialog_id][:sample]
 
-    def raw(file) -> int:  # the plainest stream httpx offers: socket chunks as they come, not decoded
-        with client.open_file(export.export_id, file.file_id) as response:
-            return sum(len(chunk) for chunk in response.iter_raw())
+    def one(file) -> int:  # the plainest stream httpx offers: socket chunks as they come, not decoded
+        with client.open_file(export_id, file.file_id) as response:
+            if store_in is None:
+                return sum(len(chunk) for chunk in response.iter_raw())
+            data = b"".join(response.iter_raw())
+        if hashlib.sha256(data).hexdigest() != file.sha256:
+            raise RuntimeError(f"{file.file_id}: SHA-256 mismatch")
+        final = os.path.join(store_in, file.file_id)
+        temp = final + ".partial"
+        with open(temp, "xb") as handle:
+            handle.write(data)
+            os.fsync(handle.fileno())
+        os.link(temp, final)
+        os.unlink(temp)
+        return len(data)
 
-    t = time.monotonic()
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        sampled = sum(pool.map(raw, files))
-    rate = sampled / (time.monotonic() - t)
+        moved = sum(pool.map(one, files))
     client.close()
-    return rate
+    return moved
+
+
+def transfer_rates(url: str, calls: list, sample: int, workers: int, processes: int) -> tuple[float, float]:
+    """Bytes/s of (1) plain streams of ``sample`` files with ``workers`` threads, nothing checked or kept
+    (the lower bound's transfer); (2) the store floor: ``processes`` processes (one per export chain in the
+    run) of ``workers`` threads each streaming, checking and durably writing ``sample`` files apiece, with
+    no Airflow, no audio validation and no ledger."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    export_id, files = _sample_files(url, calls)
+    t = time.monotonic()
+    raw = _transfer(url, export_id, files[:sample], workers, None) / (time.monotonic() - t)
+    picked = files[: sample * processes]
+    store_in = tempfile.mkdtemp(prefix="ocp-bench-floor-")
+    try:
+        t = time.monotonic()
+        with ProcessPoolExecutor(processes) as pool:
+            jobs = [
+                pool.submit(_transfer, url, export_id, picked[i::processes], workers, store_in)
+                for i in range(processes)
+            ]
+            moved = sum(job.result() for job in jobs)
+        floor = moved / (time.monotonic() - t)
+    finally:
+        shutil.rmtree(store_in, ignore_errors=True)
+    return raw, floor
 
 
 def _cpu_by_component() -> dict[int, tuple[str, float]]:
@@ -338,8 +391,8 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     settings = Settings.from_env()
     with open_ledger(settings) as ledger:
         stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
-    rate = raw_transfer_rate(url, calls, args.sample, settings.download_workers)
-    print_figures(args, run_row[1], stored, len(calls), mapped, total, needed, rate, wall)
+    rate, floor_rate = transfer_rates(url, calls, args.sample, settings.download_workers, len(GROUPS))
+    print_figures(args, run_row[1], stored, len(calls), mapped, total, needed, rate, floor_rate, wall)
     latencies = sorted(ms for _, ms in health)
     worst_at, worst = max(health, key=lambda h: h[1])
     print(
@@ -389,10 +442,12 @@ def print_figures(
     total_tis: int,
     needed: int,
     rate: float,
+    floor_rate: float,
     wall: float,
 ) -> None:
     """The same report for both runners: stored, mapped instances, lower bound and the ratio to it."""
     bound = args.prep_s + needed / rate
+    floor = args.prep_s + needed / floor_rate
     print(f"dag run state:              {state}")
     print(f"calls stored:               {stored} / {calls}")
     print(f"mapped task instances/run:  {mapped} (max_map_length 1024); all task instances: {total_tis}")
@@ -404,6 +459,14 @@ def print_figures(
     )
     print(f"wall time:                  {wall:.1f} s")
     print(f"ratio wall / lower bound:   {wall / bound:.2f}x (target <= 1.5x)")
+    print(
+        f"store floor:                {floor_rate / 1e6:.0f} MB/s ({len(GROUPS)} processes x same threads "
+        "stream, SHA-256 check, durably write; no Airflow, validation or ledger)"
+    )
+    print(
+        f"prep + store floor:         {floor:.1f} s = {floor / bound:.2f}x the lower bound; "
+        f"wall / it = {wall / floor:.2f}x"
+    )
 
 
 def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
@@ -422,8 +485,8 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     mapped = sum(1 for ti in tis if ti.map_index >= 0)
     with open_ledger(settings) as ledger:
         stored = sum(1 for r in ledger.get_many([c.dialog_id for c in calls]).values() if r.s3_stored)
-    rate = raw_transfer_rate(url, calls, args.sample, settings.download_workers)
-    print_figures(args, dag_run.state, stored, len(calls), mapped, len(tis), needed, rate, wall)
+    rate, floor_rate = transfer_rates(url, calls, args.sample, settings.download_workers, len(GROUPS))
+    print_figures(args, dag_run.state, stored, len(calls), mapped, len(tis), needed, rate, floor_rate, wall)
     print("runner: dag.test() (tasks run serially in one process, triggers inline), not airflow standalone")
     return 0 if dag_run.state == "success" else 1
 

@@ -286,10 +286,11 @@ def test_a_download_that_fails_every_try_is_still_closed_and_escalated(
 
 def test_crash_mid_download_then_rerun_stores_each_call_once(tenant: Tenant) -> None:
     tenant.receive_events(tenant.calls)
-    # Every connection of the first downloads drops after 8 KB; with 2 resumes allowed, some recordings
-    # (16 KB and more) fail. The export's dialog_end CDR files (a few KB, read first) are not cut: a CDR
-    # file that fails fails the whole download task, and its Airflow retry would recover every call.
-    tenant.sim.faults.break_downloads(12, after_bytes=8192)
+    # The first 12 connections drop after 4 KB each. A resume keeps the bytes received, so a recording
+    # (16 KB and more) needs more than the 2 resumes allowed if all its connections are cut: some fail.
+    # The export's dialog_end CDR files (read first) are smaller than 4 KB and are not cut: a CDR file
+    # that fails fails the whole download task, and its Airflow retry would recover every call.
+    tenant.sim.faults.break_downloads(12, after_bytes=4096)
     first = run_dag()
     failed = [d for d, o in outcomes(first).items() if o == "still_pending"]
     assert failed and first["recovered"] + len(failed) == len(tenant.calls)
