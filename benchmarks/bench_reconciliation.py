@@ -8,8 +8,8 @@ recovers the backlog. Printed:
 * mapped task instances per run (limit: max_map_length 1024);
 * wall time of the run;
 * the lower bound: export preparation, serial per group (one export per group, groups in parallel), plus
-  the raw transfer of the needed bytes at the rate measured in this run (plain httpx streams of a sample
-  of the same files with the same concurrency, no hashing, no storing);
+  the raw transfer of the needed bytes at the rate measured in this run (the best of three plain httpx
+  streams of a sample of the same files with the same concurrency, no hashing, no storing);
 * their ratio (target <= 1.5);
 * the store floor: the same files streamed, SHA-256 checked and written durably (temporary file, fsync,
   hard link) by one process per group with the same threads, with no Airflow, no audio validation and no
@@ -207,14 +207,17 @@ def _transfer(url: str, export_id: str, files: list, workers: int, store_in: str
 
 def transfer_rates(url: str, calls: list, sample: int, workers: int, processes: int) -> tuple[float, float]:
     """Bytes/s of (1) plain streams of ``sample`` files with ``workers`` threads, nothing checked or kept
-    (the lower bound's transfer); (2) the store floor: ``processes`` processes (one per export chain in the
-    run) of ``workers`` threads each streaming, checking and durably writing ``sample`` files apiece, with
-    no Airflow, no audio validation and no ledger."""
+    (the lower bound's transfer; the best of three); (2) the store floor: ``processes`` processes (one
+    per export chain in the run) of ``workers`` threads each streaming, checking and durably writing
+    ``sample`` files apiece, with no Airflow, no audio validation and no ledger."""
     from concurrent.futures import ProcessPoolExecutor
 
     export_id, files = _sample_files(url, calls)
-    t = time.monotonic()
-    raw = _transfer(url, export_id, files[:sample], workers, None) / (time.monotonic() - t)
+    os.sync()  # the run's gigabytes of writeback must not slow the measurements down
+    raw = 0.0
+    for _ in range(3):  # the best of three: a lower bound must not be inflated by a noisy sample
+        t = time.monotonic()
+        raw = max(raw, _transfer(url, export_id, files[:sample], workers, None) / (time.monotonic() - t))
     picked = files[: sample * processes]
     store_in = tempfile.mkdtemp(prefix="ocp-bench-floor-")
     try:
