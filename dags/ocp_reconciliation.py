@@ -16,7 +16,8 @@
   stores the planned calls' audio (in-process, or a KubernetesPodOperator when
   ``OCP_INGEST_DOWNLOAD_MODE=kubernetes``). The export's dialog_end CDRs are diffed against the ledger:
   calls whose events were lost get ledger rows and are recovered in the same run.
-* **close_and_escalate** (runs even when a chain failed; then it fails the run after settling):
+* **close_and_escalate** (runs even when a chain failed: its calls count no attempt but still meet the
+  retention deadline, and the task fails the run after settling):
   an attempt is counted for every call still missing; at the maximum attempts
   or before OCP's 60-day retention the call is escalated (ERROR log line, metric, alert callback);
   non-SIP calls absent from a completed export are closed as NO_RECORDING_EXPECTED. Its return value is

@@ -446,7 +446,8 @@ def retention_deadline(record: CallRecord, settings: Settings) -> datetime | Non
 
 _NO_ATTEMPT = {"BLOCKED", "DRY_RUN"}  # nothing was tried, so nothing is counted
 #: a plan's task failed after its retries (ERROR: requesting or waiting; DOWNLOAD_FAILED: the download).
-#: Its calls count an attempt like any failed try, so a chain that always fails still ends in escalation.
+#: Its calls count no attempt (the failure is ours, not theirs) but are still escalated at OCP's retention
+#: deadline; the run fails, which is what alerts.
 CHAIN_FAILED = {"ERROR", "DOWNLOAD_FAILED"}
 
 
@@ -515,6 +516,13 @@ def _settle(
         return CallResult(dialog_id, group, "planned", outcome.plan.label)
     if outcome.export_status in _NO_ATTEMPT:
         return CallResult(dialog_id, group, "still_pending", outcome.message or outcome.export_status)
+    if outcome.export_status in CHAIN_FAILED:
+        # Our task failed, not this call's recovery: no attempt is counted (an outage of a few runs must
+        # not use up every call's attempts; the failed run is what alerts), but OCP's retention waits for
+        # nobody: a call at its deadline is escalated now.
+        error = _attempt_error(outcome, said, "")
+        escalated = _escalate_if_due(ledger, settings, record, group, error, now, summary)
+        return escalated or CallResult(dialog_id, group, "still_pending", error)
     if outcome.export_status == "COMPLETED" and dialog_id in outcome.no_recording:
         reason = (
             f"not SIP (origin_uri {outcome.no_recording[dialog_id]!r}) and not in completed export "
@@ -527,24 +535,36 @@ def _settle(
     current = result.record or record
     if result.outcome is Outcome.ALREADY_STORED:
         return CallResult(dialog_id, group, "already_stored", "stored meanwhile")
-    verdict = _escalation(current, settings, now)
-    if verdict is not None:
-        state, reason = verdict
-        applied = ledger.apply(MarkTerminal(dialog_id, state, f"{reason}; last error: {error}"))
-        if applied.outcome is Outcome.APPLIED:
-            log.error(
-                "ESCALATED dialog_id=%s ocp_group=%s state=%s reason=%s",
-                dialog_id,
-                group,
-                state.value,
-                reason,
-            )
-            summary.escalated.append({"dialog_id": dialog_id, "ocp_group": group, "state": state.value})
-            return CallResult(dialog_id, group, "escalated", f"{state.value}: {reason}")
-        if applied.outcome is Outcome.ALREADY_STORED:
-            return CallResult(dialog_id, group, "already_stored", "stored meanwhile")
-        return CallResult(dialog_id, group, "escalated", current.terminal_reason or reason)
-    return CallResult(dialog_id, group, "still_pending", f"attempt {current.retry_count}: {error}")
+    escalated = _escalate_if_due(ledger, settings, current, group, error, now, summary)
+    attempt = f"attempt {current.retry_count}: {error}"
+    return escalated or CallResult(dialog_id, group, "still_pending", attempt)
+
+
+def _escalate_if_due(
+    ledger: Ledger,
+    settings: Settings,
+    record: CallRecord,
+    group: str,
+    error: str,
+    now: datetime,
+    summary: RunSummary,
+) -> CallResult | None:
+    """Escalate ``record`` if it is at its retention deadline or out of attempts; None if not due."""
+    verdict = _escalation(record, settings, now)
+    if verdict is None:
+        return None
+    dialog_id = record.dialog_id
+    state, reason = verdict
+    applied = ledger.apply(MarkTerminal(dialog_id, state, f"{reason}; last error: {error}"))
+    if applied.outcome is Outcome.APPLIED:
+        log.error(
+            "ESCALATED dialog_id=%s ocp_group=%s state=%s reason=%s", dialog_id, group, state.value, reason
+        )
+        summary.escalated.append({"dialog_id": dialog_id, "ocp_group": group, "state": state.value})
+        return CallResult(dialog_id, group, "escalated", f"{state.value}: {reason}")
+    if applied.outcome is Outcome.ALREADY_STORED:
+        return CallResult(dialog_id, group, "already_stored", "stored meanwhile")
+    return CallResult(dialog_id, group, "escalated", record.terminal_reason or reason)
 
 
 def _terminal_outcome(state: TerminalState) -> str:

@@ -236,24 +236,26 @@ def test_expired_export_is_recreated_and_failed_export_counts_an_attempt(tenant:
     assert all(tenant.record(c.dialog_id).s3_stored for c in tenant.calls)
 
 
-def test_a_download_that_fails_every_try_is_still_closed_and_escalated(
-    tenant: Tenant, monkeypatch, caplog
-) -> None:
-    """A chain that fails after its retries does not skip the close: its calls count an attempt (here
-    the last one: they escalate, with the alert), the other groups are recovered, and the run fails."""
-    from ocp_ingest.simulator.exports import SimFile
+def test_a_download_that_fails_after_its_retries_is_still_closed(tenant: Tenant, monkeypatch, caplog) -> None:
+    """A chain that fails after its retries does not skip the close: the other groups are recovered, its
+    calls count no attempt (the failure is ours) but one at OCP's retention deadline is escalated with
+    its alert, and the run fails. The next run, OCP answering again, recovers the rest."""
+    from ocp_ingest.simulator.exports import ExportRuleError
 
-    monkeypatch.setenv("OCP_INGEST_MAX_RETRY_COUNT", "1")
     tenant.receive_events(tenant.calls)
-    serve_file = tenant.sim.exports.file
+    old_id = "0" * 31 + "2"  # ended 58 days ago: past the 55-day deadline (60 - 5)
+    old_end = datetime.now(UTC) - timedelta(days=58)
+    tenant.ledger.apply(
+        CdrEnd(old_id, old_end, 2000, "NORMAL", CallIdentity(ocp_group="ocp-insurance", lob="retail"))
+    )
+    list_files = tenant.sim.exports.files_page
 
-    def corrupt_insurance_cdrs(export_id: str, file_id: str) -> SimFile:
-        item = serve_file(export_id, file_id)
-        if item.meta.ocp_group == "ocp-insurance" and item.meta.dialog_id is None:  # a CDR file
-            return SimFile(item.meta, lambda a, b: iter([b"x" * (b - a)]))  # not what the listing says
-        return item
+    def insurance_listing_refused(export_id: str, page_token: str | None, page_size: int | None):
+        if tenant.sim.exports.jobs[export_id].group == "ocp-insurance":
+            raise ExportRuleError(404, wire.ERR_NOT_FOUND, f"export {export_id}: listing unavailable")
+        return list_files(export_id, page_token, page_size)
 
-    monkeypatch.setattr(tenant.sim.exports, "file", corrupt_insurance_cdrs)
+    monkeypatch.setattr(tenant.sim.exports, "files_page", insurance_listing_refused)
     dag = load_dag("ocp_reconciliation")
     for task in dag.tasks:
         task.retries = 0  # every try fails the same way; the retries would only add their delay
@@ -262,26 +264,31 @@ def test_a_download_that_fails_every_try_is_still_closed_and_escalated(
     assert dag_run.state == "failed"
     states = {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
     assert states[("close_and_escalate", -1)] == "failed"
-    assert sorted(s for (t, _), s in states.items() if t == "export_chain.download_and_store") == [
-        "failed",
-        "success",
-        "success",
-    ]
+    downloads = sorted(s for (t, _), s in states.items() if t == "export_chain.download_and_store")
+    assert downloads == ["failed", "success", "success"]
     summary = summary_of(dag_run)
-    insurance = [c.dialog_id for c in tenant.calls if c.ocp_group == "ocp-insurance"]
     assert len(summary["failed_chains"]) == 1 and summary["failed_chains"][0].startswith("ocp-insurance ")
-    assert {e["dialog_id"] for e in summary["escalations"]} == set(insurance)
+    assert [e["dialog_id"] for e in summary["escalations"]] == [old_id]
+    old = tenant.record(old_id)
+    assert old.terminal_state is TerminalState.UNRECOVERABLE_RETENTION and old.retry_count == 0
+    assert "DOWNLOAD_FAILED" in (old.terminal_reason or "")
+    insurance = [c for c in tenant.calls if c.ocp_group == "ocp-insurance"]
     for call in tenant.calls:
         record = tenant.record(call.dialog_id)
-        if call.ocp_group == "ocp-insurance":
-            assert record.terminal_state is TerminalState.UNRECOVERABLE_MAX_ATTEMPTS
-            assert record.retry_count == 1 and "DOWNLOAD_FAILED" in record.last_error
+        if call in insurance:  # carried: the old call's window was this run's plan for the group
+            assert record.is_pending and record.retry_count == 0
         else:
             assert_recovered(tenant, call)
     assert "export chain(s) failed after their retries" in caplog.text
     alerts = list((tenant.home / "audit" / "reconciliation" / "alerts").glob("*.json"))
     assert len(alerts) == 1  # the alert callback runs on the failed close too
-    assert {e["dialog_id"] for e in json.loads(alerts[0].read_text())["escalations"]} == set(insurance)
+    assert [e["dialog_id"] for e in json.loads(alerts[0].read_text())["escalations"]] == [old_id]
+
+    monkeypatch.setattr(tenant.sim.exports, "files_page", list_files)
+    summary = run_dag()
+    assert summary["recovered"] == len(insurance) and summary["failed_chains"] == []
+    for call in insurance:
+        assert_recovered(tenant, call)
 
 
 def test_crash_mid_download_then_rerun_stores_each_call_once(tenant: Tenant) -> None:

@@ -224,10 +224,10 @@ def close(
     """Count attempts, escalate, mark no-recording calls; the summary is the return value and in the log.
 
     It runs whatever happened upstream (trigger rule ``all_done``): a plan whose request or download task
-    failed after its retries has no result, and its calls count an attempt like any failed try, so a
-    chain that fails every run still ends in escalation instead of retrying forever unseen. The task then
-    fails (no retry: the settling is done) so the run shows failed; the summary is pushed first, for the
-    alert callback and the UI.
+    failed after its retries has no result; its calls count no attempt (the failure is ours) but are still
+    escalated at OCP's retention deadline, and the other plans are settled as usual. The task then fails
+    (no retry: the settling is done) so the run shows failed; the summary is pushed first, for the alert
+    callback and the UI.
     """
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.observability.stats import Stats
