@@ -126,7 +126,7 @@ class SqliteLedgerBackend:
 
     @staticmethod
     def _record(row: sqlite3.Row) -> CallRecord:
-        return CallRecord.from_item(dict(zip(row.keys(), row, strict=True)))
+        return CallRecord.from_item(dict(row))
 
     def get(self, dialog_id: str) -> CallRecord | None:
         rows = self._query("SELECT * FROM calls WHERE dialog_id = ?", (dialog_id,))
