@@ -8,7 +8,6 @@ here, so "validated, stored, S3_STORED, COMPLETED" happens in exactly one way; o
 from __future__ import annotations
 
 import io
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO
@@ -25,6 +24,7 @@ from ocp_ingest.storage import (
     StorageLayout,
     is_local,
     iter_file,
+    link_create_only,
     local_path,
     write_create_only,
 )
@@ -229,11 +229,9 @@ class RecordingIngestor:
     ) -> None:
         """Create-only store of verified bytes. Same local filesystem: an atomic hard link, no copy."""
         if is_local(received) and is_local(dest):
-            target = local_path(dest)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
             try:
                 # The validator has just hashed these exact bytes, and received files are never modified.
-                os.link(local_path(received), target)
+                link_create_only(received, dest)
                 return
             except OSError:
                 pass  # taken (compare below) or another filesystem (stream a copy)

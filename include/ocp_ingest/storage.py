@@ -8,8 +8,9 @@ Layout (the only place keys are built):
   their own roots, keyed so nothing ever collides with a stored recording.
 
 Writes never overwrite and never leave a half-written object at the final key:
-- local disk: stream into a temporary file in the target directory, fsync, then ``os.link`` it to the
-  final name (atomic, fails if the name exists), then remove the temporary name;
+- local disk: stream into a file without a name (``O_TMPFILE``; elsewhere a hidden temporary name) in the
+  target directory, fsync, then link it to the final name (atomic, fails if the name exists) and fsync
+  the directory, so the name is durable before the ledger calls the recording stored;
 - S3: a (multipart) upload in s3fs's exclusive mode, i.e. ``If-None-Match: *`` on the final request, so
   the object appears whole or not at all; a failed upload is aborted, never completed.
 SHA-256 is computed over the bytes as they are written and checked against the expected value before
@@ -18,6 +19,7 @@ the object is committed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
@@ -87,26 +89,82 @@ def local_path(path: ObjectStoragePath) -> str:
     return path.path if path.path.startswith("/") else "/" + path.path
 
 
+def _anonymous_files_supported() -> bool:
+    """O_TMPFILE (Linux) and /proc/self/fd, through which an anonymous file is given its name."""
+    return hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
+
+
+_ANONYMOUS_FILES = _anonymous_files_supported()
+
+
+def _sync_directory(dir_fd: int) -> None:
+    """Make the new name durable: the ledger may call the recording stored as soon as this returns."""
+    os.fsync(dir_fd)
+
+
 def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
+    """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
+    and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
+    leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
     final = local_path(dest)
-    directory = os.path.dirname(final)
+    directory, name = os.path.split(final)
     os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, f".{os.path.basename(final)}.{uuid.uuid4().hex}.partial")
-    size = 0
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        with open(temp, "xb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
-                digest.update(chunk)
-                size += len(chunk)
-            check(size)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temp, final)  # atomic create-only: raises FileExistsError if the name is taken
+        if _ANONYMOUS_FILES:
+            try:
+                fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
+            except OSError:  # a filesystem without O_TMPFILE support
+                fd = None
+            if fd is not None:
+                with open(fd, "wb", buffering=0) as handle:
+                    size = _write_all(handle, chunks, digest, check)
+                    # linkat(AT_SYMLINK_FOLLOW) through /proc: raises FileExistsError if the name is taken
+                    anonymous = f"/proc/self/fd/{fd}"
+                    os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
+                _sync_directory(dir_fd)
+                return size
+        temp = f".{name}.{uuid.uuid4().hex}.partial"
+        try:
+            with open(os.path.join(directory, temp), "xb", buffering=0) as handle:
+                size = _write_all(handle, chunks, digest, check)
+            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # atomic create-only
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp, dir_fd=dir_fd)
+        _sync_directory(dir_fd)
+        return size
     finally:
-        if os.path.exists(temp):
-            os.unlink(temp)
+        os.close(dir_fd)
+
+
+def _write_all(handle: IO[bytes], chunks: Iterable[bytes], digest: Any, check: Any) -> int:
+    """Every chunk written, hashed and counted; checked, then fsynced (before the file gets its name)."""
+    size = 0
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:  # an unbuffered write may take less than it was given
+            view = view[handle.write(view) :]
+        digest.update(chunk)
+        size += len(chunk)
+    check(size)
+    os.fsync(handle.fileno())
     return size
+
+
+def link_create_only(source: ObjectStoragePath, dest: ObjectStoragePath) -> None:
+    """Give an existing, durable local file (verified, never modified again) a second name, create-only:
+    an atomic hard link, then the directory fsynced. Raises FileExistsError if ``dest`` is taken and
+    another OSError (e.g. EXDEV) if the two are on different filesystems."""
+    final = local_path(dest)
+    directory, name = os.path.split(final)
+    os.makedirs(directory, exist_ok=True)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.link(local_path(source), name, dst_dir_fd=dir_fd)
+        _sync_directory(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _write_s3(
