@@ -106,36 +106,52 @@ def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, 
     """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
     and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
     leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
-    final = local_path(dest)
-    directory, name = os.path.split(final)
+    directory, name = os.path.split(local_path(dest))
     os.makedirs(directory, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        if _ANONYMOUS_FILES:
-            try:
-                fd = os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
-            except OSError:  # a filesystem without O_TMPFILE support
-                fd = None
-            if fd is not None:
-                with open(fd, "wb", buffering=0) as handle:
-                    size = _write_all(handle, chunks, digest, check)
-                    # linkat(AT_SYMLINK_FOLLOW) through /proc: raises FileExistsError if the name is taken
-                    anonymous = f"/proc/self/fd/{fd}"
-                    os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
-                _sync_directory(dir_fd)
-                return size
-        temp = f".{name}.{uuid.uuid4().hex}.partial"
-        try:
-            with open(os.path.join(directory, temp), "xb", buffering=0) as handle:
+        fd = _open_anonymous(directory)
+        if fd is None:
+            size = _write_via_temporary_name(dir_fd, name, chunks, digest, check)
+        else:
+            with open(fd, "wb", buffering=0) as handle:
                 size = _write_all(handle, chunks, digest, check)
-            os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # atomic create-only
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp, dir_fd=dir_fd)
+                # Passing dir fds makes CPython call linkat(AT_SYMLINK_FOLLOW), which names the open file
+                # through /proc; FileExistsError if the name is taken.
+                anonymous = f"/proc/self/fd/{fd}"
+                os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
         _sync_directory(dir_fd)
         return size
     finally:
         os.close(dir_fd)
+
+
+def _open_anonymous(directory: str) -> int | None:
+    """A new file without a name in ``directory``, or None where the kernel or filesystem has none."""
+    if not _ANONYMOUS_FILES:
+        return None
+    try:
+        return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
+    except OSError:
+        return None
+
+
+def _write_via_temporary_name(
+    dir_fd: int, name: str, chunks: Iterable[bytes], digest: Any, check: Any
+) -> int:
+    temp = f".{name}.{uuid.uuid4().hex}.partial"
+
+    def in_directory(path: str, flags: int) -> int:
+        return os.open(path, flags, 0o666, dir_fd=dir_fd)
+
+    try:
+        with open(temp, "xb", buffering=0, opener=in_directory) as handle:
+            size = _write_all(handle, chunks, digest, check)
+        os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # atomic create-only
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp, dir_fd=dir_fd)
+    return size
 
 
 def _write_all(handle: IO[bytes], chunks: Iterable[bytes], digest: Any, check: Any) -> int:
