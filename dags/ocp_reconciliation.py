@@ -90,7 +90,8 @@ def ocp_reconciliation() -> None:
             steps["downloads"] = download_and_store(export.output)
         steps["waits"] = export.output
 
-    # all_done: a failed chain is still closed (its calls count an attempt); the task then fails the run
+    # all_done: a failed chain is still closed (no attempt counted, retention still enforced); then the
+    # task fails the run
     @task(
         trigger_rule="all_done",
         on_success_callback=reconciliation_tasks.alert_on_escalation,

@@ -406,7 +406,7 @@ class RunSummary:
     escalated: list[dict[str, str]] = field(default_factory=list)
     carried: dict[str, int] = field(default_factory=dict)
     discovered: int = 0
-    #: plans whose request or download task failed after its retries (their calls counted an attempt)
+    #: plans whose request or download task failed after its retries (their calls count no attempt)
     failed_chains: list[str] = field(default_factory=list)
 
     def add(self, result: CallResult) -> None:

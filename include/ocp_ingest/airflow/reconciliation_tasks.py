@@ -262,7 +262,8 @@ def close(
             ti.xcom_push(key="return_value", value=result)
         message = (
             f"{len(summary.failed_chains)} export chain(s) failed after their retries: "
-            f"{'; '.join(summary.failed_chains)}. Their calls were counted an attempt (summary above)."
+            f"{'; '.join(summary.failed_chains)}. Their calls count no attempt; any at OCP's retention "
+            "deadline was escalated (summary above)."
         )
         log.error("reconciliation run %s: %s", run_id, message)
         raise AirflowFailException(message)
