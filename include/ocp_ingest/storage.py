@@ -102,28 +102,35 @@ def _sync_directory(dir_fd: int) -> None:
     os.fsync(dir_fd)
 
 
-def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
-    """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
-    and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
-    leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
+@contextlib.contextmanager
+def _naming_in_directory(dest: ObjectStoragePath) -> Iterator[tuple[str, int, str]]:
+    """``(directory, dir_fd, name)`` of a local ``dest``, its directory created if needed, for the body to
+    give ``name`` to a file there; once it has, the directory is fsynced: the new name is durable."""
     directory, name = os.path.split(local_path(dest))
     os.makedirs(directory, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
-        fd = _open_anonymous(directory)
-        if fd is None:
-            size = _write_via_temporary_name(dir_fd, name, chunks, digest, check)
-        else:
-            with open(fd, "wb", buffering=0) as handle:
-                size = _write_all(handle, chunks, digest, check)
-                # Passing dir fds makes CPython call linkat(AT_SYMLINK_FOLLOW), which names the open file
-                # through /proc; FileExistsError if the name is taken.
-                anonymous = f"/proc/self/fd/{fd}"
-                os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
+        yield directory, dir_fd, name
         _sync_directory(dir_fd)
-        return size
     finally:
         os.close(dir_fd)
+
+
+def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
+    """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
+    and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
+    leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
+    with _naming_in_directory(dest) as (directory, dir_fd, name):
+        fd = _open_anonymous(directory)
+        if fd is None:
+            return _write_via_temporary_name(dir_fd, name, chunks, digest, check)
+        with open(fd, "wb", buffering=0) as handle:
+            size = _write_all(handle, chunks, digest, check)
+            # Passing dir fds makes CPython call linkat(AT_SYMLINK_FOLLOW), which names the open file
+            # through /proc; FileExistsError if the name is taken.
+            anonymous = f"/proc/self/fd/{fd}"
+            os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
+        return size
 
 
 def _open_anonymous(directory: str) -> int | None:
@@ -172,15 +179,8 @@ def link_create_only(source: ObjectStoragePath, dest: ObjectStoragePath) -> None
     """Give an existing, durable local file (verified, never modified again) a second name, create-only:
     an atomic hard link, then the directory fsynced. Raises FileExistsError if ``dest`` is taken and
     another OSError (e.g. EXDEV) if the two are on different filesystems."""
-    final = local_path(dest)
-    directory, name = os.path.split(final)
-    os.makedirs(directory, exist_ok=True)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
+    with _naming_in_directory(dest) as (_, dir_fd, name):
         os.link(local_path(source), name, dst_dir_fd=dir_fd)
-        _sync_directory(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _write_s3(
