@@ -233,8 +233,8 @@ def _rate_in_processes(
             ]
             results = [job.result() for job in jobs]
         elapsed = time.monotonic() - t
-        files = sum(len(f) for _, f in exports)
-        return sum(m for m, _ in results) / elapsed, sum(c for _, c in results) / files
+        file_count = sum(len(files) for _, files in exports)
+        return sum(m for m, _ in results) / elapsed, sum(c for _, c in results) / file_count
     finally:
         if store_in:
             shutil.rmtree(store_in, ignore_errors=True)

@@ -58,13 +58,14 @@ def main() -> int:
         return 1
     data = os.urandom(args.size)
     work = Path(tempfile.mkdtemp(prefix="ocp-bench-storage-", dir=args.dir))
-    results: dict[str, list[tuple[float, float]]] = {"anonymous (O_TMPFILE)": [], "temporary name": []}
+    anonymous_by_way = {"anonymous (O_TMPFILE)": True, "temporary name": False}
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in anonymous_by_way}
     try:
         for i in range(args.rounds):
-            ways = list(results)
-            for name in ways if i % 2 == 0 else ways[::-1]:
-                folder = work / f"{i}-{name.split()[0]}"
-                wall, cpu = _round(folder, data, args.files, args.threads, name.startswith("anonymous"))
+            ways = list(anonymous_by_way.items())
+            for name, anonymous in ways if i % 2 == 0 else ways[::-1]:
+                folder = work / f"{i}-{'anonymous' if anonymous else 'named'}"
+                wall, cpu = _round(folder, data, args.files, args.threads, anonymous)
                 results[name].append((wall, cpu))
                 print(f"round {i} {name:<22} wall {wall:5.2f} s  cpu {cpu:5.2f} s", flush=True)
                 shutil.rmtree(folder)
