@@ -15,7 +15,9 @@ RUN pip install --no-cache-dir -r /opt/ocp-ingest/requirements.txt -c /opt/ocp-i
 # The library as a regular (non-editable) package: the triggerer imports triggers by class path and the
 # download pod runs without the DAG folder, so the code must be importable from site-packages.
 COPY --chown=airflow:0 pyproject.toml /opt/ocp-ingest/
-COPY --chown=airflow:0 include/ /opt/ocp-ingest/include/
+# Only the production package: the dev harness (include/ocp_ingest_dev: simulator, demo, local stacks)
+# stays out of the image and the download pod.
+COPY --chown=airflow:0 include/ocp_ingest/ /opt/ocp-ingest/include/ocp_ingest/
 RUN pip install --no-cache-dir --no-deps /opt/ocp-ingest && ocp-ingest --help > /dev/null
 
 COPY --chown=airflow:0 dags/ /opt/airflow/dags/

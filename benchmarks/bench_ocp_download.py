@@ -27,17 +27,17 @@ from pathlib import Path
 import httpx
 
 from ocp_ingest.ocp import OcpClient, PatAuth, wire
-from ocp_ingest.simulator.auth import SIMULATOR_PAT as PAT
+from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT as PAT
 
 SERVER = textwrap.dedent(
     """
     import sys, time
     from datetime import UTC, datetime, timedelta
     from ocp_ingest.ocp import wire
-    from ocp_ingest.simulator import Simulator, SimulatorConfig
-    from ocp_ingest.simulator.audio import BYTES_PER_MS
-    from ocp_ingest.simulator.calls import SimCall
-    from ocp_ingest.simulator.server import start
+    from ocp_ingest_dev.simulator import Simulator, SimulatorConfig
+    from ocp_ingest_dev.simulator.audio import BYTES_PER_MS
+    from ocp_ingest_dev.simulator.calls import SimCall
+    from ocp_ingest_dev.simulator.server import start
 
     size = int(sys.argv[1])
     start_at = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)

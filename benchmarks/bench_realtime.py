@@ -49,8 +49,8 @@ def bench_data_plane(workdir: Path, files: int = 60) -> dict[str, float]:
     from ocp_ingest.ledger import IngestionSource, open_ledger
     from ocp_ingest.ledger.model import CallRecord
     from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
-    from ocp_ingest.simulator import audio
     from ocp_ingest.storage import StorageLayout, iter_file, write_create_only
+    from ocp_ingest_dev.simulator import audio
 
     settings = Settings.from_env()
     layout = StorageLayout.from_settings(settings)
@@ -151,9 +151,9 @@ def _start_receiver(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
 
 
 def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
-    from ocp_ingest import signing
     from ocp_ingest.ocp import wire
-    from ocp_ingest.simulator import audio
+    from ocp_ingest.receiver import auth as signing
+    from ocp_ingest_dev.simulator import audio
 
     secret = signing.new_secret()
     env = {**os.environ, "OCP_INGEST_HOME": str(workdir / "mem"), "OCP_INGEST_RECEIVER_SECRET": secret}
@@ -210,9 +210,9 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
 def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, float]:
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.simulator.calls import generate_calls
-    from ocp_ingest.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
-    from ocp_ingest.stack import LocalStack
+    from ocp_ingest_dev.simulator.calls import generate_calls
+    from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
+    from ocp_ingest_dev.stack import LocalStack
 
     home = workdir / "e2e"
     os.environ["OCP_INGEST_HOME"] = str(home)

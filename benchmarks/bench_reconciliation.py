@@ -55,7 +55,7 @@ GROUPS = ("ocp-g1", "ocp-g2", "ocp-g3", "ocp-g4")
 
 CALLS_CODE = """
 from datetime import UTC, datetime
-from ocp_ingest.simulator.calls import FlowSpec, generate_calls
+from ocp_ingest_dev.simulator.calls import FlowSpec, generate_calls
 FLOWS = tuple(FlowSpec(f"flow_{{g}}", g, (f"+3491000010{{i}}",)) for i, g in enumerate({groups!r}))
 calls = generate_calls(
     seed=5, count={count}, window_start=datetime.fromtimestamp({start}, UTC), window_hours=48,
@@ -65,8 +65,8 @@ calls = generate_calls(
 
 SERVER = """
 import sys
-from ocp_ingest.simulator import Simulator, SimulatorConfig
-from ocp_ingest.simulator.server import start
+from ocp_ingest_dev.simulator import Simulator, SimulatorConfig
+from ocp_ingest_dev.simulator.server import start
 {calls}
 config = SimulatorConfig(window_start=datetime.fromtimestamp({start}, UTC))
 config.exports.prep_s = {prep}
@@ -121,7 +121,7 @@ def main() -> int:
     )
     try:
         url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        from ocp_ingest.simulator.auth import SIMULATOR_PAT
+        from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 
         os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
             {"conn_type": "ocp", "host": url, "password": SIMULATOR_PAT}
@@ -163,7 +163,7 @@ def _fresh_exports(url: str, calls: list) -> list[tuple[str, list]]:
     """One new 48-hour export per group (the groups' exports run in parallel, as in the run) and the
     recordings each lists: the very files the run needed."""
     from ocp_ingest.ocp import OcpClient, PatAuth
-    from ocp_ingest.simulator.auth import SIMULATOR_PAT
+    from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 
     window_start = datetime.fromtimestamp(calls[0].start // 3_600_000 * 3600, UTC)
     with OcpClient(url, PatAuth(SIMULATOR_PAT)) as client:
@@ -189,8 +189,8 @@ def _transfer(url: str, export_id: str, files: list, workers: int, store_in: str
     from airflow.sdk import ObjectStoragePath
 
     from ocp_ingest.ocp import OcpClient, PatAuth
-    from ocp_ingest.simulator.auth import SIMULATOR_PAT
     from ocp_ingest.storage import write_create_only
+    from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 
     cpu = time.process_time()
     client = OcpClient(url, PatAuth(SIMULATOR_PAT))
@@ -282,7 +282,7 @@ def _component(cmd: str) -> str:
         ("airflow worker", "task processes"),
         ("airflow supervisor", "task processes"),
         ("executor", "task processes"),
-        ("ocp_ingest.simulator", "OCP simulator"),
+        ("ocp_ingest_dev.simulator", "OCP simulator"),
         ("api-server", "api-server"),
         ("api_server", "api-server"),
         ("scheduler", "scheduler (+ LocalExecutor)"),
@@ -312,8 +312,8 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
 
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.stack import LocalStack
-    from ocp_ingest.stack_watch import AirflowApi
+    from ocp_ingest_dev.stack import LocalStack
+    from ocp_ingest_dev.stack_watch import AirflowApi
 
     # Compiled bytecode, as in any deployment image (pip compiles on install; the official Airflow image
     # ships it): every task process imports Airflow, the DAG and this package, and compiling them from

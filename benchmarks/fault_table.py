@@ -61,7 +61,7 @@ def main() -> int:
         return 0
     work = Path(tempfile.mkdtemp(prefix="fault-table-"))
 
-    from ocp_ingest.demo import prepare_airflow
+    from ocp_ingest_dev.demo import prepare_airflow
 
     prepare_airflow(work / "airflow_home")  # before Airflow is imported by the scenarios
     logging.basicConfig(level=logging.ERROR)

@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from ocp_ingest.airflow import report_tasks
+from ocp_ingest.airflow.tasks import report as report_tasks
 
 
 def _day() -> date:

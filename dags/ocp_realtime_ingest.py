@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import dag, task
 
-from ocp_ingest.airflow import realtime_tasks
 from ocp_ingest.airflow.sensors import LandingArrivalsSensor
+from ocp_ingest.airflow.tasks import realtime as realtime_tasks
 
 
 @dag(

@@ -33,8 +33,8 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import Param, dag, get_current_context, task, task_group
 
-from ocp_ingest.airflow import reconciliation_tasks
 from ocp_ingest.airflow.export_operators import PLAN_LABEL_TEMPLATE, OcpExportSensor
+from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
 from ocp_ingest.config import Settings
 
 settings = Settings.from_env()  # environment only: no I/O at parse time

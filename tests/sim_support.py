@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from ocp_ingest.simulator import SimulatorConfig
+from ocp_ingest_dev.simulator import SimulatorConfig
 
 
 def window_start() -> datetime:

@@ -131,7 +131,7 @@ def test_every_ocp_ingest_variable_is_a_real_setting_and_the_values_validate(
             if key.startswith(PREFIX):
                 monkeypatch.setenv(key, value)
         monkeypatch.setenv(
-            "OCP_INGEST_LOB_ROUTING_FILE", str(ROOT / "include/ocp_ingest/config/lob_routing.toml")
+            "OCP_INGEST_LOB_ROUTING_FILE", str(ROOT / "include/ocp_ingest/resources/lob_routing.toml")
         )
         settings = Settings.from_env()  # raises on a value the code would reject
         assert settings.ledger_backend == "dynamodb", name

@@ -20,8 +20,8 @@ import pytest
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, TerminalState, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart, MarkTerminal, Stored
-from ocp_ingest.simulator.calls import FLOWS
-from ocp_ingest.stack_watch import RunTally, call_days, tally
+from ocp_ingest_dev.simulator.calls import FLOWS
+from ocp_ingest_dev.stack_watch import RunTally, call_days, tally
 
 
 def _free_port() -> int:
@@ -68,7 +68,7 @@ def test_tally_accounts_for_exactly_the_simulated_calls(ingest_home: Path) -> No
 def test_make_run_settles_every_call_and_the_report_reads_100_percent(
     ingest_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from ocp_ingest.stack import LOCAL_CADENCE, LocalStack
+    from ocp_ingest_dev.stack import LOCAL_CADENCE, LocalStack
 
     for name, value in LOCAL_CADENCE.items():
         monkeypatch.setenv(name, value)

@@ -1,4 +1,4 @@
-"""Line-of-business routing from CDR fields, driven by a TOML file (``config/lob_routing.toml``).
+"""Line-of-business routing from CDR fields, driven by a TOML file (``resources/lob_routing.toml``).
 
 Every call gets a LOB: rules are tried in order and an unmatched call gets the default LOB, so it is
 stored and visible in reports instead of being dropped.
@@ -62,11 +62,11 @@ class LobRouter:
 
     @classmethod
     def load(cls, path: Path | None = None) -> LobRouter:
-        """The routing in ``path``, or the packaged default ``config/lob_routing.toml``."""
+        """The routing in ``path``, or the packaged default ``resources/lob_routing.toml``."""
         if path is not None:
             return cls.from_toml(Path(path).read_text(), str(path))
-        text = resources.files("ocp_ingest").joinpath("config/lob_routing.toml").read_text()
-        return cls.from_toml(text, "config/lob_routing.toml")
+        text = resources.files("ocp_ingest").joinpath("resources/lob_routing.toml").read_text()
+        return cls.from_toml(text, "resources/lob_routing.toml")
 
     def lob_for(
         self,

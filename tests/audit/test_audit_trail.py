@@ -21,7 +21,7 @@ from ocp_ingest.audit.schema import (
 from ocp_ingest.cli import main
 from ocp_ingest.ledger import CallRecord, IngestionSource
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
-from ocp_ingest.report import build_report, render_html, sla_breach_message
+from ocp_ingest.report.completeness import build_report, render_html, sla_breach_message
 from tests.conftest import load_dag
 from tests.reconciliation.conftest import (  # noqa: F401  (fixtures)
     Tenant,

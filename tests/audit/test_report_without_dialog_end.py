@@ -8,7 +8,7 @@ from pathlib import Path
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, TerminalState, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart, MarkTerminal, Stored
-from ocp_ingest.report import build_report, render_html, sla_breach_message
+from ocp_ingest.report.completeness import build_report, render_html, sla_breach_message
 
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 IDENTITY = CallIdentity(ocp_group="ocp-banking", lob="banking")

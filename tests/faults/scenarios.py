@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ocp_ingest.demo import Flow, FlowConfig
+from ocp_ingest_dev.demo import Flow, FlowConfig
 
 CALLS = 24
 

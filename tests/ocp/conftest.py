@@ -8,7 +8,7 @@ import pytest
 from ocp_test_support import FAST_RETRY, PAT, small_config
 
 from ocp_ingest.ocp import OcpClient, PatAuth
-from ocp_ingest.simulator import RunningSimulator, Simulator, SimulatorConfig, serve
+from ocp_ingest_dev.simulator import RunningSimulator, Simulator, SimulatorConfig, serve
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ocp_ingest.ocp import OcpClient, PasswordAuth, RetryPolicy, token_url_for
-from ocp_ingest.simulator import SimulatorConfig
-from ocp_ingest.simulator.auth import SIMULATOR_PAT
+from ocp_ingest_dev.simulator import SimulatorConfig
+from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 from tests.sim_support import small_sim_config, window_start
 
 PAT = SIMULATOR_PAT  # the OCP tests import their credentials (and window_start) from here

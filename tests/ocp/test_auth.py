@@ -8,7 +8,7 @@ import pytest
 from ocp_test_support import FAST_RETRY, PASSWORD, PAT, password_client, small_config
 
 from ocp_ingest.ocp import AsyncOcpClient, AuthError, OcpClient, PasswordAuth, PatAuth, token_url_for
-from ocp_ingest.simulator import AuthSettings
+from ocp_ingest_dev.simulator import AuthSettings
 
 
 class FakeClock:

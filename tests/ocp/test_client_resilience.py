@@ -21,7 +21,7 @@ from ocp_ingest.ocp import (
     wire,
 )
 from ocp_ingest.ocp.client import parse_retry_after
-from ocp_ingest.simulator import FaultSettings, Simulator
+from ocp_ingest_dev.simulator import FaultSettings, Simulator
 
 HOUR = timedelta(hours=1)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ocp_ingest.ocp import ChecksumMismatch, DownloadError, OcpClient, wire
-from ocp_ingest.simulator import Simulator
+from ocp_ingest_dev.simulator import Simulator
 
 HOUR = timedelta(hours=1)
 

@@ -20,7 +20,7 @@ from ocp_ingest.ocp import (
     PatAuth,
     wire,
 )
-from ocp_ingest.simulator import Simulator
+from ocp_ingest_dev.simulator import Simulator
 
 HOUR = timedelta(hours=1)
 

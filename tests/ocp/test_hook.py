@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 from ocp_test_support import PASSWORD, PAT, USER
 
+from ocp_ingest.airflow.hooks import OcpHook, settings_from_connection
 from ocp_ingest.ocp import AuthError, PasswordAuth, PatAuth
-from ocp_ingest.ocp.hook import OcpHook, settings_from_connection
 
 
 def _conn(**fields: object) -> SimpleNamespace:

@@ -17,12 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from ocp_ingest import signing
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator import Simulator, SimulatorConfig, audio, ground_truth
-from ocp_ingest.simulator.cli import add_cli, config_from_args
-from ocp_ingest.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
-from ocp_ingest.simulator.server import start_asgi
+from ocp_ingest.receiver import auth as signing
+from ocp_ingest_dev.simulator import Simulator, SimulatorConfig, audio, ground_truth
+from ocp_ingest_dev.simulator.cli import add_cli, config_from_args
+from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
+from ocp_ingest_dev.simulator.server import start_asgi
 
 SECRET = "push-secret"
 

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocp_ingest import ids, signing
+from ocp_ingest import ids
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator.calls import generate_calls
+from ocp_ingest.receiver import auth as signing
+from ocp_ingest_dev.simulator.calls import generate_calls
 
 
 def _t(text: str) -> datetime:
@@ -96,7 +97,7 @@ def test_audio_signature_covers_the_digest() -> None:
 
 
 def test_a_malformed_whsec_secret_is_a_clear_configuration_error() -> None:
-    from ocp_ingest import signing
+    from ocp_ingest.receiver import auth as signing
 
     with pytest.raises(ValueError, match="standard base64") as raised:
         signing.event_headers("whsec_not-base64_!", b"{}")
@@ -104,7 +105,7 @@ def test_a_malformed_whsec_secret_is_a_clear_configuration_error() -> None:
 
 
 def test_new_secrets_are_fresh_and_usable() -> None:
-    from ocp_ingest import signing
+    from ocp_ingest.receiver import auth as signing
 
     first, second = signing.new_secret(), signing.new_secret()
     assert first != second and first.startswith("whsec_")

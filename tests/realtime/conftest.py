@@ -10,14 +10,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ocp_ingest import signing
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
+from ocp_ingest.receiver import auth as signing
 from ocp_ingest.receiver.app import create_app
-from ocp_ingest.simulator import audio
-from ocp_ingest.simulator.calls import SimCall, generate_calls
-from ocp_ingest.simulator.server import start_asgi
+from ocp_ingest_dev.simulator import audio
+from ocp_ingest_dev.simulator.calls import SimCall, generate_calls
+from ocp_ingest_dev.simulator.server import start_asgi
 
 SECRET = "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1yZWNlaXZlcg=="
 

@@ -9,8 +9,8 @@ import pytest
 
 from ocp_ingest.ledger import CallStatus, IngestionSource
 from ocp_ingest.realtime import count_arrivals
-from ocp_ingest.simulator import audio
-from ocp_ingest.simulator.push import Pusher, PushFaults, PushPlan, plan_pushes, push_calls
+from ocp_ingest_dev.simulator import audio
+from ocp_ingest_dev.simulator.push import Pusher, PushFaults, PushPlan, plan_pushes, push_calls
 from tests.conftest import load_dag
 from tests.realtime.conftest import SECRET, Receiver
 

@@ -7,11 +7,11 @@ import json
 import socket
 import time
 
-from ocp_ingest import signing
 from ocp_ingest.ledger import CallStatus
 from ocp_ingest.ledger.model import IngestionSource
 from ocp_ingest.ledger.transitions import Stored
-from ocp_ingest.simulator import audio
+from ocp_ingest.receiver import auth as signing
+from ocp_ingest_dev.simulator import audio
 from tests.realtime.conftest import SECRET, Receiver
 
 
@@ -223,7 +223,7 @@ def test_shared_secret_mode(ingest_home, monkeypatch, calls) -> None:
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest.receiver.app import create_app
-    from ocp_ingest.simulator.server import start_asgi
+    from ocp_ingest_dev.simulator.server import start_asgi
 
     monkeypatch.setenv("OCP_INGEST_RECEIVER_AUTH", "shared")
     settings = Settings.from_env()

@@ -14,8 +14,8 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ledger import CallRecord, Ledger, open_ledger
 from ocp_ingest.realtime import cdr_transition
 from ocp_ingest.routing import LobRouter
-from ocp_ingest.simulator import RunningSimulator, SimCall, Simulator, SimulatorConfig, serve
-from ocp_ingest.simulator.auth import SIMULATOR_PAT as PAT
+from ocp_ingest_dev.simulator import RunningSimulator, SimCall, Simulator, SimulatorConfig, serve
+from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT as PAT
 from tests.sim_support import small_sim_config
 
 
@@ -121,8 +121,8 @@ def store_by_realtime(tenant: Tenant, call: SimCall) -> None:
     """The realtime path storing a call's pushed audio (landing -> RecordingIngestor, REALTIME)."""
     from ocp_ingest.ingest import RecordingIngestor
     from ocp_ingest.ledger import IngestionSource
-    from ocp_ingest.simulator import audio
     from ocp_ingest.storage import StorageLayout, write_create_only
+    from ocp_ingest_dev.simulator import audio
 
     layout = StorageLayout.from_settings(tenant.settings)
     body = audio.wav_bytes(call.dialog_id, call.duration_ms)

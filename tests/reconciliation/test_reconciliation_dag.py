@@ -12,7 +12,7 @@ from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import CallStatus, IngestionSource, TerminalState
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator import audio
+from ocp_ingest_dev.simulator import audio
 from tests.conftest import load_dag
 from tests.reconciliation.conftest import Tenant, sha_of, sim_config, store_by_realtime
 
@@ -240,7 +240,7 @@ def test_a_download_that_fails_after_its_retries_is_still_closed(tenant: Tenant,
     """A chain that fails after its retries does not skip the close: the other groups are recovered, its
     calls count no attempt (the failure is ours) but one at OCP's retention deadline is escalated with
     its alert, and the run fails. The next run, OCP answering again, recovers the rest."""
-    from ocp_ingest.simulator.exports import ExportRuleError
+    from ocp_ingest_dev.simulator.exports import ExportRuleError
 
     tenant.receive_events(tenant.calls)
     old_id = "0" * 31 + "2"  # ended 58 days ago: past the 55-day deadline (60 - 5)

@@ -14,8 +14,8 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ingest import RecordingIngestor
 from ocp_ingest.ledger import IngestionSource, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
-from ocp_ingest.simulator import audio
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout, write_create_only
+from ocp_ingest_dev.simulator import audio
 
 DIALOG = "0123456789ABCDEF0123456789ABCDEF"
 OTHER = "FEDCBA9876543210FEDCBA9876543210"

@@ -1,6 +1,6 @@
 """The production download: ``ocp-ingest download-export`` in the project's image, as a KubernetesPodOperator.
 
-The pod runs the same entrypoint as the in-process task (:mod:`ocp_ingest.download_entrypoint`). Its
+The pod runs the same entrypoint as the in-process task (:mod:`ocp_ingest.reconcile.download`). Its
 configuration comes by reference only: ``envFrom`` the ConfigMap (``OCP_INGEST_*`` settings) and single
 variables from the Secret (the OCP connection as ``AIRFLOW_CONN_OCP_DEFAULT``, AWS credentials if the
 service account has no IAM role). No secret value is ever in the pod spec, the DAG or the XCom. The

@@ -52,7 +52,7 @@ def label_instance(context: Any, plan: dict[str, Any]) -> None:
 
 
 class OcpExportSensor(BaseSensorOperator):
-    """Creates (or adopts) the export of one :class:`~ocp_ingest.reconciliation.ExportPlan` and waits for it,
+    """Creates (or adopts) the export of one :class:`~ocp_ingest.reconcile.ExportPlan` and waits for it,
     deferred: a deferrable-only sensor (``execute`` defers; there is no poke loop holding a worker).
 
     ``plan`` is a plan dict (mapped). Steps, all restartable:
@@ -115,8 +115,8 @@ class OcpExportSensor(BaseSensorOperator):
         return self._request(conflict_waits=0, recreates=0)
 
     def _request(self, conflict_waits: int, recreates: int) -> dict[str, Any]:
-        from ocp_ingest.ocp.hook import OcpHook
-        from ocp_ingest.reconciliation import ExportPlan, create_or_adopt
+        from ocp_ingest.airflow.hooks import OcpHook
+        from ocp_ingest.reconcile import ExportPlan, create_or_adopt
 
         plan = ExportPlan.from_dict(self.plan)
         state = {"conflict_waits": conflict_waits, "recreates": recreates}
@@ -147,7 +147,7 @@ class OcpExportSensor(BaseSensorOperator):
 
     def _mark_requested(self, export_id: str) -> None:
         """Every planned call remembers the export that carries it (done while OCP prepares it)."""
-        from ocp_ingest.airflow.reconciliation_tasks import mark_export_requested
+        from ocp_ingest.airflow.tasks.reconcile import mark_export_requested
 
         mark_export_requested(self.plan["dialog_ids"], export_id)
 
@@ -175,7 +175,7 @@ class OcpExportSensor(BaseSensorOperator):
     def _audit_expired(self, export_id: str) -> None:
         from ocp_ingest.airflow.audit_actor import task_actor
         from ocp_ingest.ledger import open_ledger
-        from ocp_ingest.reconciliation import ExportPlan, audit_export_milestone
+        from ocp_ingest.reconcile import ExportPlan, audit_export_milestone
 
         plan = ExportPlan.from_dict(self.plan)
         with open_ledger(actor=task_actor()) as ledger:

@@ -123,7 +123,7 @@ class ExportReadyTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from ocp_ingest.ocp.hook import OcpHook
+        from ocp_ingest.airflow.hooks import OcpHook
 
         started = time.monotonic()
         interval = self.poll_interval_s

@@ -1,6 +1,6 @@
 """OCP platform client: wire shapes, auth, sync/async Exports API clients, verified downloads.
 
-Nothing here imports Airflow; :mod:`ocp_ingest.ocp.hook` is the only Airflow adapter.
+Nothing here imports Airflow; :mod:`ocp_ingest.airflow.hooks` is the only Airflow adapter.
 """
 
 from __future__ import annotations

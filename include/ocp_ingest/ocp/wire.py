@@ -363,7 +363,7 @@ ERR_RATE_LIMITED = "rate_limited"
 ERR_UNAVAILABLE = "unavailable"
 
 # -------------------------------------------------------------------------------- push (realtime)
-# Where the platform pushes to (the receiver implements these); signing lives in ocp_ingest.signing.
+# Where the platform pushes to (the receiver implements these); signing lives in ocp_ingest.receiver.auth.
 PUSH_EVENTS_PATH = "/v1/events"
 PUSH_RECORDINGS_PREFIX = "/v1/recordings/"
 AUDIO_CONTENT_TYPE = "audio/wav"

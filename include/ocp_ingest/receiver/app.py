@@ -27,13 +27,14 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 
-from ocp_ingest import ids, signing
+from ocp_ingest import ids
 from ocp_ingest.audio import sniff_format
 from ocp_ingest.audio.sniff import describe_non_audio
 from ocp_ingest.config import PREFIX, Settings
 from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
 from ocp_ingest.realtime import LandingResult, RecordingTooLarge, land_recording, record_cdr_event
+from ocp_ingest.receiver import auth as signing
 from ocp_ingest.receiver.metrics import Metrics
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator import audio
+from ocp_ingest_dev.simulator import audio
 
 
 @dataclass(frozen=True)

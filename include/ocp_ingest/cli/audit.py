@@ -56,7 +56,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.report import build_report, render_html, report_json, sla_breach_message
+    from ocp_ingest.report.completeness import build_report, render_html, report_json, sla_breach_message
 
     settings = Settings.from_env()
     with open_ledger(settings) as ledger:
@@ -75,8 +75,8 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _cmd_verify(args: argparse.Namespace) -> int:
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.verify import verify as run_verify
-    from ocp_ingest.verify import window
+    from ocp_ingest.report.verify import verify as run_verify
+    from ocp_ingest.report.verify import window
 
     settings = Settings.from_env()
     start, end = window(args.date, args.since, args.until)

@@ -97,7 +97,7 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 def airflow_environment(airflow_home: Path) -> dict[str, str]:
     """A private AIRFLOW_HOME with this project's dags/ and no examples (for dag.test())."""
-    from ocp_ingest.stack import project_root
+    from ocp_ingest_dev.stack import project_root
 
     root = project_root()
     return {
@@ -124,7 +124,7 @@ def load_dag(dag_id: str) -> Any:
     """Parse dags/ the way the dag-processor does and return one DAG."""
     from airflow.dag_processing.dagbag import DagBag
 
-    from ocp_ingest.stack import project_root
+    from ocp_ingest_dev.stack import project_root
 
     bag = DagBag(dag_folder=str(project_root() / "dags"))
     if bag.import_errors:
@@ -185,9 +185,9 @@ class Flow:
             raise
 
     def _start(self) -> Flow:
-        from ocp_ingest.simulator import Simulator, SimulatorConfig, start
-        from ocp_ingest.simulator.auth import SIMULATOR_PAT
-        from ocp_ingest.simulator.faults import FaultSettings
+        from ocp_ingest_dev.simulator import Simulator, SimulatorConfig, start
+        from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
+        from ocp_ingest_dev.simulator.faults import FaultSettings
 
         self._started = time.monotonic()
         cfg = self.config
@@ -266,7 +266,7 @@ class Flow:
         """Serve the receiver (its own ledger connection), on the same port after a restart."""
         from ocp_ingest.ledger import open_ledger
         from ocp_ingest.receiver.app import create_app
-        from ocp_ingest.simulator.server import start_asgi
+        from ocp_ingest_dev.simulator.server import start_asgi
 
         ledger = open_ledger(self.settings)
         app = create_app(self.settings, secret=DEMO_SECRET, ledger=ledger)
@@ -284,7 +284,7 @@ class Flow:
     # -- pushes ------------------------------------------------------------------------------------
 
     def push_faults(self) -> Any:
-        from ocp_ingest.simulator.push import PushFaults
+        from ocp_ingest_dev.simulator.push import PushFaults
 
         c = self.config
         return PushFaults(
@@ -300,7 +300,7 @@ class Flow:
 
     def push(self, calls: list[Any] | None = None, *, stop: threading.Event | None = None) -> None:
         """Push ``calls`` (default all) with the scenario's faults, as OCP's streaming export would."""
-        from ocp_ingest.simulator.push import Pusher, plan_pushes, push_calls
+        from ocp_ingest_dev.simulator.push import Pusher, plan_pushes, push_calls
 
         calls = self.calls if calls is None else calls
         plans = plan_pushes(self.calls, self.push_faults(), self.config.seed)
@@ -447,7 +447,7 @@ class Flow:
         from the start of a flow, so a missing event counts too.
         """
         try:
-            from ocp_ingest.verify import verify
+            from ocp_ingest.report.verify import verify
         except ImportError:  # an image without the audit trail
             return {}
         if not self.settings.audit_events:
@@ -602,7 +602,7 @@ def run_demo(
         summary = flow.summary()
         summary["timed_out"] = timed_out
         summary["ok"] = summary["ok"] and not timed_out
-        from ocp_ingest.simulator import ground_truth
+        from ocp_ingest_dev.simulator import ground_truth
 
         ground_truth.write(
             home / "ground_truth.json",

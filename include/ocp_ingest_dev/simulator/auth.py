@@ -7,7 +7,7 @@ import threading
 from collections import Counter
 from dataclasses import dataclass, field
 
-from ocp_ingest.simulator.clock import SimClock
+from ocp_ingest_dev.simulator.clock import SimClock
 
 #: The simulator's own PAT (a credential of the test double, not of any real system); the local stack,
 #: the demo, the benchmarks and the tests reach the simulator with it.

@@ -14,7 +14,7 @@ from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.audit import tables
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
-from ocp_ingest.report import (
+from ocp_ingest.report.completeness import (
     CompletenessSlaBreached,
     build_report,
     render_html,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import uvicorn
 from starlette.types import ASGIApp
 
-from ocp_ingest.simulator.app import Simulator
+from ocp_ingest_dev.simulator.app import Simulator
 
 
 @dataclass

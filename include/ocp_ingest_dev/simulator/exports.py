@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator import audio
-from ocp_ingest.simulator.calls import SimCall
-from ocp_ingest.simulator.clock import SimClock
+from ocp_ingest_dev.simulator import audio
+from ocp_ingest_dev.simulator.calls import SimCall
+from ocp_ingest_dev.simulator.clock import SimClock
 
 CDR_TYPES = {wire.DataType.DIALOG_START, wire.DataType.DIALOG_STEP, wire.DataType.DIALOG_END}
 

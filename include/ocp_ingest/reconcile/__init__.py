@@ -9,7 +9,7 @@ No Airflow here (the DAG's tasks are thin adapters in ``ocp_ingest.airflow``). T
   exports. At most ``max_plans_per_group`` plans per group per run (default 1: exports of a group are then
   strictly serial across the whole system, because the DAG runs one run at a time); the rest is carried
   to the next run, oldest calls first;
-* the download itself is :mod:`ocp_ingest.download_entrypoint` (in-process or in a pod);
+* the download itself is :mod:`ocp_ingest.reconcile.download` (in-process or in a pod);
 * :func:`close_run`: count an attempt for every planned call not recovered, escalate at the maximum
   attempts or before OCP's retention would purge the call, give calls that never had a recording their
   own terminal state, and build the run's summary.

@@ -32,8 +32,8 @@ from typing import Any
 
 import httpx
 
-from ocp_ingest import signing
 from ocp_ingest.config import _project_root
+from ocp_ingest.receiver import auth as signing
 
 
 def project_root() -> Path:
@@ -147,7 +147,7 @@ class LocalStack:
         for name, value in self.settings_env.items():
             os.environ.setdefault(name, value)
         if self.calls > 0 and self.settings_env:
-            from ocp_ingest.simulator.calls import FLOWS
+            from ocp_ingest_dev.simulator.calls import FLOWS
 
             # The simulated tenant's groups: reconciliation sweeps their hours for calls never heard of.
             groups = ",".join(sorted({f.ocp_group for f in FLOWS}))
@@ -198,7 +198,7 @@ class LocalStack:
                 ],
                 {**base, "OCP_INGEST_PUSH_SIGNING_SECRET": secret},
             )
-        from ocp_ingest.simulator.auth import SIMULATOR_PAT
+        from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 
         ocp_conn = {
             "conn_type": "ocp",
@@ -263,7 +263,7 @@ class LocalStack:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         from ocp_ingest.config import Settings
         from ocp_ingest.ledger import open_ledger
-        from ocp_ingest.stack_watch import load_truth, tally
+        from ocp_ingest_dev.stack_watch import load_truth, tally
 
         tty = bool(getattr(stream, "isatty", lambda: False)())
         settings = Settings.from_env()
@@ -290,7 +290,7 @@ class LocalStack:
     def report(self, settled: Any, truth: dict[str, Any], started: float, stream: Any) -> None:
         """Every call is settled: say so, then run the completeness report of each day of calls."""
         from ocp_ingest.config import Settings
-        from ocp_ingest.stack_watch import AirflowApi, call_days, run_reports
+        from ocp_ingest_dev.stack_watch import AirflowApi, call_days, run_reports
 
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(settled.terminal.items())) or "none"
         stream.write(

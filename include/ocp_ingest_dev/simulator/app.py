@@ -23,11 +23,11 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator.auth import AuthSettings, TokenIssuer
-from ocp_ingest.simulator.calls import SimCall, generate_calls
-from ocp_ingest.simulator.clock import SimClock
-from ocp_ingest.simulator.exports import ExportRuleError, ExportSettings, ExportsService
-from ocp_ingest.simulator.faults import FaultInjector, FaultSettings
+from ocp_ingest_dev.simulator.auth import AuthSettings, TokenIssuer
+from ocp_ingest_dev.simulator.calls import SimCall, generate_calls
+from ocp_ingest_dev.simulator.clock import SimClock
+from ocp_ingest_dev.simulator.exports import ExportRuleError, ExportSettings, ExportsService
+from ocp_ingest_dev.simulator.faults import FaultInjector, FaultSettings
 
 
 def _default_window_start() -> datetime:

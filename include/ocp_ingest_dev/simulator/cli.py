@@ -9,13 +9,13 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from ocp_ingest.simulator import ground_truth
-from ocp_ingest.simulator.app import Simulator, SimulatorConfig
-from ocp_ingest.simulator.auth import AuthSettings
-from ocp_ingest.simulator.exports import ExportSettings
-from ocp_ingest.simulator.faults import FaultSettings
-from ocp_ingest.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
-from ocp_ingest.simulator.server import start
+from ocp_ingest_dev.simulator import ground_truth
+from ocp_ingest_dev.simulator.app import Simulator, SimulatorConfig
+from ocp_ingest_dev.simulator.auth import AuthSettings
+from ocp_ingest_dev.simulator.exports import ExportSettings
+from ocp_ingest_dev.simulator.faults import FaultSettings
+from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
+from ocp_ingest_dev.simulator.server import start
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m ocp_ingest.simulator``) until the lead wires add_cli."""
+    """Stand-alone entry point (``python -m ocp_ingest_dev.simulator``) until the lead wires add_cli."""
     parser = argparse.ArgumentParser(prog="ocp-simulator")
     sub = parser.add_subparsers(dest="command", required=True)
     add_cli(sub)

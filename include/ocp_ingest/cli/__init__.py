@@ -1,4 +1,7 @@
-"""``ocp-ingest``: the project's command line (local stack, ledger inspection, audio checks)."""
+"""``ocp-ingest``: the project's command line (receiver, download pod, ledger, audit, audio checks).
+
+With the dev harness installed (``make``), also ``run``, ``demo`` and ``simulator``.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +11,6 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from ocp_ingest.config import Settings
-
-
-def _cmd_run(args: argparse.Namespace) -> int:
-    from ocp_ingest.stack import LOCAL_CADENCE, LocalStack
-
-    stack = LocalStack(
-        port=args.port,
-        receiver_port=args.receiver_port,
-        simulator_port=args.simulator_port,
-        calls=args.calls,
-        window_hours=args.hours,
-        push_rate=args.push_rate,
-        seed=args.seed,
-        settings_env=LOCAL_CADENCE,
-    )
-    # The terminal is for the banner, the progress line and the reports; the components log to a file.
-    stack.log_path = None if args.verbose else stack.data_home / "stack.log"
-    if stack.log_path:
-        stack.log_path.parent.mkdir(parents=True, exist_ok=True)
-    return stack.run_forever()
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
@@ -85,17 +68,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ocp-ingest", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="start the local stack (Airflow standalone on the embedded default)")
-    run.add_argument("--port", type=int, default=8080, help="Airflow UI/API port (default 8080)")
-    run.add_argument("--receiver-port", type=int, default=8787)
-    run.add_argument("--simulator-port", type=int, default=8788)
-    run.add_argument("--calls", type=int, default=2000, help="calls the simulator plays (0: none)")
-    run.add_argument("--hours", type=float, default=3.0, help="hours of call time they are spread over")
-    run.add_argument("--push-rate", type=float, default=10.0, help="calls pushed per second")
-    run.add_argument("--seed", type=int, default=None, help="simulator seed (default: from the clock)")
-    run.add_argument("--verbose", action="store_true", help="components log to this terminal, not a file")
-    run.set_defaults(func=_cmd_run)
-
     config = sub.add_parser("config", help="print the effective configuration")
     config.set_defaults(func=_cmd_config)
 
@@ -124,21 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     from ocp_ingest.receiver.server import add_cli as add_receiver_cli
 
     add_receiver_cli(sub)
-    from ocp_ingest.download_entrypoint import add_cli as add_download_cli
+    from ocp_ingest.reconcile.download import add_cli as add_download_cli
 
     add_download_cli(sub)
-    from ocp_ingest.audit.cli import add_cli as add_audit_cli
+    from ocp_ingest.cli.audit import add_cli as add_audit_cli
 
     add_audit_cli(sub)
-    from ocp_ingest.demo import add_cli as add_demo_cli
-
-    add_demo_cli(sub)
-    try:
-        from ocp_ingest.simulator.cli import add_cli
-    except ImportError:  # the simulator package is optional in slim images
+    try:  # the dev harness (simulator, demo, local stack) is installed by make, not in the image
+        from ocp_ingest_dev.cli import add_dev_cli
+    except ImportError:
         pass
     else:
-        add_cli(sub)
+        add_dev_cli(sub)
     return parser
 
 

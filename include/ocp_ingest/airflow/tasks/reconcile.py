@@ -1,6 +1,6 @@
 """Task callables of the ``ocp_reconciliation`` DAG: params and XComs in, small JSON out.
 
-The logic lives in :mod:`ocp_ingest.reconciliation` and :mod:`ocp_ingest.download_entrypoint`; here is only
+The logic lives in :mod:`ocp_ingest.reconcile` and :mod:`ocp_ingest.reconcile.download`; here is only
 what Airflow adds: params, the OCP connection, the metric and the alert callback.
 """
 
@@ -21,7 +21,7 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Outcome, open_ledger
 from ocp_ingest.ledger.model import utcnow
 from ocp_ingest.ledger.transitions import ExportRequested
-from ocp_ingest.reconciliation import (
+from ocp_ingest.reconcile import (
     ExportOutcome,
     ExportPlan,
     PendingCall,
@@ -37,7 +37,7 @@ from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 
 log = logging.getLogger(__name__)
 
-ESCALATED_METRIC = "ocp_ingest.reconciliation.escalated"
+ESCALATED_METRIC = "ocp_ingest.reconcile.escalated"
 #: Ledger transitions written per transaction (a short write lock: other writers interleave between batches)
 LEDGER_BATCH = 500
 
@@ -158,7 +158,7 @@ def mark_export_requested(dialog_ids: Sequence[str], export_id: str) -> int:
 
 def download(wait_result: Mapping[str, Any], run_id: str, ocp_conn_id: str = "ocp_default") -> dict[str, Any]:
     """The in-process download (download_mode=inprocess): the same entrypoint the pod runs."""
-    from ocp_ingest.download_entrypoint import run_download, skipped_download
+    from ocp_ingest.reconcile.download import run_download, skipped_download
 
     if wait_result.get("export_status") != "COMPLETED":
         return skipped_download(wait_result["plan"], wait_result.get("export_id"))
@@ -253,7 +253,7 @@ def close(
     result = summary.to_dict()
     if summary.escalated:
         Stats.incr(ESCALATED_METRIC, count=len(summary.escalated))
-    Stats.incr("ocp_ingest.reconciliation.recovered", count=result["recovered"])
+    Stats.incr("ocp_ingest.reconcile.recovered", count=result["recovered"])
     log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
     for line in result["calls"]:
         log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)

@@ -7,7 +7,7 @@ import random
 import threading
 from dataclasses import dataclass
 
-from ocp_ingest.simulator.clock import SimClock
+from ocp_ingest_dev.simulator.clock import SimClock
 
 
 @dataclass

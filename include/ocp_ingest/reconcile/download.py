@@ -43,7 +43,7 @@ from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.download import iter_file_chunks
 from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError
-from ocp_ingest.reconciliation import EXPORT_DATA_TYPES, ExportPlan, audit_export_milestone, create_or_adopt
+from ocp_ingest.reconcile import EXPORT_DATA_TYPES, ExportPlan, audit_export_milestone, create_or_adopt
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ObjectExists, StorageError, StorageLayout, write_create_only
 
@@ -392,7 +392,7 @@ def run_download(
     plan = plan if isinstance(plan, ExportPlan) else ExportPlan.from_dict(plan)
     own_client = client is None
     if own_client:
-        from ocp_ingest.ocp.hook import OcpHook
+        from ocp_ingest.airflow.hooks import OcpHook
 
         client = OcpHook(ocp_conn_id).get_client()
     summary = DownloadSummary(export_id, plan_label=plan.label)

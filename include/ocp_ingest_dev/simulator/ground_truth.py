@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ocp_ingest.simulator.calls import SimCall
-from ocp_ingest.simulator.exports import ExportsService
-from ocp_ingest.simulator.push import PushPlan
+from ocp_ingest_dev.simulator.calls import SimCall
+from ocp_ingest_dev.simulator.exports import ExportsService
+from ocp_ingest_dev.simulator.push import PushPlan
 
 
 def build(

@@ -19,10 +19,10 @@ from dataclasses import asdict, dataclass, field
 
 import httpx
 
-from ocp_ingest import signing
 from ocp_ingest.ocp import wire
-from ocp_ingest.simulator import audio
-from ocp_ingest.simulator.calls import SimCall
+from ocp_ingest.receiver import auth as signing
+from ocp_ingest_dev.simulator import audio
+from ocp_ingest_dev.simulator.calls import SimCall
 
 log = logging.getLogger(__name__)
 

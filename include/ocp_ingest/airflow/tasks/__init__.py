@@ -1,0 +1,1 @@
+"""Airflow task callables: context in, a domain call, a small JSON result out."""

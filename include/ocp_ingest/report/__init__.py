@@ -1,0 +1,1 @@
+"""Completeness report and storage verification (no Airflow)."""
