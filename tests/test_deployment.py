@@ -60,7 +60,7 @@ def _resolve(value: str) -> str:
 def known_setting_names() -> set[str]:
     """Every OCP_INGEST_* name: Settings fields plus the ones read directly (secrets, simulator)."""
     names = {PREFIX + f.name.upper() for f in fields(Settings)}
-    for path in (ROOT / "include" / "ocp_ingest").rglob("*.py"):
+    for path in (ROOT / "include").rglob("*.py"):  # the simulator (dev harness) reads its own too
         text = path.read_text()
         names |= set(re.findall(r"\bOCP_INGEST_[A-Z0-9_]*[A-Z0-9]", text))
         names |= {PREFIX + n for n in re.findall(r'PREFIX \+ "([A-Z0-9_]+)"', text)}
