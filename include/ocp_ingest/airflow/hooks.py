@@ -4,11 +4,14 @@ Connection ``ocp_default`` (conn_type ``ocp``):
 
 * ``host``: the tenant API base, e.g. ``https://eu.ocp.ai`` (scheme from ``schema`` if the host has none,
   default https; ``port`` honoured). Extra ``base_url`` overrides all of it.
-* PAT: extra ``pat``, or ``password`` with an empty ``login``.
+* PAT: extra ``personal_access_token`` (the form's field; ``pat`` also read), or ``password`` with an
+  empty ``login``.
 * Password grant: ``login`` + ``password``; extras ``realm`` (default ``ocp``), ``auth_host`` (default the
   API host) or a full ``token_url``; ``client_id`` (default ``ocp``).
 * Optional extras: ``timeout`` (seconds), ``verify`` (bool or CA bundle path), ``max_attempts``,
   ``max_total_s``.
+
+The connection type and its form are declared in :mod:`ocp_ingest.airflow.provider`.
 
 Secrets stay inside the auth objects (masked reprs); nothing here logs or returns them.
 """
@@ -46,14 +49,18 @@ def _base_url(host: str, schema: str | None, port: int | None) -> str:
 
 def settings_from_connection(conn: Any) -> OcpConnectionSettings:
     """Resolve a Connection (host, login, password, schema, port, extra_dejson) to client settings."""
-    extra: dict[str, Any] = dict(getattr(conn, "extra_dejson", None) or {})
+    raw: dict[str, Any] = dict(getattr(conn, "extra_dejson", None) or {})
+    # Form fields may arrive prefixed (``extra__ocp__pat``) or plain; empty form fields mean "not set".
+    prefix = f"extra__{OcpHook.conn_type}__"
+    extra = {k.removeprefix(prefix): v for k, v in raw.items() if v not in ("", None)}
     if extra.get("base_url"):
         base_url = str(extra["base_url"]).rstrip("/")
     elif conn.host:
         base_url = _base_url(conn.host, conn.schema, conn.port)
     else:
         raise ValueError(f"connection {conn.conn_id!r}: set host (the OCP API base URL) or extra base_url")
-    pat = extra.get("pat") or (conn.password if not conn.login else None)
+    pat = extra.get("personal_access_token") or extra.get("pat")
+    pat = pat or (conn.password if not conn.login else None)
     auth: httpx.Auth
     if pat:
         auth = PatAuth(pat)
@@ -108,18 +115,3 @@ class OcpHook(BaseHook):
         """Async client for triggers; the Connection is fetched without blocking the event loop."""
         s = settings_from_connection(await self.aget_connection(self.ocp_conn_id))
         return AsyncOcpClient(s.base_url, s.auth, retry=s.retry, timeout=s.timeout, verify=s.verify)
-
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {
-                "host": "OCP API base URL",
-                "login": "Username (password grant; empty for a PAT)",
-                "password": "Password or Personal Access Token",
-            },
-            "placeholders": {
-                "host": "https://eu.ocp.ai",
-                "extra": '{"realm": "ocp", "auth_host": "https://eu.ocp.ai", "timeout": 60}',
-            },
-        }
