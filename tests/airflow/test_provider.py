@@ -43,9 +43,10 @@ def test_airflow_lists_the_ocp_hook() -> None:
 def test_connection_form_and_a_connection_made_through_the_api(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
     from airflow.api_fastapi.app import create_app
+    from airflow.models import Connection
     from fastapi.testclient import TestClient
 
-    from ocp_ingest.airflow.hooks import OcpHook
+    from ocp_ingest.airflow.hooks import settings_from_connection
     from ocp_ingest.ocp import PatAuth
 
     client = TestClient(create_app("all"))
@@ -66,6 +67,7 @@ def test_connection_form_and_a_connection_made_through_the_api(monkeypatch: pyte
     )
     assert created.status_code == 201, created.text
     assert "pat-secret-1" not in created.text  # masked by Airflow: the field's name says it is a token
-    settings = OcpHook("ocp_api_made").get_settings()
+    # Outside a task the SDK hook has no supervisor to ask; read the stored row the way the API server does.
+    settings = settings_from_connection(Connection.get_connection_from_secrets("ocp_api_made"))
     assert isinstance(settings.auth, PatAuth) and settings.base_url == "https://eu.ocp.ai"
     assert settings.timeout == 5 and "pat-secret-1" not in repr(settings)
