@@ -11,14 +11,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest.audit.schema import AuditEventType
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.model import CallRecord
-from ocp_ingest.storage import sha256_of
+from ocp_ingest.storage import object_path, sha256_of
 
 #: Problems that fail verification. ``audit_missing`` is reported but does not fail (the audit trail may
 #: have been enabled after the call was stored).
@@ -105,7 +103,7 @@ def verify(
 def _check_object(record: CallRecord, result: VerifyResult) -> None:
     url = record.object_url or ""
     try:
-        sha, size = sha256_of(ObjectStoragePath(url))
+        sha, size = sha256_of(object_path(url))
     except FileNotFoundError:
         result.findings.append(Finding(record.dialog_id, "missing", url, "stored object not found"))
         return
