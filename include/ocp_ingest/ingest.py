@@ -11,10 +11,9 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 from ocp_ingest.audio import AudioVerdict, validate_audio
-from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, Ledger, Outcome
 from ocp_ingest.ledger.model import CallRecord
 from ocp_ingest.ledger.transitions import AudioRejected, ConflictingAudio, Stored
@@ -71,9 +70,22 @@ def quarantine_copy(
     return str(dest)
 
 
+class AudioLimits(Protocol):
+    """What a recording is judged against; :class:`~ocp_ingest.config.Settings` provides it."""
+
+    @property
+    def duration_tolerance_s(self) -> float: ...
+
+    @property
+    def duration_tolerance_ratio(self) -> float: ...
+
+    @property
+    def max_recording_bytes(self) -> int: ...
+
+
 @dataclass
 class RecordingIngestor:
-    settings: Settings
+    limits: AudioLimits
     ledger: Ledger
     layout: StorageLayout
 
@@ -180,9 +192,9 @@ class RecordingIngestor:
         expected = record.duration_ms / 1000 if record.duration_ms is not None else None
         kwargs = {
             "expected_duration_s": expected,
-            "tolerance_s": self.settings.duration_tolerance_s,
-            "tolerance_ratio": self.settings.duration_tolerance_ratio,
-            "max_bytes": self.settings.max_recording_bytes,
+            "tolerance_s": self.limits.duration_tolerance_s,
+            "tolerance_ratio": self.limits.duration_tolerance_ratio,
+            "max_bytes": self.limits.max_recording_bytes,
             "known_sha256": known_sha256,
         }
         if not is_object_path(received):
