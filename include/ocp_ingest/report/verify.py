@@ -54,9 +54,9 @@ def stored_calls(ledger: Ledger, start: datetime, end: datetime, lob: str | None
     return [r for r in ledger.calls_started_between(start, end, lob=lob) if r.s3_stored]
 
 
-def audit_stored_sha(settings: Settings, first: date, last: date, lob: str | None) -> dict[str, set[str]]:
+def audit_stored_sha(audit_url: str, first: date, last: date, lob: str | None) -> dict[str, set[str]]:
     """SHA-256 of every STORED audit event between the days (a call's events come after its start)."""
-    table = read_events(settings.audit_url, first, last, lob)
+    table = read_events(audit_url, first, last, lob)
     found: dict[str, set[str]] = {}
     for row in table.select(["event_type", "dialog_id", "sha256"]).to_pylist():
         if row["event_type"] == AuditEventType.STORED.value and row["dialog_id"]:
@@ -80,7 +80,7 @@ def verify(
     if sample is not None and sample < len(calls):
         calls = random.Random(seed).sample(calls, sample)
     today = (now or datetime.now(UTC)).date()
-    audit = audit_stored_sha(settings, start.date(), today, lob) if settings.audit_events else None
+    audit = audit_stored_sha(settings.audit_url, start.date(), today, lob) if settings.audit_events else None
     result = VerifyResult()
     for record in sorted(calls, key=lambda r: r.dialog_id):
         result.checked += 1

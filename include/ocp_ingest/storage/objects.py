@@ -1,4 +1,4 @@
-"""The one door to object storage: every domain module reaches file:// and s3:// through this module.
+"""The one door to object storage: domain modules reach file:// and s3:// through this module only.
 
 It wraps Airflow's ``ObjectStoragePath`` (fsspec-backed; an ``s3://conn_id@bucket`` URL takes its
 credentials from that Airflow Connection), so the rest of the package names neither Airflow nor fsspec.
