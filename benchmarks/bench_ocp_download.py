@@ -4,7 +4,8 @@ The simulator runs in its own process (as OCP would be remote) and serves one re
 generated lazily by slicing a precomputed buffer (it never holds the file in memory). In this process:
 
 * raw:    plain ``httpx`` stream to a file (no hashing, no verification, no fsync);
-* client: ``OcpClient.download`` (SHA-256 on the fly, size + digest check, fsync, atomic create-only link).
+* client: ``iter_file_chunks`` into ``storage.write_create_only`` (SHA-256 on the fly, size + digest check,
+  fsync, atomic create-only link), as reconciliation stores a large file.
 
 Rounds alternate so both see the same machine state. Prints throughput, the ratio client/raw (target
 >= 0.70) and peak RSS of this process during each phase and of the simulator (target: flat, far below 1 GB).
@@ -26,7 +27,8 @@ from pathlib import Path
 
 import httpx
 
-from ocp_ingest.ocp import OcpClient, PatAuth, wire
+from ocp_ingest.ocp import OcpClient, PatAuth, iter_file_chunks, wire
+from ocp_ingest.storage import object_path, write_create_only
 from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT as PAT
 
 SERVER = textwrap.dedent(
@@ -163,7 +165,13 @@ def main() -> int:
                             if mode == "raw":
                                 got = raw_copy(file_url, dest)
                             else:
-                                got = client.download(export.export_id, item, dest).size
+                                chunks = iter_file_chunks(client, export.export_id, item)
+                                got = write_create_only(
+                                    object_path(dest.as_uri()),
+                                    chunks,
+                                    expected_sha256=item.sha256,
+                                    expected_size=item.size,
+                                ).size
                             elapsed = time.perf_counter() - started
                         assert got == item.size, (mode, got)
                         dest.unlink()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from airflow.sdk import ObjectStoragePath
 
-from ocp_ingest import storage
+from ocp_ingest.storage import write as storage
 
 
 def _cpu_s() -> float:

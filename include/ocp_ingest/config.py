@@ -68,7 +68,7 @@ class Settings:
     # Only for local DynamoDB endpoints (moto, DynamoDB Local); production uses the regional endpoint.
     dynamodb_endpoint_url: str | None = None
     aws_region: str = "eu-west-1"
-    # Storage roots as ObjectStoragePath URLs. ``{lob}`` in recordings_url selects bucket-per-LOB
+    # Storage roots as file:// or s3:// URLs. ``{lob}`` in recordings_url selects bucket-per-LOB
     # (s3://aws_default@recordings-{lob}); without it the LOB becomes the first key segment.
     recordings_url: str = ""
     landing_url: str = ""

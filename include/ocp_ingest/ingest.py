@@ -10,38 +10,58 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import BinaryIO
-
-from airflow.sdk import ObjectStoragePath
+from enum import StrEnum
+from typing import BinaryIO, Protocol
 
 from ocp_ingest.audio import AudioVerdict, validate_audio
-from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, Ledger, Outcome
 from ocp_ingest.ledger.model import CallRecord
 from ocp_ingest.ledger.transitions import AudioRejected, ConflictingAudio, Stored
 from ocp_ingest.storage import (
     ObjectExists,
+    ObjectPath,
     StorageLayout,
     is_local,
+    is_object_path,
     iter_file,
     link_create_only,
     local_path,
+    object_path,
     write_create_only,
 )
 
 
+class IngestResult(StrEnum):
+    """What became of one recording. A ``str``: it compares equal to its value and serialises as it."""
+
+    STORED = "stored"
+    #: The call was already stored with these bytes (a repeat), or was stored meanwhile.
+    ALREADY_STORED = "already_stored"
+    #: ``ingest_bytes(mark=False)``: the object is stored; its ledger mark is still to be applied.
+    WRITTEN = "written"
+    REJECTED = "rejected"
+    CONFLICT = "conflict"
+    #: Reconciliation: the export expired before this file was downloaded.
+    EXPIRED = "expired"
+    #: Reconciliation: the file could not be downloaded or stored (retried by a later run).
+    ERROR = "error"
+
+
 @dataclass(frozen=True)
 class IngestOutcome:
-    #: stored | already_stored | rejected | conflict, or ``written`` (``ingest_bytes(mark=False)``: the
-    #: object is stored, its ledger mark is ``mark``, to be applied through :meth:`RecordingIngestor.marked`)
-    kind: str
+    #: For ``written``, ``mark`` is the ``Stored`` transition to apply through
+    #: :meth:`RecordingIngestor.marked`. A plain string is accepted and converted.
+    kind: IngestResult
     detail: str = ""
     object_url: str | None = None
     mark: Stored | None = field(default=None, compare=False, repr=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", IngestResult(self.kind))
+
 
 def quarantine_copy(
-    layout: StorageLayout, source: ObjectStoragePath, dialog_id: str, sha256: str, reason_code: str
+    layout: StorageLayout, source: ObjectPath, dialog_id: str, sha256: str, reason_code: str
 ) -> str:
     """Keep rejected or conflicting bytes for inspection (create-only, verified); returns where."""
     dest = layout.quarantine_path(dialog_id, sha256, reason_code)
@@ -50,15 +70,28 @@ def quarantine_copy(
     return str(dest)
 
 
+class AudioLimits(Protocol):
+    """What a recording is judged against; :class:`~ocp_ingest.config.Settings` provides it."""
+
+    @property
+    def duration_tolerance_s(self) -> float: ...
+
+    @property
+    def duration_tolerance_ratio(self) -> float: ...
+
+    @property
+    def max_recording_bytes(self) -> int: ...
+
+
 @dataclass
 class RecordingIngestor:
-    settings: Settings
+    limits: AudioLimits
     ledger: Ledger
     layout: StorageLayout
 
     def ingest(
         self,
-        received: ObjectStoragePath,
+        received: ObjectPath,
         sha256: str,
         size_bytes: int,
         record: CallRecord,
@@ -129,7 +162,7 @@ class RecordingIngestor:
             return self._conflict(record.dialog_id, sha256, keep)
         if not mark:
             stored = self._stored(record, dest, sha256, len(data), source, verdict)
-            return IngestOutcome("written", object_url=str(dest), mark=stored)
+            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored)
         return self._mark_stored(record, dest, sha256, len(data), source, verdict, keep)
 
     def marked(self, written: Sequence[IngestOutcome]) -> list[IngestOutcome]:
@@ -140,29 +173,31 @@ class RecordingIngestor:
             assert outcome.mark is not None and outcome.object_url is not None
             if result.outcome is Outcome.CONFLICT:  # stored meanwhile with other bytes (another key)
                 mark = outcome.mark
-                source = ObjectStoragePath(outcome.object_url)
+                source = object_path(outcome.object_url)
 
-                def keep(reason_code: str, mark: Stored = mark, source: ObjectStoragePath = source) -> str:
+                def keep(reason_code: str, mark: Stored = mark, source: ObjectPath = source) -> str:
                     return quarantine_copy(self.layout, source, mark.dialog_id, mark.sha256, reason_code)
 
                 final.append(self._conflict(mark.dialog_id, mark.sha256, keep))
             else:
-                kind = "stored" if result.outcome is Outcome.APPLIED else "already_stored"
+                kind = (
+                    IngestResult.STORED if result.outcome is Outcome.APPLIED else IngestResult.ALREADY_STORED
+                )
                 final.append(IngestOutcome(kind, object_url=outcome.object_url))
         return final
 
     def validate(
-        self, received: ObjectStoragePath | BinaryIO, record: CallRecord, *, known_sha256: str | None = None
+        self, received: ObjectPath | BinaryIO, record: CallRecord, *, known_sha256: str | None = None
     ) -> AudioVerdict:
         expected = record.duration_ms / 1000 if record.duration_ms is not None else None
         kwargs = {
             "expected_duration_s": expected,
-            "tolerance_s": self.settings.duration_tolerance_s,
-            "tolerance_ratio": self.settings.duration_tolerance_ratio,
-            "max_bytes": self.settings.max_recording_bytes,
+            "tolerance_s": self.limits.duration_tolerance_s,
+            "tolerance_ratio": self.limits.duration_tolerance_ratio,
+            "max_bytes": self.limits.max_recording_bytes,
             "known_sha256": known_sha256,
         }
-        if not isinstance(received, ObjectStoragePath):
+        if not is_object_path(received):
             return validate_audio(received, **kwargs)
         if is_local(received):
             return validate_audio(local_path(received), **kwargs)
@@ -171,7 +206,7 @@ class RecordingIngestor:
 
     def _already_there(self, record: CallRecord, sha256: str, keep: Callable[[str], str]) -> IngestOutcome:
         if record.sha256 == sha256:
-            return IngestOutcome("already_stored", object_url=record.object_url)
+            return IngestOutcome(IngestResult.ALREADY_STORED, object_url=record.object_url)
         return self._conflict(record.dialog_id, sha256, keep)
 
     def _reject(
@@ -181,10 +216,10 @@ class RecordingIngestor:
         keep("invalid_audio")
         self.ledger.apply(AudioRejected(record.dialog_id, f"{source.value.lower()} audio rejected: {reason}"))
         return IngestOutcome(
-            "rejected", verdict.reasons[0].split(":")[0][:60] if verdict.reasons else "invalid"
+            IngestResult.REJECTED, verdict.reasons[0].split(":")[0][:60] if verdict.reasons else "invalid"
         )
 
-    def _destination(self, record: CallRecord, verdict: AudioVerdict) -> ObjectStoragePath:
+    def _destination(self, record: CallRecord, verdict: AudioVerdict) -> ObjectPath:
         if record.lob is None or record.ocp_group is None:
             raise ValueError(f"call {record.dialog_id} has no LOB/OCP group yet; it cannot be stored")
         return self.layout.recording_path(
@@ -198,7 +233,7 @@ class RecordingIngestor:
     def _mark_stored(
         self,
         record: CallRecord,
-        dest: ObjectStoragePath,
+        dest: ObjectPath,
         sha256: str,
         size_bytes: int,
         source: IngestionSource,
@@ -208,13 +243,13 @@ class RecordingIngestor:
         result = self.ledger.apply(self._stored(record, dest, sha256, size_bytes, source, verdict))
         if result.outcome is Outcome.CONFLICT:
             return self._conflict(record.dialog_id, sha256, keep)
-        kind = "stored" if result.outcome is Outcome.APPLIED else "already_stored"
+        kind = IngestResult.STORED if result.outcome is Outcome.APPLIED else IngestResult.ALREADY_STORED
         return IngestOutcome(kind, object_url=str(dest))
 
     @staticmethod
     def _stored(
         record: CallRecord,
-        dest: ObjectStoragePath,
+        dest: ObjectPath,
         sha256: str,
         size_bytes: int,
         source: IngestionSource,
@@ -224,9 +259,7 @@ class RecordingIngestor:
             record.dialog_id, str(dest), sha256, size_bytes, source, verdict.format, verdict.duration_s
         )
 
-    def _store(
-        self, received: ObjectStoragePath, dest: ObjectStoragePath, sha256: str, lob: str | None = None
-    ) -> None:
+    def _store(self, received: ObjectPath, dest: ObjectPath, sha256: str, lob: str | None = None) -> None:
         """Create-only store of verified bytes. Same local filesystem: an atomic hard link, no copy."""
         if is_local(received) and is_local(dest):
             try:
@@ -248,4 +281,4 @@ class RecordingIngestor:
     def _conflict(self, dialog_id: str, sha256: str, keep: Callable[[str], str]) -> IngestOutcome:
         quarantined = keep("conflicting_audio")
         self.ledger.apply(ConflictingAudio(dialog_id, sha256, quarantined))
-        return IngestOutcome("conflict", quarantined)
+        return IngestOutcome(IngestResult.CONFLICT, quarantined)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 
 from ocp_ingest.audio import validate_audio
 from ocp_ingest.config import Settings
-from ocp_ingest.ingest import RecordingIngestor
+from ocp_ingest.ingest import IngestOutcome, IngestResult, RecordingIngestor
 from ocp_ingest.ledger import IngestionSource, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout, write_create_only
@@ -83,3 +84,13 @@ def test_ingest_bytes_stores_once_marks_in_a_batch_and_quarantines_bad_audio(set
     assert rejected.kind == "rejected" and not ledger.get(OTHER).s3_stored
     kept = ingestor.layout.quarantine_path(OTHER, junk_sha, "invalid_audio")
     assert kept.read_bytes() == junk
+
+
+def test_outcome_kinds_are_an_enum_equal_to_their_old_strings() -> None:
+    assert IngestOutcome("error", "no ledger record").kind is IngestResult.ERROR  # a string is converted
+    assert IngestOutcome(IngestResult.STORED).kind == "stored" and f"{IngestResult.ALREADY_STORED}" == (
+        "already_stored"
+    )
+    assert json.dumps({IngestResult.CONFLICT: IngestResult.EXPIRED}) == '{"conflict": "expired"}'
+    with pytest.raises(ValueError, match="'stord'"):
+        IngestOutcome("stord")

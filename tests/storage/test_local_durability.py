@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from ocp_ingest import storage
 from ocp_ingest.storage import ChecksumMismatch, ObjectExists, link_create_only, write_create_only
+from ocp_ingest.storage import write as storage_write
 
 BODY = b"RIFF" + b"\x01\x02" * 300_000
 
@@ -27,11 +27,11 @@ BODY = b"RIFF" + b"\x01\x02" * 300_000
 @pytest.fixture(params=["anonymous", "named"])
 def write_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     if request.param == "anonymous":
-        if not storage._anonymous_files_supported():
+        if not storage_write._anonymous_files_supported():
             pytest.skip("this kernel offers no O_TMPFILE")
-        monkeypatch.setattr(storage, "_ANONYMOUS_FILES", True)
+        monkeypatch.setattr(storage_write, "_ANONYMOUS_FILES", True)
     else:
-        monkeypatch.setattr(storage, "_ANONYMOUS_FILES", False)
+        monkeypatch.setattr(storage_write, "_ANONYMOUS_FILES", False)
     return request.param
 
 
@@ -39,14 +39,14 @@ def write_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) 
 def synced_dirs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, list[str]]]:
     """Every directory fsync: (the directory, the names in it at that moment)."""
     seen: list[tuple[str, list[str]]] = []
-    real = storage._sync_directory
+    real = storage_write._sync_directory
 
     def spy(dir_fd: int) -> None:
         path = os.readlink(f"/proc/self/fd/{dir_fd}")
         seen.append((path, sorted(os.listdir(path))))
         real(dir_fd)
 
-    monkeypatch.setattr(storage, "_sync_directory", spy)
+    monkeypatch.setattr(storage_write, "_sync_directory", spy)
     return seen
 
 
@@ -83,8 +83,8 @@ def test_a_refused_or_broken_write_leaves_no_file_at_all(tmp_path: Path, write_m
 KILLED_WRITER = """
 import sys, time
 from airflow.sdk import ObjectStoragePath
-from ocp_ingest import storage
-storage._ANONYMOUS_FILES = {anonymous}
+from ocp_ingest.storage import write
+write._ANONYMOUS_FILES = {anonymous}
 
 def chunks():
     yield b"x" * 65536
@@ -92,7 +92,7 @@ def chunks():
     time.sleep(60)  # killed here, half-way through the recording
     yield b"never"
 
-storage.write_create_only(ObjectStoragePath({url!r}), chunks())
+write.write_create_only(ObjectStoragePath({url!r}), chunks())
 """
 
 

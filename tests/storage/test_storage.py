@@ -10,7 +10,7 @@ import pytest
 from airflow.sdk import ObjectStoragePath
 
 from ocp_ingest.ids import InvalidIdentifier
-from ocp_ingest.storage import ChecksumMismatch, ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage import ChecksumMismatch, ObjectExists, StorageLayout, iter_file, write_create_only
 
 DIALOG = "0123456789ABCDEF0123456789ABCDEF"
 START = datetime(2026, 11, 24, 23, 59, tzinfo=UTC)
@@ -105,7 +105,15 @@ def test_s3_writes_ask_for_sse_kms_and_abort_failed_uploads(s3_client, s3_bucket
     landing = store.landing_path(DIALOG, "ab" * 32)
     body = b"y" * (6 * 1024 * 1024)
     write_create_only(landing, [body])
-    stored = store.store_recording(dest, landing, expected_sha256=hashlib.sha256(body).hexdigest())
+    sha = hashlib.sha256(body).hexdigest()
+    with landing.open("rb") as handle:  # as the ingest stores a landed recording on S3
+        stored = write_create_only(
+            dest,
+            iter_file(handle),
+            expected_sha256=sha,
+            sse_kms_key_id=store.sse_kms_key_id,
+            metadata={"sha256": sha},
+        )
     assert stored.created
     head = s3_client.head_object(Bucket=s3_bucket, Key=dest.path.split("/", 1)[1])
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == "alias/rec"

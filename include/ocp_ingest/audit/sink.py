@@ -10,13 +10,11 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from airflow.sdk import ObjectStoragePath
 
 from ocp_ingest import ids
 from ocp_ingest.audit.events import AuditEvent, event_from_transition
@@ -24,14 +22,9 @@ from ocp_ingest.audit.schema import AUDIT_EVENT_SCHEMA, NO_LOB
 from ocp_ingest.ledger.model import CallRecord
 from ocp_ingest.ledger.transitions import Transition
 from ocp_ingest.storage import write_create_only
+from ocp_ingest.storage.layout import new_audit_events_file
 
 log = logging.getLogger(__name__)
-
-AUDIT_EVENTS_TABLE = "audit_events"
-
-
-def events_root(audit_url: str) -> ObjectStoragePath:
-    return ObjectStoragePath(audit_url) / AUDIT_EVENTS_TABLE
 
 
 def partition_lob(lob: str | None) -> str:
@@ -96,8 +89,7 @@ class AuditSink:
             written: list[str] = []
             try:
                 for (day, lob), group in sorted(groups.items()):
-                    dest = events_root(self.audit_url) / f"dt={day}" / f"lob={lob}"
-                    dest = dest / f"part-{uuid.uuid4().hex}.parquet"
+                    dest = new_audit_events_file(self.audit_url, day, lob)
                     write_create_only(dest, [parquet_bytes(events_table(group))])
                     written.append(str(dest))
                     groups[(day, lob)] = []

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -21,18 +20,32 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from airflow.sdk import ObjectStoragePath
 
 from ocp_ingest.audit.schema import AUDIT_EVENT_SCHEMA, LEDGER_SNAPSHOT_SCHEMA
-from ocp_ingest.audit.sink import events_root, parquet_bytes
+from ocp_ingest.audit.sink import parquet_bytes
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Ledger, state_label
 from ocp_ingest.ledger.model import CallRecord
-from ocp_ingest.storage import is_local, local_path, sha256_of, write_create_only
+from ocp_ingest.storage import (
+    ObjectPath,
+    is_local,
+    local_path,
+    object_path,
+    sha256_of,
+    write_create_only,
+)
+from ocp_ingest.storage.layout import (
+    AUDIT_EVENTS_TABLE,
+    SNAPSHOT_TABLE,
+    audit_events_day,
+    new_audit_compaction_record,
+    new_audit_events_file,
+    snapshot_file,
+    snapshot_folder,
+)
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_TABLE = "ledger_snapshot"
 SNAPSHOT_ROWS_PER_FILE = 100_000
 # include/sql next to the package (editable install / project image); the analyst queries and the DDL.
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -49,9 +62,9 @@ def _naive_utc(value: Any) -> Any:
 
 
 # ------------------------------------------------------------------------------------ reading events
-def event_files(audit_url: str, day: date, lob: str | None = None) -> list[ObjectStoragePath]:
+def event_files(audit_url: str, day: date, lob: str | None = None) -> list[ObjectPath]:
     """The Parquet files of one day (optionally one LOB) of ``audit_events``."""
-    root = events_root(audit_url) / f"dt={day:%Y-%m-%d}"
+    root = audit_events_day(audit_url, day)
     if not root.exists():
         return []
     dirs = [root / f"lob={lob}"] if lob else [p for p in root.iterdir() if p.name.startswith("lob=")]
@@ -60,7 +73,7 @@ def event_files(audit_url: str, day: date, lob: str | None = None) -> list[Objec
     )
 
 
-def _read(path: ObjectStoragePath) -> pa.Table:
+def _read(path: ObjectPath) -> pa.Table:
     with path.open("rb") as handle:
         return pq.read_table(handle, schema=AUDIT_EVENT_SCHEMA)
 
@@ -101,7 +114,7 @@ def compact_day(audit_url: str, day: date) -> list[Compaction]:
     A crash in between leaves duplicates of whole files, which the next compaction removes (by event id).
     """
     done = []
-    root = events_root(audit_url) / f"dt={day:%Y-%m-%d}"
+    root = audit_events_day(audit_url, day)
     lobs = sorted(p.name.removeprefix("lob=") for p in root.iterdir()) if root.exists() else []
     for lob in lobs:
         files = event_files(audit_url, day, lob)
@@ -117,14 +130,13 @@ def compact_day(audit_url: str, day: date) -> list[Compaction]:
         merged = pa.concat_tables(tables)
         _, first = _unique_rows(merged)
         merged = merged.take(first).sort_by([("event_ts", "ascending"), ("event_id", "ascending")])
-        dest = root / f"lob={lob}" / f"part-{uuid.uuid4().hex}.parquet"
+        dest = new_audit_events_file(audit_url, day, lob)
         write_create_only(dest, [parquet_bytes(merged)])
         check = _read(dest)
         if set(check.column("event_id").to_pylist()) != set(merged.column("event_id").to_pylist()):
             raise RuntimeError(f"compacted file {dest} does not hold the merged events; nothing removed")
         result.written, result.rows = str(dest), len(check)
-        record = ObjectStoragePath(audit_url) / "audit_compactions" / f"dt={result.day}" / f"lob={lob}"
-        record = record / f"compaction-{uuid.uuid4().hex}.json"
+        record = new_audit_compaction_record(audit_url, day, lob)
         body = {
             "day": result.day,
             "lob": lob,
@@ -171,14 +183,14 @@ def write_snapshot(ledger: Ledger, settings: Settings, day: date) -> list[str]:
     """
     _, end = day_bounds(day)
     start = end - timedelta(days=settings.ocp_retention_days + 30)
-    root = ObjectStoragePath(settings.audit_url) / SNAPSHOT_TABLE / f"dt={day:%Y-%m-%d}"
+    root = snapshot_folder(settings.audit_url, day)
     if root.exists():  # a derived table: a re-run for the same day replaces it
         for old in root.iterdir():
             old.unlink()
     written, rows = [], []
 
     def flush() -> None:
-        dest = root / f"part-{len(written):05d}.parquet"
+        dest = snapshot_file(settings.audit_url, day, len(written))
         table = pa.Table.from_pylist(rows, schema=LEDGER_SNAPSHOT_SCHEMA)
         write_create_only(dest, [parquet_bytes(table)])
         written.append(str(dest))
@@ -215,7 +227,7 @@ def duckdb_connect(audit_url: str) -> Any:
     """
     import duckdb
 
-    root = ObjectStoragePath(audit_url)
+    root = object_path(audit_url)
     if not is_local(root):
         raise ValueError("local SQL runs on file:// audit roots; use Athena for s3://")
     base = local_path(root)
@@ -223,7 +235,7 @@ def duckdb_connect(audit_url: str) -> Any:
     con.execute("SET TimeZone = 'UTC'")
     con.execute("CREATE MACRO approx_percentile(x, p) AS quantile_cont(x, p)")
     for table, schema, parts in (
-        ("audit_events", AUDIT_EVENT_SCHEMA, ("dt", "lob")),
+        (AUDIT_EVENTS_TABLE, AUDIT_EVENT_SCHEMA, ("dt", "lob")),
         (SNAPSHOT_TABLE, LEDGER_SNAPSHOT_SCHEMA, ("dt",)),
     ):
         files = sorted(Path(base, table).glob("**/*.parquet"))

@@ -1,4 +1,4 @@
-"""OCP platform client: wire shapes, auth, sync/async Exports API clients, verified downloads.
+"""OCP platform client: wire shapes, auth, sync/async Exports API clients, resumable file streams.
 
 Nothing here imports Airflow; :mod:`ocp_ingest.airflow.hooks` is the only Airflow adapter.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ocp_ingest.ocp.auth import PasswordAuth, PatAuth, token_url_for
 from ocp_ingest.ocp.client import AsyncOcpClient, OcpClient, RetryPolicy
-from ocp_ingest.ocp.download import DownloadResult, download_file, iter_file_chunks
+from ocp_ingest.ocp.download import iter_file_chunks
 from ocp_ingest.ocp.errors import (
     AuthError,
     ChecksumMismatch,
@@ -30,7 +30,6 @@ __all__ = [
     "AuthError",
     "ChecksumMismatch",
     "DownloadError",
-    "DownloadResult",
     "ExportConflict",
     "ExportExpired",
     "ExportFailed",
@@ -46,7 +45,6 @@ __all__ = [
     "RetryPolicy",
     "ServiceUnavailable",
     "TransientError",
-    "download_file",
     "iter_file_chunks",
     "token_url_for",
 ]

@@ -341,12 +341,6 @@ class OcpClient:
         finally:
             response.close()
 
-    def download(self, export_id: str, file: wire.ExportFile, dest: Any, **kwargs: Any) -> Any:
-        """Stream one file to ``dest``, SHA-256 verified (see ``ocp_ingest.ocp.download.download_file``)."""
-        from ocp_ingest.ocp.download import download_file
-
-        return download_file(self, export_id, file, dest, **kwargs)
-
 
 class AsyncOcpClient:
     """Asynchronous Exports API client (triggers: never blocks the event loop)."""

@@ -1,8 +1,7 @@
-"""Streaming download of export files: SHA-256 on the fly, resume on a broken connection, atomic create-only.
+"""Streaming an export file's bytes: each byte once, resuming with HTTP Range after a broken connection.
 
-Memory stays flat (chunks go straight to the destination), the digest and size are checked against the
-listing before the file becomes visible under its final name, and a failed download leaves nothing that
-looks complete.
+The consumer (reconciliation's downloader) checks size and SHA-256 against the listing and stores the bytes
+with the create-only writer of :mod:`ocp_ingest.storage`; nothing here touches storage.
 """
 
 from __future__ import annotations
@@ -11,13 +10,10 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
-from airflow.sdk import ObjectStoragePath
 
-from ocp_ingest import storage
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.errors import ChecksumMismatch, DownloadError
 
@@ -25,17 +21,6 @@ if TYPE_CHECKING:
     from ocp_ingest.ocp.client import OcpClient
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DownloadResult:
-    """What was stored: where, how many bytes, their SHA-256, and how many resumes it took."""
-
-    dest: str
-    size: int
-    sha256: str
-    resumes: int
-    already_present: bool = False
 
 
 @dataclass
@@ -110,47 +95,3 @@ def iter_file_chunks(
             file.size,
         )
         time.sleep(min(2.0, 0.1 * 2**progress.resumes))
-
-
-def _as_storage_path(dest: Any) -> ObjectStoragePath:
-    if isinstance(dest, ObjectStoragePath):
-        return dest
-    return ObjectStoragePath(Path(dest).resolve().as_uri())
-
-
-def download_file(
-    client: OcpClient,
-    export_id: str,
-    file: wire.ExportFile,
-    dest: Any,
-    *,
-    max_resumes: int = 5,
-    sse_kms_key_id: str | None = None,
-) -> DownloadResult:
-    """Download one export file to ``dest`` (a path or ObjectStoragePath), verified against the listing.
-
-    Create-only: if ``dest`` already holds the same bytes the call succeeds without downloading
-    (idempotent re-runs); different bytes there raise FileExistsError and nothing is overwritten.
-    Raises ChecksumMismatch (nothing stored) or DownloadError (resumes exhausted).
-    """
-    target = _as_storage_path(dest)
-    if target.exists():  # an idempotent re-run: check what is there without downloading again
-        existing, size = storage.sha256_of(target)
-        if existing == file.sha256.lower():
-            return DownloadResult(str(dest), size, existing, 0, already_present=True)
-        raise FileExistsError(f"{dest} already exists with different content")
-    progress = _Progress()
-    chunks = iter_file_chunks(client, export_id, file, max_resumes=max_resumes, progress=progress)
-    try:
-        written = storage.write_create_only(
-            target,
-            chunks,
-            expected_sha256=file.sha256,
-            expected_size=file.size,
-            sse_kms_key_id=sse_kms_key_id,
-        )
-    except storage.ChecksumMismatch as exc:
-        raise ChecksumMismatch(f"export file {file.file_id}: {exc}; nothing stored") from None
-    except storage.ObjectExists as exc:
-        raise FileExistsError(str(exc)) from None
-    return DownloadResult(str(dest), written.size, written.sha256, progress.resumes, not written.created)

@@ -1,1 +1,4 @@
-"""Completeness report and storage verification (no Airflow)."""
+"""Completeness report, where it is kept, and storage verification.
+
+Domain code: it names no Airflow API; object storage is reached through :mod:`ocp_ingest.storage`.
+"""

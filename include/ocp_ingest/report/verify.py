@@ -11,14 +11,12 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest.audit.schema import AuditEventType
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.model import CallRecord
-from ocp_ingest.storage import sha256_of
+from ocp_ingest.storage import object_path, sha256_of
 
 #: Problems that fail verification. ``audit_missing`` is reported but does not fail (the audit trail may
 #: have been enabled after the call was stored).
@@ -56,9 +54,9 @@ def stored_calls(ledger: Ledger, start: datetime, end: datetime, lob: str | None
     return [r for r in ledger.calls_started_between(start, end, lob=lob) if r.s3_stored]
 
 
-def audit_stored_sha(settings: Settings, first: date, last: date, lob: str | None) -> dict[str, set[str]]:
+def audit_stored_sha(audit_url: str, first: date, last: date, lob: str | None) -> dict[str, set[str]]:
     """SHA-256 of every STORED audit event between the days (a call's events come after its start)."""
-    table = read_events(settings.audit_url, first, last, lob)
+    table = read_events(audit_url, first, last, lob)
     found: dict[str, set[str]] = {}
     for row in table.select(["event_type", "dialog_id", "sha256"]).to_pylist():
         if row["event_type"] == AuditEventType.STORED.value and row["dialog_id"]:
@@ -82,7 +80,7 @@ def verify(
     if sample is not None and sample < len(calls):
         calls = random.Random(seed).sample(calls, sample)
     today = (now or datetime.now(UTC)).date()
-    audit = audit_stored_sha(settings, start.date(), today, lob) if settings.audit_events else None
+    audit = audit_stored_sha(settings.audit_url, start.date(), today, lob) if settings.audit_events else None
     result = VerifyResult()
     for record in sorted(calls, key=lambda r: r.dialog_id):
         result.checked += 1
@@ -105,7 +103,7 @@ def verify(
 def _check_object(record: CallRecord, result: VerifyResult) -> None:
     url = record.object_url or ""
     try:
-        sha, size = sha256_of(ObjectStoragePath(url))
+        sha, size = sha256_of(object_path(url))
     except FileNotFoundError:
         result.findings.append(Finding(record.dialog_id, "missing", url, "stored object not found"))
         return

@@ -1,379 +1,46 @@
-"""Recording storage: one key scheme and one create-only, checksummed write for file:// and s3://.
+"""Storage: where everything lives (:mod:`.layout`), the one create-only writer (:mod:`.write`) and the
+object-storage adapter under both (:mod:`.objects`).
 
-Layout (the only place keys are built):
-- recordings: ``{recordings_root(lob)}/{yyyy}/{mm}/{dd}/{ocp_group}/{dialog_id}.{ext}`` where the root is
-  ``OCP_INGEST_RECORDINGS_URL`` with ``{lob}`` substituted (bucket per LOB) or with ``/{lob}`` appended
-  (prefix per LOB);
-- landing (arrivals waiting for the realtime DAG) and quarantine (rejected or conflicting audio) under
-  their own roots, keyed so nothing ever collides with a stored recording.
-
-Writes never overwrite and never leave a half-written object at the final key:
-- local disk: stream into a file without a name (``O_TMPFILE``; elsewhere a hidden temporary name) in the
-  target directory, fsync, then link it to the final name (atomic, fails if the name exists) and fsync
-  the directory, so the name is durable before the ledger calls the recording stored;
-- S3: a (multipart) upload in s3fs's exclusive mode, i.e. ``If-None-Match: *`` on the final request, so
-  the object appears whole or not at all; a failed upload is aborted, never completed.
-SHA-256 is computed over the bytes as they are written and checked against the expected value before
-the object is committed.
+The names other modules import are re-exported here.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import hashlib
-import os
-import uuid
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import IO, Any
-
-from airflow.sdk import ObjectStoragePath
-
-from ocp_ingest import ids
-from ocp_ingest.config import Settings
-
-CHUNK_BYTES = 1024 * 1024
-AUDIO_EXTENSIONS = ("wav", "mp3")
-
-
-class StorageError(RuntimeError):
-    """Base class for storage failures; messages never contain credentials."""
-
-
-class ObjectExists(StorageError):
-    """The key already holds an object with other bytes. It was left untouched."""
-
-    def __init__(self, url: str, existing_sha256: str | None, new_sha256: str) -> None:
-        super().__init__(f"{url} already exists with different content; it was not overwritten")
-        self.url = url
-        self.existing_sha256 = existing_sha256
-        self.new_sha256 = new_sha256
-
-
-class ChecksumMismatch(StorageError):
-    """The streamed bytes do not match the expected SHA-256 or size; nothing was committed."""
-
-
-@dataclass(frozen=True)
-class StoredObject:
-    url: str
-    sha256: str
-    size: int
-    #: False when an identical object was already there (an idempotent repeat, not a new write).
-    created: bool
-
-
-def iter_file(handle: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Read a binary file object in fixed chunks (flat memory for any size)."""
-    while chunk := handle.read(chunk_bytes):
-        yield chunk
-
-
-def sha256_of(path: ObjectStoragePath) -> tuple[str, int]:
-    """SHA-256 and size of a stored object, streamed."""
-    digest, size = hashlib.sha256(), 0
-    with path.open("rb") as handle:
-        for chunk in iter_file(handle):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
-
-
-def is_local(path: ObjectStoragePath) -> bool:
-    return path.protocol in ("file", "local", "")
-
-
-def local_path(path: ObjectStoragePath) -> str:
-    return path.path if path.path.startswith("/") else "/" + path.path
-
-
-def _anonymous_files_supported() -> bool:
-    """O_TMPFILE (Linux) and /proc/self/fd, through which an anonymous file is given its name."""
-    return hasattr(os, "O_TMPFILE") and os.path.isdir("/proc/self/fd")
-
-
-_ANONYMOUS_FILES = _anonymous_files_supported()
-
-
-def _sync_directory(dir_fd: int) -> None:
-    """Make the new name durable: the ledger may call the recording stored as soon as this returns."""
-    os.fsync(dir_fd)
-
-
-@contextlib.contextmanager
-def _naming_in_directory(dest: ObjectStoragePath) -> Iterator[tuple[str, int, str]]:
-    """``(directory, dir_fd, name)`` of a local ``dest``, its directory created if needed, for the body to
-    give ``name`` to a file there; once it has, the directory is fsynced: the new name is durable."""
-    directory, name = os.path.split(local_path(dest))
-    os.makedirs(directory, exist_ok=True)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        yield directory, dir_fd, name
-        _sync_directory(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _write_local(dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
-    """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
-    and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
-    leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
-    with _naming_in_directory(dest) as (directory, dir_fd, name):
-        fd = _open_anonymous(directory)
-        if fd is None:
-            return _write_via_temporary_name(dir_fd, name, chunks, digest, check)
-        with open(fd, "wb", buffering=0) as handle:
-            size = _write_all(handle, chunks, digest, check)
-            # Passing dir fds makes CPython call linkat(AT_SYMLINK_FOLLOW), which names the open file
-            # through /proc; FileExistsError if the name is taken.
-            anonymous = f"/proc/self/fd/{fd}"
-            os.link(anonymous, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd, follow_symlinks=True)
-        return size
-
-
-def _open_anonymous(directory: str) -> int | None:
-    """A new file without a name in ``directory``, or None where the kernel or filesystem has none."""
-    if not _ANONYMOUS_FILES:
-        return None
-    try:
-        return os.open(directory, os.O_TMPFILE | os.O_WRONLY, 0o666)
-    except OSError:
-        return None
-
-
-def _write_via_temporary_name(
-    dir_fd: int, name: str, chunks: Iterable[bytes], digest: Any, check: Any
-) -> int:
-    temp = f".{name}.{uuid.uuid4().hex}.partial"
-
-    def in_directory(path: str, flags: int) -> int:
-        return os.open(path, flags, 0o666, dir_fd=dir_fd)
-
-    try:
-        with open(temp, "xb", buffering=0, opener=in_directory) as handle:
-            size = _write_all(handle, chunks, digest, check)
-        os.link(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)  # atomic create-only
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp, dir_fd=dir_fd)
-    return size
-
-
-def _write_all(handle: IO[bytes], chunks: Iterable[bytes], digest: Any, check: Any) -> int:
-    """Every chunk written, hashed and counted; checked, then fsynced (before the file gets its name)."""
-    size = 0
-    for chunk in chunks:
-        view = memoryview(chunk)
-        while view:  # an unbuffered write may take less than it was given
-            view = view[handle.write(view) :]
-        digest.update(chunk)
-        size += len(chunk)
-    check(size)
-    os.fsync(handle.fileno())
-    return size
-
-
-def link_create_only(source: ObjectStoragePath, dest: ObjectStoragePath) -> None:
-    """Give an existing, durable local file (verified, never modified again) a second name, create-only:
-    an atomic hard link, then the directory fsynced. Raises FileExistsError if ``dest`` is taken and
-    another OSError (e.g. EXDEV) if the two are on different filesystems."""
-    with _naming_in_directory(dest) as (_, dir_fd, name):
-        os.link(local_path(source), name, dst_dir_fd=dir_fd)
-
-
-def _write_s3(
-    dest: ObjectStoragePath, chunks: Iterable[bytes], digest: Any, check: Any, extra: dict[str, Any]
-) -> int:
-    handle = dest.fs.open(dest.path, "xb", **extra)
-    size = 0
-    try:
-        for chunk in chunks:
-            handle.write(chunk)
-            digest.update(chunk)
-            size += len(chunk)
-        check(size)
-    except BaseException:
-        handle.discard()  # abort the multipart upload: nothing becomes visible
-        handle.closed = True
-        raise
-    handle.close()  # commits with If-None-Match: *; raises if another writer got there first
-    return size
-
-
-class _KnownDigest:
-    """Stands in for hashlib when the caller hashed exactly these (immutable, in-memory) bytes already."""
-
-    def __init__(self, hexdigest: str) -> None:
-        self._hexdigest = hexdigest.lower()
-
-    def update(self, data: Any) -> None:
-        pass
-
-    def hexdigest(self) -> str:
-        return self._hexdigest
-
-
-def write_create_only(
-    dest: ObjectStoragePath,
-    chunks: Iterable[bytes],
-    *,
-    expected_sha256: str | None = None,
-    precomputed_sha256: str | None = None,
-    expected_size: int | None = None,
-    sse_kms_key_id: str | None = None,
-    metadata: dict[str, str] | None = None,
-    object_lock: tuple[str, datetime] | None = None,
-) -> StoredObject:
-    """Stream ``chunks`` to ``dest`` if nothing is there yet; verify SHA-256 (and size) before commit.
-
-    ``object_lock`` (mode, retain-until) sets S3 Object Lock retention on the new object (WORM); the bucket
-    must have been created with Object Lock enabled. Ignored on local disk.
-
-    Returns ``created=False`` when ``dest`` already holds exactly these bytes (a retried task or a
-    duplicate push). Raises :class:`ObjectExists` when it holds other bytes (never overwritten) and
-    :class:`ChecksumMismatch` when the stream does not match the expectation (nothing committed).
-
-    ``precomputed_sha256``: the SHA-256 the caller computed over exactly the bytes of ``chunks`` (in memory,
-    immutable): they are not hashed again, and that digest is what is checked and reported. The size is
-    still counted and checked.
-    """
-    digest: Any = hashlib.sha256() if precomputed_sha256 is None else _KnownDigest(precomputed_sha256)
-
-    def check(size: int) -> None:
-        if expected_size is not None and size != expected_size:
-            raise ChecksumMismatch(f"{dest}: got {size} bytes, expected {expected_size}")
-        actual = digest.hexdigest()
-        if expected_sha256 is not None and actual != expected_sha256.lower():
-            raise ChecksumMismatch(f"{dest}: SHA-256 {actual} does not match expected {expected_sha256}")
-
-    try:
-        if is_local(dest):
-            size = _write_local(dest, chunks, digest, check)
-        else:
-            extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms"}
-            if sse_kms_key_id:
-                extra["SSEKMSKeyId"] = sse_kms_key_id
-            if metadata:
-                extra["Metadata"] = dict(metadata)
-            if object_lock is not None:
-                extra["ObjectLockMode"], extra["ObjectLockRetainUntilDate"] = object_lock
-            size = _write_s3(dest, chunks, digest, check, extra)
-    except OSError as exc:
-        if not _exists_error(exc):
-            raise
-        return _existing(dest, digest.hexdigest())
-    return StoredObject(str(dest), digest.hexdigest(), size, created=True)
-
-
-def _exists_error(exc: BaseException) -> bool:
-    # Local: FileExistsError from os.link. S3: s3fs maps 412 PreconditionFailed to FileExistsError.
-    return isinstance(exc, FileExistsError) or "PreconditionFailed" in str(exc) or "412" in str(exc)
-
-
-def _existing(dest: ObjectStoragePath, new_sha256: str) -> StoredObject:
-    existing_sha256, size = sha256_of(dest)
-    if existing_sha256 != new_sha256:
-        raise ObjectExists(str(dest), existing_sha256, new_sha256)
-    return StoredObject(str(dest), existing_sha256, size, created=False)
-
-
-@functools.lru_cache(maxsize=256)
-def _recordings_root(recordings_url: str, lob: str) -> ObjectStoragePath:
-    """Built once per (configuration, LOB): a storage path costs tens of microseconds to construct."""
-    if "{lob}" in recordings_url:
-        return ObjectStoragePath(recordings_url.replace("{lob}", lob))
-    return ObjectStoragePath(recordings_url) / lob
-
-
-@dataclass(frozen=True)
-class StorageLayout:
-    """Where recordings, arrivals and rejected audio live, for one configuration."""
-
-    recordings_url: str
-    landing_url: str
-    quarantine_url: str
-    sse_kms_key_id: str | None = None
-    audit_url: str | None = None
-    #: WORM on recordings: Object Lock mode and retention days per LOB ("default" for the rest).
-    object_lock_mode: str | None = None
-    object_lock_days: tuple[tuple[str, int], ...] = ()
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> StorageLayout:
-        return cls(
-            settings.recordings_url,
-            settings.landing_url,
-            settings.quarantine_url,
-            settings.sse_kms_key_id,
-            settings.audit_url,
-            settings.object_lock_mode,
-            tuple(sorted(settings.object_lock_days_by_lob().items())) if settings.object_lock_mode else (),
-        )
-
-    def object_lock_for(self, lob: str | None, now: datetime | None = None) -> tuple[str, datetime] | None:
-        """(mode, retain-until) for a new recording of ``lob``, or None when WORM is off for it."""
-        if self.object_lock_mode is None:
-            return None
-        days = dict(self.object_lock_days)
-        retention = days.get(lob or "", days.get("default"))
-        if retention is None:
-            return None
-        return self.object_lock_mode, (now or datetime.now(UTC)) + timedelta(days=retention)
-
-    def cdr_manifest_path(self, hour: datetime, name: str) -> ObjectStoragePath:
-        """One file of the hourly CDR manifest (Hive-style partitions for Athena/DuckDB)."""
-        root = ObjectStoragePath(self.audit_url or self.landing_url)
-        part = f"dt={hour:%Y-%m-%d}/hour={hour:%H}"
-        return root / "cdr_manifest" / part / f"{ids.token('manifest_name', name)}.ndjson"
-
-    def reconciliation_record_path(self, kind: str, name: str) -> ObjectStoragePath:
-        """Reconciliation's audit records: ``reconciliation/exports/{export_id}.json`` (an export's metadata
-        and file listing, kept with its calls) and ``reconciliation/alerts/{run}.json`` (escalations)."""
-        root = ObjectStoragePath(self.audit_url or self.landing_url)
-        name = ids.token("record_name", name)
-        return root / "reconciliation" / ids.token("record_kind", kind) / f"{name}.json"
-
-    def recordings_root(self, lob: str) -> ObjectStoragePath:
-        return _recordings_root(self.recordings_url, ids.lob(lob))
-
-    def recording_path(
-        self, *, lob: str, ocp_group: str, dialog_id: str, call_start: datetime, extension: str = "wav"
-    ) -> ObjectStoragePath:
-        """The deterministic key of a call's recording: the same call always maps to the same key."""
-        if extension not in AUDIO_EXTENSIONS:
-            raise ValueError(f"extension must be one of {AUDIO_EXTENSIONS}, got {extension!r}")
-        day = call_start.strftime("%Y/%m/%d")
-        name = f"{ids.dialog_id(dialog_id)}.{extension}"
-        return self.recordings_root(lob).joinpath(day, ids.ocp_group(ocp_group), name)
-
-    def landing_path(self, dialog_id: str, sha256: str, extension: str = "wav") -> ObjectStoragePath:
-        """An arrival: keyed by call and content, so a repeated push of the same bytes is the same key."""
-        if extension not in AUDIO_EXTENSIONS:
-            raise ValueError(f"extension must be one of {AUDIO_EXTENSIONS}, got {extension!r}")
-        return (
-            ObjectStoragePath(self.landing_url)
-            / "audio"
-            / f"{ids.dialog_id(dialog_id)}.{sha256[:16]}.{extension}"
-        )
-
-    def quarantine_path(self, dialog_id: str, sha256: str, reason_code: str) -> ObjectStoragePath:
-        """Rejected or conflicting audio, kept for inspection, never where a recording lives."""
-        reason = ids.token("reason_code", reason_code)
-        return (
-            ObjectStoragePath(self.quarantine_url) / reason / f"{ids.dialog_id(dialog_id)}.{sha256[:16]}.bin"
-        )
-
-    def store_recording(
-        self, dest: ObjectStoragePath, source: ObjectStoragePath, *, expected_sha256: str
-    ) -> StoredObject:
-        """Copy an arrival to its recording key, create-only and checksum-verified."""
-        with source.open("rb") as handle:
-            return write_create_only(
-                dest,
-                iter_file(handle),
-                expected_sha256=expected_sha256,
-                sse_kms_key_id=self.sse_kms_key_id,
-                metadata={"sha256": expected_sha256},
-            )
+from ocp_ingest.storage.layout import AUDIO_EXTENSIONS, StorageLayout
+from ocp_ingest.storage.objects import (
+    CHUNK_BYTES,
+    ObjectPath,
+    is_local,
+    is_object_path,
+    iter_file,
+    local_path,
+    object_path,
+    sha256_of,
+)
+from ocp_ingest.storage.write import (
+    ChecksumMismatch,
+    ObjectExists,
+    StorageError,
+    StoredObject,
+    link_create_only,
+    write_create_only,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CHUNK_BYTES",
+    "ChecksumMismatch",
+    "ObjectExists",
+    "ObjectPath",
+    "StorageError",
+    "StorageLayout",
+    "StoredObject",
+    "is_local",
+    "is_object_path",
+    "iter_file",
+    "link_create_only",
+    "local_path",
+    "object_path",
+    "sha256_of",
+    "write_create_only",
+]

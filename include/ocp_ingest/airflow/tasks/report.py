@@ -1,27 +1,22 @@
-"""Task callables of the ``ocp_completeness_report`` DAG: the day in, small JSON out, failure past the SLA."""
+"""Task callables of the ``ocp_completeness_report`` DAG: the day in, small JSON out, failure past the SLA.
+
+These are the edge: each reads the settings from the environment once and hands them to the domain
+(:mod:`ocp_ingest.audit.tables`, :mod:`ocp_ingest.report`).
+"""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.audit import tables
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
-from ocp_ingest.report.completeness import (
-    CompletenessSlaBreached,
-    build_report,
-    render_html,
-    report_json,
-    sla_breach_message,
-)
-from ocp_ingest.storage import ObjectExists, write_create_only
+from ocp_ingest.report.completeness import CompletenessSlaBreached, build_report, sla_breach_message
+from ocp_ingest.report.publish import publish_report, record_sla_alert
 
 log = logging.getLogger(__name__)
 
@@ -41,25 +36,22 @@ def snapshot(day: date) -> dict[str, Any]:
 
 
 def compact(day: date) -> dict[str, Any]:
-    done = tables.compact_day(Settings.from_env().audit_url, day)
+    settings = Settings.from_env()
+    done = tables.compact_day(settings.audit_url, day)
     return {"date": day.isoformat(), "partitions": len(done), "events": sum(c.rows for c in done)}
 
 
 def report(day: date) -> dict[str, Any]:
-    """Build, store (``reports/dt=.../completeness-<time>.json|html``, new files each run), then judge."""
+    """Build, store (new files each run), then judge: past the SLA the task fails."""
     settings = Settings.from_env()
     with open_ledger(settings) as ledger:
         result = build_report(ledger, settings, day)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    root = ObjectStoragePath(settings.audit_url) / "reports" / f"dt={day:%Y-%m-%d}"
-    for suffix, text in (("json", report_json(result)), ("html", render_html(result))):
-        with contextlib.suppress(ObjectExists):
-            write_create_only(root / f"completeness-{stamp}.{suffix}", [text.encode()])
+    stored = publish_report(settings.audit_url, day, result)
     log.info("completeness %s: %s", day, json.dumps(result["total"]))
     message = sla_breach_message(result)
     if message:
         raise CompletenessSlaBreached(message)
-    return {"date": day.isoformat(), "report": str(root / f"completeness-{stamp}.json"), **result["total"]}
+    return {"date": day.isoformat(), "report": stored, **result["total"]}
 
 
 def alert_on_sla_breach(context: Any) -> None:
@@ -70,11 +62,5 @@ def alert_on_sla_breach(context: Any) -> None:
     exception = context.get("exception")
     if not isinstance(exception, CompletenessSlaBreached):
         return
-    run_id = context.get("run_id") or "run"
     log.error("ALERT %s", exception)
-    settings = Settings.from_env()
-    dest = ObjectStoragePath(settings.audit_url) / "reports" / "alerts"
-    dest = dest / f"sla-{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}.json"
-    body = {"run_id": str(run_id), "message": str(exception)}
-    with contextlib.suppress(ObjectExists):
-        write_create_only(dest, [json.dumps(body, sort_keys=True).encode()])
+    record_sla_alert(Settings.from_env().audit_url, str(context.get("run_id") or "run"), str(exception))

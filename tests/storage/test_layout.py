@@ -1,0 +1,69 @@
+"""Every key outside the recordings: landing, the audit area, reports. The strings are a contract with data
+already stored and with the Athena tables, so they are pinned here."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from ocp_ingest.ids import InvalidIdentifier
+from ocp_ingest.storage import StorageLayout
+from ocp_ingest.storage import layout as keys
+
+DIALOG = "0123456789ABCDEF0123456789ABCDEF"
+SHA = "ab" * 32
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> StorageLayout:
+    root = tmp_path.as_uri()
+    return StorageLayout(f"{root}/rec", f"{root}/landing", f"{root}/quarantine", audit_url=f"{root}/audit")
+
+
+def test_landing_keys(store: StorageLayout, tmp_path: Path) -> None:
+    landing = f"{tmp_path}/landing"
+    audio = store.landing_path(DIALOG, SHA)
+    assert str(audio).endswith(f"{landing}/audio/{DIALOG}.{SHA[:16]}.wav")
+    assert str(store.landing_path(DIALOG, SHA, "mp3")).endswith(f"/audio/{DIALOG}.{SHA[:16]}.mp3")
+    with pytest.raises(ValueError, match="extension"):
+        store.landing_path(DIALOG, SHA, "ogg")
+    assert str(keys.arrival_sidecar_path(str(audio))).endswith(f"{landing}/audio/{DIALOG}.{SHA[:16]}.json")
+    assert str(keys.waiting_sidecar_path(str(audio))).endswith(
+        f"{landing}/audio/waiting/{DIALOG}.{SHA[:16]}.json"
+    )
+    assert str(store.landing_audio_folder()).endswith(f"{landing}/audio")
+    assert str(store.landing_waiting_folder()).endswith(f"{landing}/audio/waiting")
+    assert str(store.landing_cdr_folder()).endswith(f"{landing}/cdr")
+    assert str(store.cdr_event_path("evt-1")).endswith(f"{landing}/cdr/evt-1.json")
+    with pytest.raises(InvalidIdentifier, match="event_id"):
+        store.cdr_event_path("../evt")
+
+
+def test_audit_area_keys(store: StorageLayout, tmp_path: Path) -> None:
+    audit = (tmp_path / "audit").as_uri()
+    day = date(2026, 11, 20)
+    assert str(keys.audit_events_day(audit, day)).endswith("/audit/audit_events/dt=2026-11-20")
+    assert str(keys.audit_events_day(audit, "2026-11-20")) == str(keys.audit_events_day(audit, day))
+    first, second = (keys.new_audit_events_file(audit, day, "retail") for _ in range(2))
+    assert first != second and first.parent == second.parent  # a new file every time, same partition
+    assert str(first.parent).endswith("/audit/audit_events/dt=2026-11-20/lob=retail")
+    assert first.name.startswith("part-") and first.name.endswith(".parquet")
+    record = keys.new_audit_compaction_record(audit, day, "none")
+    assert str(record.parent).endswith("/audit/audit_compactions/dt=2026-11-20/lob=none")
+    snapshot = keys.snapshot_file(audit, day, 3)
+    assert str(snapshot).endswith("/audit/ledger_snapshot/dt=2026-11-20/part-00003.parquet")
+    stamp = "20261121T020000Z"
+    assert str(keys.report_path(audit, day, stamp, "html")).endswith(
+        f"/audit/reports/dt=2026-11-20/completeness-{stamp}.html"
+    )
+    at = datetime(2026, 11, 21, 2, 0, 0, 42, tzinfo=UTC)
+    alert = keys.sla_alert_path(audit, at)
+    assert str(alert).endswith("/audit/reports/alerts/sla-20261121T020000000042Z.json")
+    hour = datetime(2026, 11, 20, 7, tzinfo=UTC)
+    manifest = store.cdr_manifest_path(hour, "abc")
+    assert str(manifest).endswith("/audit/cdr_manifest/dt=2026-11-20/hour=07/abc.ndjson")
+    assert str(store.reconciliation_record_path("exports", "exp-1")).endswith(
+        "/audit/reconciliation/exports/exp-1.json"
+    )
