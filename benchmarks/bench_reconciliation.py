@@ -317,7 +317,7 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
 
     # Compiled bytecode, as in any deployment image (pip compiles on install; the official Airflow image
     # ships it): every task process imports Airflow, the DAG and this package, and compiling them from
-    # source costs about 2 s of CPU per process. Where PYTHONDONTWRITEBYTECODE is set (and the venv was
+    # source would be charged to every process. Where PYTHONDONTWRITEBYTECODE is set (and the venv was
     # installed without --compile-bytecode), the stack's processes cache it under the data directory;
     # the start-up runs fill the cache.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
