@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,13 +32,10 @@ def run_demo(
     *,
     progress: bool = True,
     console: Any = None,
-    before: Callable[[Flow], None] | None = None,
 ) -> dict[str, Any]:
     """Run the whole flow once over ``home`` and return its summary (``ok`` tells the verdict)."""
     home.mkdir(parents=True, exist_ok=True)
     with Flow(config, home) as flow:
-        if before is not None:
-            before(flow)
         timed_out = False
         with Progress(flow, stream=console) if progress else contextlib.nullcontext():
             try:

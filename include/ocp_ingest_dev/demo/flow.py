@@ -109,7 +109,6 @@ class Flow:
         self.sim = Simulator(sim_config)
         running = start(self.sim)
         self._stack.callback(running.stop)
-        self.simulator_url = running.url
         conn = {
             "conn_type": "ocp",
             "host": running.url,
@@ -192,26 +191,22 @@ class Flow:
             reset_share=c.reset_share,
         )
 
-    def push(self, calls: list[Any] | None = None, *, stop: threading.Event | None = None) -> None:
-        """Push ``calls`` (default all) with the scenario's faults, as OCP's streaming export would."""
+    def push(self) -> None:
+        """Push every call with the scenario's faults, as OCP's streaming export would (again: a redelivery).
+
+        A redelivery replays the first delivery's plan, so the faults of a call stay the same.
+        """
         from ocp_ingest_dev.simulator.push import Pusher, plan_pushes, push_calls
 
-        calls = self.calls if calls is None else calls
         plans = plan_pushes(self.calls, self.push_faults(), self.config.seed)
         with self._push_lock:
-            for call in calls:
+            for call in self.calls:
                 self.plans.setdefault(call.dialog_id, plans[call.dialog_id])
         pusher = Pusher(
             self.receiver_url, signing_secret=DEMO_SECRET, concurrency=self.config.push_concurrency
         )
         try:
-            push_calls(
-                calls,
-                {c.dialog_id: self.plans[c.dialog_id] for c in calls},
-                pusher,
-                rate_per_s=self.config.push_rate,
-                stop=stop,
-            )
+            push_calls(self.calls, dict(self.plans), pusher, rate_per_s=self.config.push_rate)
         finally:
             pusher.close()
 
