@@ -313,11 +313,11 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest_dev.stack import LocalStack
-    from ocp_ingest_dev.stack_watch import AirflowApi
+    from ocp_ingest_dev.stack.airflow_api import AirflowApi
 
     # Compiled bytecode, as in any deployment image (pip compiles on install; the official Airflow image
     # ships it): every task process imports Airflow, the DAG and this package, and compiling them from
-    # source costs about 2 s of CPU per process. Where PYTHONDONTWRITEBYTECODE is set (and the venv was
+    # source would be charged to every process. Where PYTHONDONTWRITEBYTECODE is set (and the venv was
     # installed without --compile-bytecode), the stack's processes cache it under the data directory;
     # the start-up runs fill the cache.
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
@@ -500,14 +500,13 @@ def print_figures(
 
 
 def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
-    from airflow.dag_processing.dagbag import DagBag
-
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
+    from ocp_ingest_dev.airflow_internals import load_dag
 
     calls, needed = seed_ledger(calls_code)
     settings = Settings.from_env()
-    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["ocp_reconciliation"]
+    dag = load_dag("ocp_reconciliation")
     t = time.monotonic()
     dag_run = dag.test()
     wall = time.monotonic() - t

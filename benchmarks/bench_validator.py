@@ -65,19 +65,45 @@ def write_wav(path: Path, size: int) -> float:
     return data_size / block_align / RATE
 
 
+def encode_clip(path: Path, seconds: int) -> int:
+    """A CBR 128 kbit/s stereo MP3 of two tones made only of audio frames (no ID3 tag, no Info frame, so
+    copies join seamlessly), encoded with the FFmpeg (libmp3lame) bundled in PyAV. Returns its frame count.
+    """
+    import av
+    import numpy as np
+
+    rate, samples = 44100, 1152
+    t = np.arange(seconds * rate) / rate
+    tone = 0.35 * np.sin(2 * np.pi * 440 * t) + 0.2 * np.sin(2 * np.pi * 1250 * t)
+    pcm = (np.repeat(tone[:, None], 2, axis=1) * 32767).astype("<i2")
+    options = {"write_xing": "0", "id3v2_version": "0"}
+    with av.open(str(path), "w", format="mp3", options=options) as out:
+        stream = out.add_stream("libmp3lame", rate=rate, layout="stereo")
+        stream.codec_context.bit_rate = 128_000
+        for first in range(0, len(pcm), samples):
+            chunk = np.ascontiguousarray(pcm[first : first + samples])
+            frame = av.AudioFrame(format="s16", layout="stereo", samples=len(chunk))
+            frame.planes[0].update(chunk.tobytes())
+            frame.sample_rate = rate
+            frame.pts = first
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    with av.open(str(path)) as clip:
+        return sum(1 for packet in clip.demux(audio=0) if packet.size)
+
+
 def write_mp3(path: Path, size: int) -> float:
     """An MP3 of about ``size`` bytes: the audio frames of a 10 s CBR encoding, repeated."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "audio"))
-    from audio_fixtures import encode_mp3, frame_offsets
-
-    clip = encode_mp3(path.with_suffix(".clip.mp3"), 10, rate=44100, channels=2, bit_rate=128_000)
-    frames = frame_offsets(clip)
-    body = clip[frames[1][0] :]  # no ID3 tag, no Info frame: copies join seamlessly
+    clip_path = path.with_suffix(".clip.mp3")
+    frames = encode_clip(clip_path, 10)
+    body = clip_path.read_bytes()
     copies = max(size // len(body), 1)
     with open(path, "wb") as out:
         for _ in range(copies):
             out.write(body)
-    return copies * (len(frames) - 1) * 1152 / 44100
+    return copies * frames * 1152 / 44100
 
 
 def baseline(path: Path) -> str:

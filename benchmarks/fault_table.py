@@ -1,4 +1,4 @@
-"""Run the fault-injection scenarios (tests/faults/scenarios.py) and print a markdown table of the figures.
+"""Run the fault-injection scenarios (``ocp_ingest_dev.fault_scenarios``) and print a markdown table.
 
     .venv/bin/python benchmarks/fault_table.py [--only ID ...] [--json PATH]
 
@@ -16,9 +16,6 @@ import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def render(rows: list[tuple[str, dict[str, Any]]]) -> None:
@@ -67,7 +64,7 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     for name in ("airflow", "ocp_ingest", "httpx", "uvicorn"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
-    from tests.faults.scenarios import SCENARIOS, run_scenario
+    from ocp_ingest_dev.fault_scenarios import SCENARIOS, run_scenario
 
     rows = []
     # dag.test() logs every task line to stdout/stderr: keep those in a file, the console for the table.

@@ -3,7 +3,8 @@
 docker-compose.airflow.yml: parses; has every Airflow 3 component; every ``ocp-ingest`` subcommand it runs
 exists; every OCP_INGEST_* name is one the code reads, and the values pass ``Settings`` validation; every
 mounted host path exists; the image is the one the KubernetesPodOperator defaults to. Dockerfile: the base
-image matches the pinned Airflow, and what it copies exists.
+image matches the pinned Airflow, what it copies exists, and the package it installs (built here from what
+it copies) is the production package alone, whose ``ocp-ingest --help`` works without the dev harness.
 """
 
 from __future__ import annotations
@@ -11,12 +12,17 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
+import sys
+import tomllib
 from collections.abc import Iterator
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
+import setuptools
 import yaml
 
 from ocp_ingest.cli import build_parser
@@ -167,3 +173,114 @@ def test_dockerfile_matches_the_pinned_airflow_and_copies_what_exists() -> None:
     for line in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)$", text, flags=re.M):
         for source in line.split()[:-1]:
             assert (ROOT / source).exists(), source
+
+
+def _copies(dockerfile: str) -> Iterator[tuple[list[str], str]]:
+    """(sources, destination) of each COPY instruction."""
+    for line in re.findall(r"^COPY\s+(?:--\S+\s+)*(.+)$", dockerfile, flags=re.M):
+        *sources, destination = line.split()
+        yield sources, destination
+
+
+def _pip_install_targets(dockerfile: str) -> list[str]:
+    """The positional arguments of every ``pip install`` (what it installs, not -r/-c files)."""
+    targets = []
+    for command in re.findall(r"pip install ([^&\n]+)", dockerfile):
+        words = command.split()
+        for i, word in enumerate(words):
+            if not word.startswith("-") and (i == 0 or words[i - 1] not in ("-r", "-c")):
+                targets.append(word)
+    return targets
+
+
+def build_image_package(out: Path) -> Path:
+    """Build what the Dockerfile's ``pip install <project>`` installs, from exactly what it copies there.
+
+    The COPY sources land at their destinations under a temporary project directory (Docker's rules: a
+    directory's contents, a file into a directory ending in ``/``); setuptools' ``build_py`` (the step a
+    wheel build runs) then lays the packages out as they would be installed. Returns the build directory.
+    """
+    text = DOCKERFILE.read_text()
+    projects = [t for t in _pip_install_targets(text) if t.startswith("/")]
+    assert len(projects) == 1, projects
+    project = projects[0].rstrip("/")
+    tree = out / "project"
+    for sources, destination in _copies(text):
+        if not (destination + "/").startswith(project + "/"):
+            continue
+        target = tree / destination.removeprefix(project).lstrip("/")
+        for source in sources:
+            path = ROOT / source
+            if path.is_dir():
+                shutil.copytree(path, target, dirs_exist_ok=True)
+            else:
+                target_file = target / path.name if destination.endswith("/") else target
+                target_file.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target_file)
+    assert (tree / "pyproject.toml").is_file(), "the image installs a project without its pyproject.toml"
+    build = out / "build"
+    setup = "from setuptools import setup; setup()"
+    done = subprocess.run(
+        [sys.executable, "-c", setup, "build_py", "--build-lib", str(build)],
+        cwd=tree,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return build
+
+
+@pytest.fixture(scope="module")
+def image_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_image_package(tmp_path_factory.mktemp("image"))
+
+
+def test_the_image_installs_the_production_package_only(image_package: Path) -> None:
+    top = sorted(p.name for p in image_package.iterdir())
+    assert top == ["ocp_ingest"], top
+    modules = {p.relative_to(image_package).with_suffix("").as_posix() for p in image_package.rglob("*.py")}
+    dev = {m for m in modules if {"simulator", "demo", "stack", "stack_watch"} & set(m.split("/"))}
+    assert dev == set(), f"dev harness modules in the image: {sorted(dev)}"
+    # It is the real package: the CLI the entry point names and the packaged data are there.
+    entry = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]["ocp-ingest"]
+    assert entry.split(":")[0].replace(".", "/") in modules | {m.removesuffix("/__init__") for m in modules}
+    assert list((image_package / "ocp_ingest" / "resources").glob("*.toml"))
+
+
+def test_the_images_cli_works_without_the_dev_harness(image_package: Path) -> None:
+    # The image's package first; every sys.path entry that holds the dev harness (e.g. the checkout's
+    # include/ of an editable install) dropped, as in the image.
+    code = (
+        "import sys, pathlib\n"
+        f"sys.path = [{str(image_package)!r}] + [p for p in sys.path[1:] "
+        "if not (pathlib.Path(p or '.') / 'ocp_ingest_dev').exists()]\n"
+        "import ocp_ingest\n"
+        f"assert ocp_ingest.__file__.startswith({str(image_package)!r}), ocp_ingest.__file__\n"
+        "try:\n"
+        "    import ocp_ingest_dev\n"
+        "except ImportError:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise SystemExit('the dev harness is importable')\n"
+        "from ocp_ingest.cli import main\n"
+        "sys.exit(main(['--help']))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=image_package, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    choices = re.search(r"\{([a-z,-]+)\}", done.stdout)
+    assert choices, done.stdout
+    commands = set(choices.group(1).split(","))
+    assert {"receiver", "download-export", "ledger", "config"} <= commands, commands
+    assert not commands & {"run", "demo", "simulator"}, commands
+
+
+def test_a_checkout_install_provides_the_production_package_and_the_dev_harness() -> None:
+    # `make install` is an editable install of the checkout: the same packages.find over include/.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    found = set(setuptools.find_packages(where=str(ROOT / config["where"][0]), include=config["include"]))
+    assert {"ocp_ingest", "ocp_ingest.cli", "ocp_ingest_dev", "ocp_ingest_dev.demo"} <= found, found
+    assert {"ocp_ingest_dev.simulator", "ocp_ingest_dev.stack"} <= found, found
+    assert all(p.split(".")[0] in ("ocp_ingest", "ocp_ingest_dev") for p in found), found

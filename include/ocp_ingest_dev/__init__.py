@@ -1,1 +1,4 @@
-"""Dev harness: the OCP simulator, the demo and the local stacks. Installed by make, not in the image."""
+"""Dev harness: the OCP simulator, the demo, the local stack and the fault scenarios.
+
+Installed by make (an editable install of the checkout), never in the image.
+"""

@@ -37,7 +37,7 @@ def add_dev_cli(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     run.add_argument("--verbose", action="store_true", help="components log to this terminal, not a file")
     run.set_defaults(func=_cmd_run)
 
-    from ocp_ingest_dev.demo import add_cli as add_demo_cli
+    from ocp_ingest_dev.demo.cli import add_cli as add_demo_cli
     from ocp_ingest_dev.simulator.cli import add_cli as add_simulator_cli
 
     add_demo_cli(sub)

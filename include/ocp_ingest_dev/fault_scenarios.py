@@ -1,6 +1,7 @@
 """Fault-injection scenarios: the whole flow (simulator -> receiver -> both DAGs) under one fault each.
 
-Shared by ``tests/faults/test_faults.py`` (invariants) and ``benchmarks/fault_table.py`` (README table).
+Shared by ``tests/faults/test_faults.py`` (invariants) and ``benchmarks/fault_table.py`` (README table),
+so they live in the dev harness: benchmarks import no test module.
 Every scenario starts from a clean configuration (no other fault) so a failure points at its fault.
 """
 
@@ -14,7 +15,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ocp_ingest_dev.demo import Flow, FlowConfig
+from ocp_ingest_dev.demo.config import FlowConfig
+from ocp_ingest_dev.demo.flow import Flow
 
 CALLS = 24
 

@@ -21,7 +21,7 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, TerminalState, open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart, MarkTerminal, Stored
 from ocp_ingest_dev.simulator.calls import FLOWS
-from ocp_ingest_dev.stack_watch import RunTally, call_days, tally
+from ocp_ingest_dev.stack.tally import RunTally, call_days, tally
 
 
 def _free_port() -> int:

@@ -23,6 +23,7 @@ from ocp_ingest_dev.simulator import Simulator, SimulatorConfig, audio, ground_t
 from ocp_ingest_dev.simulator.cli import add_cli, config_from_args
 from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
 from ocp_ingest_dev.simulator.server import start_asgi
+from tests.sim_support import small_sim_config
 
 SECRET = "push-secret"
 
@@ -91,9 +92,8 @@ class Receiver:
 
 
 def test_push_with_faults_matches_ground_truth(tmp_path: Path) -> None:
-    from ocp_test_support import small_config
-
-    sim = Simulator(small_config())
+    config = small_sim_config(seed=7, calls=40, max_duration_s=4.0, no_recording_share=0.1, prep_s=0.2)
+    sim = Simulator(config)
     receiver = Receiver()
     server = start_asgi(receiver.app())
     try:

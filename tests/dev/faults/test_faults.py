@@ -1,6 +1,6 @@
 """Fault injection: the whole flow under each fault, then the invariants.
 
-Each scenario (``tests/faults/scenarios.py``) plays a few dozen calls through the simulator, the receiver
+Each scenario (``ocp_ingest_dev.fault_scenarios``) plays a few dozen calls through the simulator, the receiver
 (real HTTP) and both DAGs (``dag.test()``), then checks: every call stored with the ground truth's bytes or
 terminal with a reason; no recording stored twice or changed after it was stored; no stored object
 without its ledger row; no DAG run failed.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.scenarios import SCENARIOS, Scenario, run_scenario
+from ocp_ingest_dev.fault_scenarios import SCENARIOS, Scenario, run_scenario
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -23,8 +23,6 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,17 +30,9 @@ from typing import Any
 
 import httpx
 
-from ocp_ingest.config import _project_root
 from ocp_ingest.receiver import auth as signing
-
-
-def project_root() -> Path:
-    """The checkout holding ``dags/`` (editable install), else the current directory."""
-    root = _project_root() or Path.cwd()
-    if not (root / "dags").is_dir():
-        raise SystemExit(f"cannot find the project's dags/ folder under {root}; run from the checkout")
-    return root
-
+from ocp_ingest_dev.checkout import project_root
+from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
 
 #: What `make run` changes from the production defaults, so both stages visibly finish within minutes:
 #: reconciliation every 2 minutes, a 1-minute grace, a call without dialog_end counted as lost after
@@ -57,43 +47,6 @@ LOCAL_CADENCE = {
 }
 
 
-def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
-    """Environment for every Airflow process of the local stack (AIRFLOW_HOME defaults to the project's)."""
-    home = home or root / "airflow_home"
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        # The project's DAGs should run as soon as the stack is up.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-        "AIRFLOW__API__PORT": str(port),
-        # Tasks talk to the api-server's execution API; it must follow the port or every task fails.
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
-        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
-    }
-
-
-def airflow_health(port: int, timeout: float = 2.0) -> dict[str, dict[str, str]] | None:
-    """The api-server's health document, or None while it is not answering."""
-    try:
-        with urllib.request.urlopen(
-            f"http://localhost:{port}/api/v2/monitor/health", timeout=timeout
-        ) as resp:
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError, ValueError):
-        return None
-
-
-def is_healthy(health: dict[str, dict[str, str]] | None) -> bool:
-    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-    return bool(health) and all(
-        health.get(name, {}).get("status") == "healthy" for name in components if name in health
-    )
-
-
 def _raise_interrupt(signum: int, frame: object) -> None:
     # SIGTERM (e.g. from a supervisor) stops the stack the same way as Ctrl-C.
     raise KeyboardInterrupt
@@ -101,7 +54,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 @dataclass
 class LocalStack:
-    """The processes of the local stack (Airflow standalone now; receiver and simulator join later)."""
+    """The processes of the local stack: the receiver, the simulator (unless ``calls`` is 0) and Airflow."""
 
     port: int = 8080
     receiver_port: int = 8787
@@ -263,7 +216,7 @@ class LocalStack:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         from ocp_ingest.config import Settings
         from ocp_ingest.ledger import open_ledger
-        from ocp_ingest_dev.stack_watch import load_truth, tally
+        from ocp_ingest_dev.stack.tally import load_truth, tally
 
         tty = bool(getattr(stream, "isatty", lambda: False)())
         settings = Settings.from_env()
@@ -290,7 +243,9 @@ class LocalStack:
     def report(self, settled: Any, truth: dict[str, Any], started: float, stream: Any) -> None:
         """Every call is settled: say so, then run the completeness report of each day of calls."""
         from ocp_ingest.config import Settings
-        from ocp_ingest_dev.stack_watch import AirflowApi, call_days, run_reports
+        from ocp_ingest_dev.stack.airflow_api import AirflowApi
+        from ocp_ingest_dev.stack.reports import run_reports
+        from ocp_ingest_dev.stack.tally import call_days
 
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(settled.terminal.items())) or "none"
         stream.write(

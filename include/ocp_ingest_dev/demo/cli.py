@@ -1,0 +1,141 @@
+"""``ocp-ingest demo``: the whole flow of ``make run``, unattended, with a verdict and a JSON summary.
+
+The flow runs in this process on a private ``AIRFLOW_HOME`` (SQLite) under ``--home``; the terminal shows
+the progress line and the verdict, the Airflow and task logs go to ``demo.log``. Exit codes: 0 every call
+stored or terminal with a reason, 1 an invariant violated or a call unresolved, 2 ``--home`` not fresh,
+3 timed out, 4 an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from ocp_ingest_dev.demo.airflow_env import airflow_environment, prepare_airflow
+from ocp_ingest_dev.demo.config import FlowConfig
+from ocp_ingest_dev.demo.flow import Flow
+from ocp_ingest_dev.demo.progress import Progress
+
+log = logging.getLogger(__name__)
+
+
+def run_demo(
+    config: FlowConfig,
+    home: Path,
+    *,
+    progress: bool = True,
+    console: Any = None,
+) -> dict[str, Any]:
+    """Run the whole flow once over ``home`` and return its summary (``ok`` tells the verdict)."""
+    home.mkdir(parents=True, exist_ok=True)
+    with Flow(config, home) as flow:
+        timed_out = False
+        with Progress(flow, stream=console) if progress else contextlib.nullcontext():
+            try:
+                flow.run()
+            except TimeoutError as exc:
+                timed_out = True
+                log.error("%s", exc)
+        summary = flow.summary()
+        summary["timed_out"] = timed_out
+        summary["ok"] = summary["ok"] and not timed_out
+        from ocp_ingest_dev.simulator import ground_truth
+
+        ground_truth.write(
+            home / "ground_truth.json",
+            ground_truth.build(flow.calls, flow.sim.exports, flow.plans, seed=config.seed),
+        )
+        return summary
+
+
+def _quiet_logging() -> None:
+    # dag.test() logs every task line to the console; the demo's output is its progress and verdict.
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for name in ("airflow", "ocp_ingest", "httpx", "uvicorn", "sqlalchemy", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
+    airflow_env = airflow_environment(home / "airflow_home")
+    if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
+        # Airflow reads its configuration once, at import, and building the CLI already imported it:
+        # start again with the private AIRFLOW_HOME in the environment (never the user's DAG runs).
+        argv = [sys.executable, "-m", "ocp_ingest.cli", *sys.argv[1:], "--home", str(home)]
+        os.execve(sys.executable, argv, {**os.environ, **airflow_env})
+    data = home / "data"
+    if data.exists() and any(data.iterdir()):
+        print(
+            f"{data} is not empty; give a fresh --home (the demo's ledger must start empty)", file=sys.stderr
+        )
+        return 2
+    data.mkdir(parents=True, exist_ok=True)
+    # dag.test() logs every task line to the process's stdout/stderr: send those file descriptors to a log
+    # file and keep the terminal for the progress line and the verdict.
+    console = os.fdopen(os.dup(1), "w", buffering=1)
+    log_path = home / "demo.log"
+    print(f"demo: {args.calls} calls, push loss {args.push_loss:g}, seed {args.seed}", file=console)
+    print(f"      data {data}, Airflow/task logs {log_path}", file=console)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(log_path, "ab") as log_file:
+        os.dup2(log_file.fileno(), 1)
+        os.dup2(log_file.fileno(), 2)
+        try:
+            prepare_airflow()
+            _quiet_logging()
+            config = FlowConfig(
+                calls=args.calls, seed=args.seed, push_loss=args.push_loss, timeout_s=args.timeout_s
+            )
+            summary = run_demo(config, data, progress=not args.no_progress, console=console)
+        except Exception as exc:
+            log.exception("demo failed")  # the traceback goes to the log file
+            print(f"demo ERROR: {exc!r} (traceback in {log_path})", file=console)
+            return 4
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+    summary["home"] = str(home)
+    summary["log"] = str(log_path)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
+    figures = {k: summary[k] for k in ("calls_generated", "stored_realtime", "stored_reconciliation")}
+    print(
+        f"demo {'OK' if summary['ok'] else 'FAILED'}: {figures}, terminal {summary['terminal_by_reason']}, "
+        f"unresolved {summary['unresolved']}, duplicates {summary['duplicates']}, "
+        f"checksum mismatches {summary['checksum_mismatches']}, {summary['elapsed_s']} s",
+        file=console,
+    )
+    for violation in summary["violations"][:20]:
+        print(f"  violation: {violation}", file=console)
+    if summary["timed_out"]:
+        print(f"  timed out after {args.timeout_s:g} s", file=console)
+        return 3
+    return 0 if summary["ok"] else 1
+
+
+def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``ocp-ingest demo``."""
+    p = subparsers.add_parser(
+        "demo",
+        help="the whole flow unattended (simulator, receiver, both DAGs via dag.test); exit 0 if complete",
+    )
+    p.add_argument("--calls", type=int, default=500)
+    p.add_argument("--push-loss", type=float, default=0.10, help="share of audio pushes dropped (0..1)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", default=None, help="write the JSON summary here")
+    p.add_argument("--timeout-s", type=float, default=900.0)
+    p.add_argument("--home", default=None, help="data and AIRFLOW_HOME of this run (default: a new temp dir)")
+    p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cmd_demo)

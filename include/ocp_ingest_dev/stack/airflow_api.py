@@ -1,0 +1,65 @@
+"""The few calls of Airflow's public REST API (v2) the local stack needs.
+
+A JWT from the simple auth manager, trigger a DAG run with a conf, read its state, wait for it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+class AirflowApi:
+    """Airflow's public REST API (v2) with a token from the simple auth manager."""
+
+    def __init__(self, base_url: str, username: str, password: str, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._credentials = {"username": username, "password": password}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        self._token: str | None = None
+
+    @classmethod
+    def for_standalone(cls, base_url: str, airflow_home: Path) -> AirflowApi:
+        """The admin user ``airflow standalone`` generated (its password file in AIRFLOW_HOME)."""
+        passwords = json.loads((airflow_home / "simple_auth_manager_passwords.json.generated").read_text())
+        username = "admin" if "admin" in passwords else next(iter(passwords))
+        return cls(base_url, username, passwords[username])
+
+    def _headers(self) -> dict[str, str]:
+        if self._token is None:
+            response = self._http.post("/auth/token", json=self._credentials)
+            response.raise_for_status()
+            self._token = response.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        response = self._http.post(
+            f"/api/v2/dags/{dag_id}/dagRuns",
+            json={"logical_date": None, "conf": conf},
+            headers=self._headers(),
+        )
+        response.raise_for_status()
+        return str(response.json()["dag_run_id"])
+
+    def run_state(self, dag_id: str, run_id: str) -> str:
+        response = self._http.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}", headers=self._headers())
+        response.raise_for_status()
+        return str(response.json()["state"])
+
+    def wait(self, dag_id: str, run_id: str, timeout_s: float = 600.0, poll_s: float = 2.0) -> str:
+        deadline = time.monotonic() + timeout_s
+        state = self.run_state(dag_id, run_id)
+        while state not in ("success", "failed") and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            state = self.run_state(dag_id, run_id)
+        return state
+
+    def run_url(self, dag_id: str, run_id: str) -> str:
+        return f"{self.base_url}/dags/{dag_id}/runs/{run_id}"
+
+    def close(self) -> None:
+        self._http.close()

@@ -1,0 +1,45 @@
+"""``airflow standalone`` as the local stack runs it: its environment and its health."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
+    """Environment for every Airflow process of the local stack (AIRFLOW_HOME defaults to the project's)."""
+    home = home or root / "airflow_home"
+    return {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(root / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(root / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        # The project's DAGs should run as soon as the stack is up.
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__API__PORT": str(port),
+        # Tasks talk to the api-server's execution API; it must follow the port or every task fails.
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    }
+
+
+def airflow_health(port: int, timeout: float = 2.0) -> dict[str, dict[str, str]] | None:
+    """The api-server's health document, or None while it is not answering."""
+    try:
+        with urllib.request.urlopen(
+            f"http://localhost:{port}/api/v2/monitor/health", timeout=timeout
+        ) as resp:
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+
+
+def is_healthy(health: dict[str, dict[str, str]] | None) -> bool:
+    components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+    return bool(health) and all(
+        health.get(name, {}).get("status") == "healthy" for name in components if name in health
+    )
