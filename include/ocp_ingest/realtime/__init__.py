@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.realtime.batch import BatchSummary, RealtimeProcessor
-from ocp_ingest.realtime.events import record_cdr_event, roll_cdr_manifest
+from ocp_ingest.realtime.events import EventIdReused, record_cdr_event, roll_cdr_manifest
 from ocp_ingest.realtime.landing import (
     Arrival,
     LandingResult,
@@ -27,6 +27,7 @@ from ocp_ingest.realtime.landing import (
 __all__ = [
     "Arrival",
     "BatchSummary",
+    "EventIdReused",
     "LandingResult",
     "RealtimeProcessor",
     "RecordingTooLarge",

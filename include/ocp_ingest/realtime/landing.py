@@ -68,7 +68,8 @@ class RecordingTooLarge(ValueError):
 
 @dataclass(frozen=True)
 class LandingResult:
-    #: received | duplicate (same bytes already landed) | already_stored | conflict (quarantined)
+    #: received | duplicate (same bytes already landed) | already_stored | conflict (other bytes came
+    #: first or are stored: these were quarantined and the call flagged)
     status: str
     arrival: Arrival
     detail: str = ""
@@ -95,8 +96,13 @@ def land_recording(
     """Stream a pushed recording into landing, then set FILE_RECEIVED at once.
 
     With a sender checksum the landing key is content-addressed, so a repeated push of the same bytes is
-    an idempotent success; the bytes are verified against it before anything becomes visible. Different
-    bytes for a call that is already stored are quarantined and the call flagged; nothing is overwritten.
+    an idempotent success; the bytes are verified against it before anything becomes visible.
+
+    The first complete body wins (its ledger claim is set atomically with FILE_RECEIVED). A later body
+    with other bytes, for a call that is already stored or whose first body is still being processed,
+    is quarantined and the call flagged; its status is ``conflict`` (the receiver answers 409) and the
+    detail says where it was kept. Nothing is overwritten. If the first body is rejected, its claim is
+    released and a later push may be stored.
     """
     token = expected_sha256 or uuid.uuid4().hex
     landing = layout.landing_path(name.dialog_id, token)
@@ -112,16 +118,18 @@ def land_recording(
         account_id=name.account_id,
         dialog_timestamp_ms=name.dialog_timestamp,
     )
-    outcome = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size)).outcome
-    if outcome is Outcome.ALREADY_STORED:
+    result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    if result.outcome is Outcome.ALREADY_STORED:
         remove(landing)
         return LandingResult("already_stored", arrival, "identical recording already stored")
-    if outcome is Outcome.CONFLICT:
+    if result.outcome is Outcome.CONFLICT:
         quarantined = quarantine_copy(layout, landing, name.dialog_id, written.sha256, "conflicting_audio")
         ledger.apply(ConflictingAudio(name.dialog_id, written.sha256, str(quarantined)))
         remove(landing)
+        stored = result.record is not None and result.record.s3_stored
+        first = "is already stored" if stored else "was received first"
         return LandingResult(
-            "conflict", arrival, f"a different recording is already stored; kept at {quarantined}"
+            "conflict", arrival, f"a different recording {first}; this one kept at {quarantined}"
         )
     land_sidecar(arrival)
     return LandingResult("received" if written.created else "duplicate", arrival)
