@@ -1,4 +1,5 @@
-"""Stage 1, realtime: what happens to a CDR event and to a pushed recording. No Airflow in here.
+"""Stage 1, realtime: what happens to a CDR event and to a pushed recording. No tasks or DAGs in here
+(Airflow's ``ObjectStoragePath`` is its only Airflow import, for object storage).
 
 The receiver calls :func:`record_cdr_event` and :func:`land_recording` the moment something arrives; the
 continuous DAG rolls CDR events into the manifest (:func:`roll_cdr_manifest`) and hands batches of landed
