@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.sqlite import SqliteLedgerBackend
-from ocp_ingest.ledger.transitions import CdrEnd, CdrStart
+from ocp_ingest.ledger.transitions import CdrEnd, CdrStart, FileReceived
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
@@ -43,5 +43,22 @@ def test_a_ledger_file_without_the_open_column_is_migrated_with_its_calls(tmp_pa
         later = T0 + timedelta(hours=5)
         assert [c.dialog_id for c in reopened.open_calls(timedelta(hours=1), 10, now=later)] == [open_id]
         assert [c.dialog_id for c in reopened.pending(timedelta(hours=1), 10, now=later)] == [ended_id]
+    finally:
+        reopened.close()
+
+
+def test_a_ledger_file_without_a_later_record_field_gains_it(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    ledger = Ledger(SqliteLedgerBackend(path))
+    ledger.apply(CdrStart("C" * 32, T0))
+    ledger.close()
+    with sqlite3.connect(path) as conn:  # a ledger written before the first-body claim existed
+        conn.execute("ALTER TABLE calls DROP COLUMN received_sha256")
+
+    reopened = Ledger(SqliteLedgerBackend(path))
+    try:
+        assert reopened.get("C" * 32).received_sha256 is None
+        reopened.apply(FileReceived("C" * 32, "a" * 64, 10))
+        assert reopened.get("C" * 32).received_sha256 == "a" * 64
     finally:
         reopened.close()

@@ -124,12 +124,13 @@ def test_two_different_recordings_for_one_call_store_one_and_quarantine_the_othe
     second = bytearray(first)
     second[-64:] = bytes(range(64))  # same length and header, other samples: both valid
     assert receiver.put_audio(call, first).json()["status"] == "received"
-    assert receiver.put_audio(call, bytes(second)).json()["status"] == "received"
+    refused = receiver.put_audio(call, bytes(second))  # the first complete body wins
+    assert (refused.status_code, refused.json()["status"]) == (409, "conflict")
     run_realtime_dag()
     record = receiver.ledger.get(call.dialog_id)
     assert record.s3_stored
     assert stored_sha(record.object_url) == record.sha256
-    assert record.sha256 in (hashlib.sha256(first).hexdigest(), hashlib.sha256(bytes(second)).hexdigest())
+    assert record.sha256 == hashlib.sha256(first).hexdigest()
     assert "conflicting audio" in (record.last_error or "")
     assert len(list((receiver.home / "quarantine" / "conflicting_audio").iterdir())) == 1
     assert receiver.landing_files() == []

@@ -104,6 +104,9 @@ class CallRecord:
     cdr_end_at: datetime | None = None
     file_received: bool = False
     file_received_at: datetime | None = None
+    #: The SHA-256 of the first complete pushed body: the call's claim, so a later different body is a
+    #: conflict whatever the timing. Released when that body is rejected.
+    received_sha256: str | None = None
     post_process_ok: bool = False
     post_process_at: datetime | None = None
     s3_stored: bool = False

@@ -92,14 +92,15 @@ class SqliteLedgerBackend:
         self._update = f"UPDATE calls SET {sets} WHERE dialog_id = :dialog_id AND version = :expected_version"
 
     def _migrate(self) -> None:
-        """Add derived columns a ledger file created by an older version lacks, and fill them.
+        """Add the columns a ledger file created by an older version lacks; fill the derived ones.
 
-        In one write transaction, re-checked inside it: processes opening the ledger at once migrate once.
+        A record field added later starts empty (None) on old rows. In one write transaction, re-checked
+        inside it: processes opening the ledger at once migrate once.
         """
 
         def missing() -> list[str]:
             have = {row[1] for row in self._conn.execute("PRAGMA table_info(calls)")}
-            return [name for name in _DERIVED if name not in have]
+            return [name for name in _COLUMNS if name not in have]
 
         if not missing():
             return
@@ -107,8 +108,8 @@ class SqliteLedgerBackend:
         try:
             added = missing()
             for name in added:
-                self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} TEXT")
-            if added:
+                self._conn.execute(f"ALTER TABLE calls ADD COLUMN {name} {_column_type(name)}")
+            if any(name in _DERIVED for name in added):
                 for row in self._conn.execute("SELECT * FROM calls").fetchall():
                     values = _row_values(self._record(row))
                     self._conn.execute(

@@ -28,6 +28,9 @@ from ocp_ingest.ledger.model import (
     TerminalState,
 )
 
+#: How ``last_error`` starts when different bytes were refused for a call; storing does not clear it.
+CONFLICT_ERROR = "conflicting audio"
+
 
 class Outcome(enum.StrEnum):
     APPLIED = "APPLIED"
@@ -170,7 +173,11 @@ class CdrEnd(Transition):
 
 @dataclass(frozen=True)
 class FileReceived(Transition):
-    """The audio binary reached the platform (pushed or downloaded): FILE_RECEIVED at once."""
+    """A complete pushed body reached landing: FILE_RECEIVED at once, and the first body claims the call.
+
+    The first complete body wins: a different body while that claim stands is a CONFLICT (as is one
+    that differs from the stored recording), so which body is stored never depends on thread timing.
+    """
 
     dialog_id: str
     sha256: str
@@ -179,6 +186,9 @@ class FileReceived(Transition):
     def change(self, record: CallRecord, now: datetime) -> Outcome:
         if record.s3_stored:
             return Outcome.ALREADY_STORED if record.sha256 == self.sha256 else Outcome.CONFLICT
+        if record.received_sha256 not in (None, self.sha256):
+            return Outcome.CONFLICT
+        record.received_sha256 = self.sha256
         if not record.file_received:
             record.file_received = True
             record.file_received_at = now
@@ -187,7 +197,8 @@ class FileReceived(Transition):
 
 @dataclass(frozen=True)
 class AudioRejected(Transition):
-    """Validation failed: POST_PROCESS_OK stays false with the reason; the call stays pending."""
+    """The received recording was refused (invalid, or its processing failed): POST_PROCESS_OK stays
+    false with the reason, the call stays pending, and the refused body's claim is released."""
 
     dialog_id: str
     reason: str
@@ -196,6 +207,7 @@ class AudioRejected(Transition):
         if record.s3_stored:
             return Outcome.ALREADY_STORED
         record.last_error = self.reason
+        record.received_sha256 = None
         return Outcome.APPLIED
 
 
@@ -233,7 +245,8 @@ class Stored(Transition):
         record.audio_duration_s = self.audio_duration_s
         record.ingestion_source = self.source
         record.call_status = CallStatus.COMPLETED
-        record.last_error = None
+        if not (record.last_error or "").startswith(CONFLICT_ERROR):  # a conflict stays flagged
+            record.last_error = None
         record.terminal_state = None
         record.terminal_reason = None
         record.terminal_at = None
@@ -252,7 +265,7 @@ class ConflictingAudio(Transition):
     quarantine_url: str
 
     def change(self, record: CallRecord, now: datetime) -> Outcome:
-        record.last_error = f"conflicting audio sha256={self.sha256} quarantined at {self.quarantine_url}"
+        record.last_error = f"{CONFLICT_ERROR} sha256={self.sha256} quarantined at {self.quarantine_url}"
         return Outcome.APPLIED
 
 

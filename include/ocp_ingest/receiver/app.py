@@ -33,7 +33,13 @@ from ocp_ingest.audio.sniff import describe_non_audio
 from ocp_ingest.config import PREFIX, Settings
 from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
-from ocp_ingest.realtime import LandingResult, RecordingTooLarge, land_recording, record_cdr_event
+from ocp_ingest.realtime import (
+    EventIdReused,
+    LandingResult,
+    RecordingTooLarge,
+    land_recording,
+    record_cdr_event,
+)
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest.receiver.metrics import Metrics
 from ocp_ingest.routing import LobRouter
@@ -156,18 +162,27 @@ def create_app(
             except (ValidationError, ValueError) as exc:
                 rejected.append({"index": index, "reason": _short_reason(exc)})
 
+        reused: list[dict[str, Any]] = []
+
         def apply_all() -> None:
             for index, event in events:
-                created = record_cdr_event(event, ledger, layout, router)
+                try:
+                    created = record_cdr_event(event, ledger, layout, router)
+                except EventIdReused as exc:  # refused before any write
+                    reused.append({"index": index, "event_id": event.event_id, "reason": str(exc)})
+                    continue
                 accepted.append({"index": index, "event_id": event.event_id, "duplicate": not created})
             ledger.flush_audit()  # before the 200: an acknowledged event has its audit row on storage
 
         await anyio.to_thread.run_sync(apply_all)
+        rejected = sorted(rejected + reused, key=lambda r: r["index"])
         duplicates = sum(1 for a in accepted if a["duplicate"])
         metrics.inc("ocp_receiver_events_accepted_total", len(accepted) - duplicates)
         metrics.inc("ocp_receiver_events_duplicate_total", duplicates)
         metrics.inc("ocp_receiver_events_rejected_total", len(rejected))
-        status = 200 if not rejected else (207 if accepted else 422)
+        # 409 when every refused event reused an id for another event, and nothing was accepted
+        refused = 409 if reused and len(reused) == len(rejected) else 422
+        status = 200 if not rejected else (207 if accepted else refused)
         return JSONResponse(
             {"accepted": len(accepted), "duplicates": duplicates, "rejected": rejected}, status_code=status
         )

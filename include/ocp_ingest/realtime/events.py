@@ -1,0 +1,93 @@
+"""CDR events in the realtime stage: record an accepted event, roll accepted events into the manifest.
+
+- ``landing/cdr/{event_id}.json``: one file per accepted CDR event (create-only: the key is the de-dup);
+  the DAG rolls them into the hourly CDR manifest ``cdr_manifest/dt=YYYY-MM-DD/hour=HH/*.ndjson``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from datetime import datetime
+
+from airflow.sdk import ObjectStoragePath
+
+from ocp_ingest import ids
+from ocp_ingest.ledger import Ledger
+from ocp_ingest.ledger.cdr import cdr_transition
+from ocp_ingest.ledger.model import from_epoch_ms
+from ocp_ingest.ocp.wire import CdrEvent
+from ocp_ingest.routing import LobRouter
+from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+
+log = logging.getLogger(__name__)
+
+
+class EventIdReused(Exception):
+    """The event id already names a different accepted event: refused, nothing was written."""
+
+
+def record_cdr_event(event: CdrEvent, ledger: Ledger, layout: StorageLayout, router: LobRouter) -> bool:
+    """Record one accepted event: its landing file (the event id's claim), then its ledger transition.
+
+    Returns False when the same event was already accepted (an idempotent duplicate). Raises
+    :class:`EventIdReused` when its id already names a different event, before anything is written.
+
+    Checks before writes: the transition is computed first (a pure step that raises on impossible
+    data), and the create-only landing file decides whether the id is new, the same event or another
+    one, so a refused event leaves no ledger change. If we crash between the landing file and the
+    ledger, the sender had no answer and redelivers: the identical landing file (or its manifest line)
+    is found and the transition applied then (transitions are idempotent). The de-dup lasts until the
+    roll moves the landing file into the manifest, which is at-least-once and keyed by ``event_id``.
+    """
+    transition = cdr_transition(event, router)
+    dest = ObjectStoragePath(layout.landing_url) / "cdr" / f"{ids.token('event_id', event.event_id)}.json"
+    try:
+        created = write_create_only(dest, [event.to_json()]).created
+    except ObjectExists:
+        raise EventIdReused(f"event_id {event.event_id} already names a different event") from None
+    if transition is not None:
+        ledger.apply(transition)
+    return created
+
+
+def roll_cdr_manifest(layout: StorageLayout, limit: int = 5000) -> int:
+    """Move accepted CDR events from landing into the hourly manifest; returns how many were rolled.
+
+    Each output file is named after the hash of the event ids it holds, so a retried roll of the same
+    events writes nothing new. The manifest is at-least-once across runs; ``event_id`` is its key.
+
+    A landed event that no longer reads as a valid event (e.g. accepted before a stricter rule) is moved to
+    quarantine with a log line instead of failing every roll.
+    """
+    folder = ObjectStoragePath(layout.landing_url) / "cdr"
+    if not folder.exists():
+        return 0
+    files = sorted(folder.glob("*.json"), key=lambda p: p.name)[:limit]
+    by_hour: dict[datetime, list[tuple[str, bytes]]] = {}
+    for path in files:
+        body = path.read_bytes()
+        try:
+            event = CdrEvent.model_validate_json(body)
+            hour = from_epoch_ms(event.time).replace(minute=0, second=0, microsecond=0)
+        except Exception as exc:  # parsing is pure: whatever it raises is this event's fault
+            _quarantine_event(layout, path, body, f"{type(exc).__name__}: {exc}")
+            continue
+        by_hour.setdefault(hour, []).append((event.event_id, body.strip()))
+    for hour, events in by_hour.items():
+        events.sort()
+        name = hashlib.sha256("\n".join(e for e, _ in events).encode()).hexdigest()[:32]
+        write_create_only(layout.cdr_manifest_path(hour, name), [b"\n".join(b for _, b in events) + b"\n"])
+    for path in files:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    return len(files)
+
+
+def _quarantine_event(layout: StorageLayout, path: ObjectStoragePath, body: bytes, error: str) -> None:
+    sha16 = hashlib.sha256(body).hexdigest()[:16]
+    dest = ObjectStoragePath(layout.quarantine_url) / "invalid_cdr_event" / f"{path.stem}.{sha16}.json"
+    with contextlib.suppress(ObjectExists):  # a retried roll: these bytes are kept already
+        write_create_only(dest, [body])
+    log.error("landed CDR event %s cannot be rolled (%s); kept at %s", path.name, error[:300], dest)

@@ -1,0 +1,169 @@
+"""Pushed recordings in landing: stream a push in, publish it to the DAG, list and count what waits.
+
+- ``landing/audio/{dialog_id}.{sha16}.wav``: the pushed bytes, written create-only;
+- ``landing/audio/{dialog_id}.{sha16}.json``: the arrival's sidecar, written after the bytes, so a sidecar
+  always describes a complete file (the DAG only looks at sidecars);
+- ``landing/audio/waiting/{dialog_id}.{sha16}.json``: the sidecar of audio whose dialog_end has not come yet.
+  The trigger does not count these (so an idle DAG does not spin on them); every run re-checks them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+from airflow.sdk import ObjectStoragePath
+
+from ocp_ingest.ingest import quarantine_copy
+from ocp_ingest.ledger import Ledger, Outcome
+from ocp_ingest.ledger.model import format_ts, utcnow
+from ocp_ingest.ledger.transitions import ConflictingAudio, FileReceived
+from ocp_ingest.ocp.wire import RecordingName
+from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """A pushed recording waiting in the landing area."""
+
+    dialog_id: str
+    sha256: str
+    size_bytes: int
+    received_at: str
+    audio_url: str
+    filename: str
+    ocp_group: str | None = None
+    account_id: str | None = None
+    dialog_timestamp_ms: int | None = None
+
+    @property
+    def sidecar(self) -> ObjectStoragePath:
+        """Where the DAG finds a new arrival's sidecar."""
+        return ObjectStoragePath(self.audio_url.rsplit(".", 1)[0] + ".json")
+
+    @property
+    def waiting_sidecar(self) -> ObjectStoragePath:
+        """Where the sidecar of an arrival that waits for its dialog_end is parked."""
+        return self.sidecar.parent / "waiting" / self.sidecar.name
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+
+def land_sidecar(arrival: Arrival) -> None:
+    """Publish an arrival to the DAG (after its bytes are complete). A repeat keeps the first sidecar."""
+    with contextlib.suppress(ObjectExists):
+        write_create_only(arrival.sidecar, [arrival.to_json()])
+
+
+class RecordingTooLarge(ValueError):
+    """The pushed body exceeds the configured maximum; nothing was kept."""
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    #: received | duplicate (same bytes already landed) | already_stored | conflict (other bytes came
+    #: first or are stored: these were quarantined and the call flagged)
+    status: str
+    arrival: Arrival
+    detail: str = ""
+
+
+def _bounded(chunks: Iterable[bytes], max_bytes: int) -> Iterable[bytes]:
+    total = 0
+    for chunk in chunks:
+        total += len(chunk)
+        if total > max_bytes:
+            raise RecordingTooLarge(f"body exceeds the maximum recording size of {max_bytes} bytes")
+        yield chunk
+
+
+def land_recording(
+    name: RecordingName,
+    chunks: Iterable[bytes],
+    *,
+    ledger: Ledger,
+    layout: StorageLayout,
+    max_bytes: int,
+    expected_sha256: str | None = None,
+) -> LandingResult:
+    """Stream a pushed recording into landing, then set FILE_RECEIVED at once.
+
+    With a sender checksum the landing key is content-addressed, so a repeated push of the same bytes is
+    an idempotent success; the bytes are verified against it before anything becomes visible.
+
+    The first complete body wins (its ledger claim is set atomically with FILE_RECEIVED). A later body
+    with other bytes, for a call that is already stored or whose first body is still being processed,
+    is quarantined and the call flagged; its status is ``conflict`` (the receiver answers 409) and the
+    detail says where it was kept. Nothing is overwritten. If the first body is rejected, its claim is
+    released and a later push may be stored.
+    """
+    token = expected_sha256 or uuid.uuid4().hex
+    landing = layout.landing_path(name.dialog_id, token)
+    written = write_create_only(landing, _bounded(chunks, max_bytes), expected_sha256=expected_sha256)
+    arrival = Arrival(
+        dialog_id=name.dialog_id,
+        sha256=written.sha256,
+        size_bytes=written.size,
+        received_at=format_ts(utcnow()),
+        audio_url=str(landing),
+        filename=name.filename,
+        ocp_group=name.ocp_group,
+        account_id=name.account_id,
+        dialog_timestamp_ms=name.dialog_timestamp,
+    )
+    result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    if result.outcome is Outcome.ALREADY_STORED:
+        remove(landing)
+        return LandingResult("already_stored", arrival, "identical recording already stored")
+    if result.outcome is Outcome.CONFLICT:
+        quarantined = quarantine_copy(layout, landing, name.dialog_id, written.sha256, "conflicting_audio")
+        ledger.apply(ConflictingAudio(name.dialog_id, written.sha256, str(quarantined)))
+        remove(landing)
+        stored = result.record is not None and result.record.s3_stored
+        first = "is already stored" if stored else "was received first"
+        return LandingResult(
+            "conflict", arrival, f"a different recording {first}; this one kept at {quarantined}"
+        )
+    land_sidecar(arrival)
+    return LandingResult("received" if written.created else "duplicate", arrival)
+
+
+def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:
+    """New arrivals first, then those waiting for their dialog_end; sorted by name within each (stable)."""
+    folder = ObjectStoragePath(layout.landing_url) / "audio"
+    found: list[Arrival] = []
+    for sub in (folder, folder / "waiting"):
+        if not sub.exists():
+            continue
+        for sidecar in sorted(sub.glob("*.json"), key=lambda p: p.name):
+            if len(found) >= limit:
+                return found
+            try:
+                found.append(Arrival(**json.loads(sidecar.read_bytes())))
+            except (ValueError, TypeError) as exc:  # a damaged sidecar is reported, never crashes the batch
+                log.error("unreadable arrival sidecar %s: %s", sidecar, exc)
+    return found
+
+
+def count_arrivals(landing_url: str) -> int:
+    """How many new recordings and CDR events wait in landing (the trigger's test; parked ones excluded)."""
+    root = ObjectStoragePath(landing_url)
+    total = 0
+    for sub in ("audio", "cdr"):
+        folder = root / sub
+        if folder.exists():
+            total += sum(1 for _ in folder.glob("*.json"))
+    return total
+
+
+def remove(path: ObjectStoragePath) -> None:
+    """Delete a landing file; one already gone (a retried run) is fine."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
