@@ -29,7 +29,7 @@ class ReceiverLimits:
     max_head_bytes: int = 64 * 1024
     #: headers per request (431 beyond); OCP sends about ten
     max_header_count: int = 100
-    #: a request head must be complete this long after the connection opened (or the last answer)
+    #: a request head must be complete this long after the connection opened (or its first bytes came)
     head_timeout_s: float = 10.0
     #: connections and requests in flight as a whole (uvicorn answers 503 beyond)
     max_connections: int = 1000

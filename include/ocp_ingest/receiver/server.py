@@ -4,8 +4,9 @@ uvicorn's defaults leave the ingress open to a few cheap attacks, so the server 
 
 * request heads (request line + headers) are parsed by h11 with a size bound; a bigger head is answered
   431 and the connection closed before it is buffered (httptools, uvicorn's default parser, has no bound);
-* a request head must arrive within ``head_timeout_s`` of the connection (or of the previous answer), else
-  408 and close: a slowloris sender trickling header bytes cannot hold a connection;
+* a request head must be complete within ``head_timeout_s`` of the connection (or of its first bytes on a
+  kept-alive connection), else 408 and close: a slowloris sender trickling header bytes, or a connection
+  that never sends anything, cannot hold a connection;
 * ``limit_concurrency`` caps connections and requests in flight as a whole (503 beyond).
 
 Per-route limits (header count, concurrent and slow uploads, body read timeouts) live in the ASGI guard and
@@ -102,11 +103,10 @@ def protocol_class(limits: ReceiverLimits) -> type[H11Protocol]:
             super().data_received(data)
             if self.conn.their_state is not h11.IDLE:  # the head is complete (or the connection failed)
                 self._cancel_head_timer()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
-                self._arm_head_timer()  # the next request's head is timed too
+            elif self._head_timer is None and not self.transport.is_closing():
+                # The first bytes of a later request's head: it is timed from here. (An idle keep-alive
+                # connection between requests is uvicorn's keep-alive timeout's business.)
+                self._arm_head_timer()
 
         def send_400_response(self, msg: str) -> None:
             # Called while h11's RemoteProtocolError is being handled; its hint says 431 for a head
