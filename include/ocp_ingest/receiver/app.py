@@ -162,6 +162,8 @@ def create_app(
             raise RequestRejected(
                 408, f"body not complete within {limits.event_body_timeout_s:g} s"
             ) from None
+        except ClientDisconnect:
+            raise RequestRejected(400, "client disconnected before the body was complete") from None
         return b"".join(parts)
 
     @app.exception_handler(RequestRejected)
@@ -222,10 +224,11 @@ def create_app(
 
     @app.put("/v1/recordings/{filename}", summary="Push one call recording (streamed body)")
     async def push_recording(filename: str, request: Request) -> JSONResponse:
-        try:
-            name = wire.parse_recording_filename(filename)
-        except ids.InvalidIdentifier as exc:
-            raise RequestRejected(400, str(exc)) from None
+        with parsing("not an OCP recording file name"):
+            try:
+                name = wire.parse_recording_filename(filename)
+            except ids.InvalidIdentifier as exc:
+                raise RequestRejected(400, str(exc)) from None
         expected_sha = authenticate_audio(request, filename)
         check_declared_length(request, settings.max_recording_bytes)
         stream = request.stream().__aiter__()
@@ -250,10 +253,14 @@ def create_app(
             head = await _first_bytes(next_chunk, SNIFF_BYTES)
         except BodyTooSlow as exc:
             raise RequestRejected(408, str(exc)) from None
+        except ClientDisconnect:
+            raise RequestRejected(400, "client disconnected before the body was complete") from None
         if not head:
             raise RequestRejected(400, "empty body: no audio")
-        if sniff_format(head) is None:
-            raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
+        with parsing("body is not audio"):
+            audio_format = sniff_format(head)
+            if audio_format is None:
+                raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
 
         def land() -> LandingResult:
             try:
