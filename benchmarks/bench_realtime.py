@@ -166,11 +166,11 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
     # first flush) are not mistaken for memory that grows with the body.
     warm_id = "0" * 31 + "1"
     warm_sha, _ = audio.wav_digest(warm_id, 10_000)
+    warm_name = wire.recording_filename("grp-1", "acc-1", 1_700_000_000_000, warm_id)
     httpx.put(
-        f"http://127.0.0.1:{port}/v1/recordings/"
-        + wire.recording_filename("grp-1", "acc-1", 1_700_000_000_000, warm_id),
+        f"http://127.0.0.1:{port}/v1/recordings/{warm_name}",
         content=audio.wav_bytes(warm_id, 10_000),
-        headers=signing.audio_headers(secret, warm_sha),
+        headers=signing.audio_headers(secret, warm_name, warm_sha),
         timeout=60,
     ).raise_for_status()
     peak, before = 0.0, _rss_mib(proc.pid)
@@ -185,7 +185,7 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     name = wire.recording_filename("grp-1", "acc-1", 1_700_000_000_000, dialog_id)
-    headers = {**signing.audio_headers(secret, digest), "content-length": str(size)}
+    headers = {**signing.audio_headers(secret, name, digest), "content-length": str(size)}
     start = time.perf_counter()
     response = httpx.put(
         f"http://127.0.0.1:{port}/v1/recordings/{name}",

@@ -70,7 +70,7 @@ class Receiver:
 
         async def recording(request: Request) -> JSONResponse:
             try:
-                _, claimed = signing.verify_digest(SECRET, request.headers)
+                _, claimed = signing.verify_digest(SECRET, request.headers, request.path_params["name"])
             except signing.SignatureError:
                 self.rejected += 1
                 return JSONResponse({"error": "bad signature"}, 401)

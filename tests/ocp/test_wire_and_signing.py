@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import time
 from datetime import UTC, datetime
 
 import pytest
+from pydantic import ValidationError
 
 from ocp_ingest import ids
 from ocp_ingest.ocp import wire
@@ -83,13 +86,16 @@ def test_event_signature_round_trip_and_tampering() -> None:
         signing.verify_body("s3cret", headers, body, now=1000 + 301)
 
 
+NAME = wire.recording_filename("ocp-banking", "acc-1", 1_700_000_000_000, "AB" * 16)
+
+
 def test_audio_signature_covers_the_digest() -> None:
     sha = hashlib.sha256(b"RIFF....").hexdigest()
-    headers = signing.audio_headers("s3cret", sha, now=50)
-    assert signing.verify_digest("s3cret", headers, now=50) == (headers[signing.ID_HEADER], sha)
+    headers = signing.audio_headers("s3cret", NAME, sha, now=50)
+    assert signing.verify_digest("s3cret", headers, NAME, now=50) == (headers[signing.ID_HEADER], sha)
     forged = dict(headers, **{signing.CONTENT_SHA256_HEADER: hashlib.sha256(b"other").hexdigest()})
     with pytest.raises(signing.SignatureError):
-        signing.verify_digest("s3cret", forged, now=50)
+        signing.verify_digest("s3cret", forged, NAME, now=50)
     signing.verify_shared_secret("pw", {signing.SHARED_SECRET_HEADER: "pw"})
     with pytest.raises(signing.SignatureError) as info:
         signing.verify_shared_secret("pw", {signing.SHARED_SECRET_HEADER: "wrong"})
@@ -113,3 +119,113 @@ def test_new_secrets_are_fresh_and_usable() -> None:
     assert signing.verify_body(first, headers, b"[]") == headers[signing.ID_HEADER]
     with pytest.raises(signing.SignatureError):
         signing.verify_body(second, headers, b"[]")
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        wire.recording_filename("ocp-cards", "acc-1", 1_700_000_000_000, "AB" * 16),  # another group
+        wire.recording_filename("ocp-banking", "acc-2", 1_700_000_000_000, "AB" * 16),  # another account
+        wire.recording_filename("ocp-banking", "acc-1", 1_700_000_000_001, "AB" * 16),  # another time
+        wire.recording_filename("ocp-banking", "acc-1", 1_700_000_000_000, "CD" * 16),  # another call
+    ],
+)
+def test_audio_signature_covers_where_the_bytes_go(other: str) -> None:
+    """A signed push replayed (within the window) to any other file name does not verify."""
+    sha = hashlib.sha256(b"RIFF....").hexdigest()
+    headers = signing.audio_headers("s3cret", NAME, sha, now=50)
+    with pytest.raises(signing.SignatureError, match="does not match"):
+        signing.verify_digest("s3cret", headers, other, now=50)
+
+
+@pytest.mark.parametrize("raw", ["", "-50", " 50", "5_0", "\u0665\u0660", "\u00b2", "50.0", "9" * 5000])
+def test_signature_timestamps_are_ascii_digits_only(raw: str) -> None:
+    headers = signing.event_headers("s3cret", b"[]", now=50) | {signing.TIMESTAMP_HEADER: raw}
+    with pytest.raises(signing.SignatureError, match="malformed"):
+        signing.verify_body("s3cret", headers, b"[]", now=50)
+
+
+def _event(**changes: object) -> dict[str, object]:
+    event = generate_calls(seed=3, count=1, window_start=_t("2025-01-01T00:00"))[0].dialog_end()
+    return json.loads(event.to_json()) | changes
+
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"duration": -1}, "duration"),
+        ({"duration": DAY_MS + 1}, "duration"),
+        ({"duration": 10**30}, "duration"),
+        ({"time": -1}, "time"),
+        ({"time": 0}, "time"),
+        ({"time": wire.MIN_EVENT_TIME_MS - 1}, "time"),
+        ({"time": int(time.time() * 1000) + 2 * DAY_MS}, "time"),
+        ({"time": 10**30}, "time"),
+        ({"time": 2**63}, "time"),
+    ],
+)
+def test_impossible_values_are_refused_with_the_field(changes: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        wire.CdrEvent.model_validate(_event(**changes))
+    assert info.value.errors()[0]["loc"] == (field,)
+
+
+def test_plausible_bounds_are_accepted() -> None:
+    now_ms = int(time.time() * 1000)
+    edges = ({"duration": 0}, {"duration": DAY_MS}, {"time": wire.MIN_EVENT_TIME_MS}, {"time": now_ms})
+    for changes in edges:
+        wire.CdrEvent.model_validate(_event(**changes))
+
+
+def test_a_malformed_ndjson_line_is_one_malformed_record() -> None:
+    good = json.dumps(_event())
+    records = wire.parse_event_body(f"{good}\n{{not json\n\n{good}\n".encode())
+    assert len(records) == 3
+    assert isinstance(records[1], wire.MalformedRecord) and "line 2" in records[1].reason
+    assert records[0] == records[2] == json.loads(good)
+    for body in (b'{"message_type": "dialog_start",', b"{nope\n[also not\n", b"\xff\xfe"):
+        with pytest.raises(ValueError):
+            wire.parse_event_body(body)
+
+
+@pytest.mark.parametrize("depth", [wire.MAX_JSON_DEPTH + 1, 900, 50_000])
+def test_deep_json_is_refused_never_a_recursion_error(depth: int) -> None:
+    deep = "[" * depth + "]" * depth
+    as_field = '{"x": ' + deep + "}"
+    try:
+        records = wire.parse_event_body(as_field.encode())
+    except ValueError as exc:  # too deep for the decoder: the whole body is refused
+        assert "nested" in str(exc)
+    else:
+        assert len(records) == 1 and isinstance(records[0], wire.MalformedRecord)
+    lines = wire.parse_event_body((json.dumps(_event()) + "\n" + as_field).encode())
+    assert isinstance(lines[0], dict) and isinstance(lines[1], wire.MalformedRecord)
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660",  # Arabic-Indic
+        "\u00b9\u2077",  # superscripts: isdigit() is True, int() fails
+        "\uff11\uff17\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10\uff10",  # fullwidth
+        "1700000000000\n",
+        "+1700000000000",
+        "1_700_000_000_000",
+        "0",
+        "9" * 17,
+        "9" * 5000,
+        str(int(time.time() * 1000) + 2 * DAY_MS),
+    ],
+)
+def test_file_name_timestamps_are_plausible_ascii_epoch_ms(timestamp: str) -> None:
+    with pytest.raises(ids.InvalidIdentifier):
+        wire.parse_recording_filename(f"grp~acc~{timestamp}~{'A' * 32}.wav")
+
+
+def test_overlong_file_names_are_refused_quoting_a_short_part() -> None:
+    with pytest.raises(ids.InvalidIdentifier) as info:
+        wire.parse_recording_filename("g" * 100_000 + ".wav")
+    assert len(str(info.value)) < 200

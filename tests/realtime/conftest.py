@@ -38,7 +38,7 @@ class Receiver:
 
     def put_audio(self, call: SimCall, body: bytes | None = None, **headers: str) -> httpx.Response:
         body = audio.wav_bytes(call.dialog_id, call.duration_ms) if body is None else body
-        signed = signing.audio_headers(SECRET, _sha(body))
+        signed = signing.audio_headers(SECRET, call.recording_filename, _sha(body))
         return self.client.put(
             f"{self.url}/v1/recordings/{call.recording_filename}", content=body, headers={**signed, **headers}
         )

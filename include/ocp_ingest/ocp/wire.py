@@ -26,6 +26,8 @@ Assumed (marked ASSUMED below)
 from __future__ import annotations
 
 import json
+import re
+import time as _clock
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -87,6 +89,24 @@ class EndType(StrEnum):
 # ASSUMED: the "IVR end" of the seed is a dialog_step with this step name and a reason.
 IVR_END_STEP = "ivr_end"
 
+# Plausible values (every CDR path, push or export, shares them): a call time from 2000-01-01 to one day
+# ahead of our clock (clock skew), a duration from 0 to 24 hours. Anything else is refused, never stored.
+MIN_EVENT_TIME_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+FUTURE_SKEW_MS = 24 * 3600 * 1000
+MAX_DURATION_MS = 24 * 3600 * 1000
+# A push body's JSON may nest this deep (an event is 3 levels; deeper is hostile, not OCP).
+MAX_JSON_DEPTH = 32
+
+
+def check_event_time(field: str, value_ms: int, now_ms: int | None = None) -> int:
+    """Return ``value_ms`` if it is a plausible call time (epoch ms), else raise ValueError saying why."""
+    latest = (int(_clock.time() * 1000) if now_ms is None else now_ms) + FUTURE_SKEW_MS
+    if not MIN_EVENT_TIME_MS <= value_ms <= latest:
+        raise ValueError(
+            f"{field} must be epoch milliseconds between 2000-01-01 and one day from now, got {value_ms}"
+        )
+    return value_ms
+
 
 class Flow(BaseModel):
     model_config = ConfigDict(extra="allow")
@@ -135,6 +155,18 @@ class CdrEvent(BaseModel):
     def _dialog_group(cls, value: str) -> str:
         return ids.token("group", value)
 
+    @field_validator("time")
+    @classmethod
+    def _time(cls, value: int) -> int:
+        return check_event_time("time", value)
+
+    @field_validator("duration")
+    @classmethod
+    def _duration(cls, value: int | None) -> int | None:
+        if value is not None and not 0 <= value <= MAX_DURATION_MS:
+            raise ValueError(f"duration must be 0..{MAX_DURATION_MS} ms (24 h), got {value}")
+        return value
+
     @property
     def dialog_id(self) -> str:
         return self.id
@@ -157,18 +189,69 @@ def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> list[CdrEvent]:
     return events
 
 
-def parse_event_body(body: bytes) -> list[dict[str, Any]]:
-    """Split a push body (one JSON object, a JSON array, or NDJSON) into raw event dicts."""
-    text = body.decode().strip()
+@dataclass(frozen=True)
+class MalformedRecord:
+    """One record of a push body that could not be read (an NDJSON line that is not JSON, or too deep)."""
+
+    reason: str
+
+
+def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:  # the decoder's own depth guard: hostile input, not our fault
+        raise ValueError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+
+
+def _record(value: Any) -> Any:
+    if _too_deep(value):
+        return MalformedRecord(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def parse_event_body(body: bytes) -> list[Any]:
+    """Split a push body (one JSON object, a JSON array, or NDJSON) into its records.
+
+    A body that is one JSON document gives that object, or the array's items. Otherwise each non-blank line
+    is one record (NDJSON), and a line that is not JSON becomes a ``MalformedRecord`` so the rest of the
+    batch is kept; so does a record nested deeper than ``MAX_JSON_DEPTH``. Raises ValueError (with a reason
+    that never quotes the body) when the body is not UTF-8 or no line of it is JSON.
+    """
+    text = body.decode().strip()  # UnicodeDecodeError is a ValueError
     if not text:
         return []
-    if text[0] == "[":
-        loaded = json.loads(text)
-        return list(loaded)
     try:
-        return [json.loads(text)]
-    except json.JSONDecodeError:
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
+        loaded = _loads(text)
+    except ValueError as whole:
+        # JSON strings cannot hold a raw newline, so NDJSON splits on it alone.
+        lines = [line.strip() for line in text.split("\n")]
+        lines = [line for line in lines if line]
+        if len(lines) < 2:
+            raise
+        records: list[Any] = []
+        for number, line in enumerate(lines, 1):
+            try:
+                records.append(_record(_loads(line)))
+            except ValueError as exc:
+                records.append(MalformedRecord(f"line {number} is not JSON: {str(exc)[:120]}"))
+        if all(isinstance(r, MalformedRecord) for r in records):
+            raise whole from None
+        return records
+    if isinstance(loaded, list):
+        return [_record(item) for item in loaded]
+    return [_record(loaded)]
 
 
 # ------------------------------------------------------------------------------------ recordings
@@ -196,15 +279,29 @@ def recording_filename(ocp_group: str, account_id: str, dialog_timestamp: int, d
     ).filename
 
 
+# ASCII digits only (str.isdigit and int() also take other scripts' digits); at most 16 (epoch ms).
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,16}")
+MAX_RECORDING_NAME = 255  # 64 + 64 + 16 + 32 + separators fit well below; a longer name is not OCP's
+
+
 def parse_recording_filename(name: str) -> RecordingName:
     """Parse and validate an OCP recording file name; raise ids.InvalidIdentifier if it is not one."""
-    if not isinstance(name, str) or not name.endswith(".wav") or "/" in name:
-        raise ids.InvalidIdentifier(f"not an OCP recording file name: {name[:80]!r}")
+    if (
+        not isinstance(name, str)
+        or len(name) > MAX_RECORDING_NAME
+        or not name.endswith(".wav")
+        or "/" in name
+    ):
+        raise ids.InvalidIdentifier(f"not an OCP recording file name: {str(name)[:80]!r}")
     parts = name.removesuffix(".wav").split("~")
-    if len(parts) != 4 or not parts[2].isdigit():
+    if len(parts) != 4 or not _TIMESTAMP_RE.fullmatch(parts[2]):
         raise ids.InvalidIdentifier(f"not an OCP recording file name: {name[:80]!r}")
+    try:
+        timestamp = check_event_time("the file name's dialog timestamp", int(parts[2]))
+    except ValueError as exc:
+        raise ids.InvalidIdentifier(str(exc)) from None
     return RecordingName(
-        ids.ocp_group(parts[0]), ids.token("account_id", parts[1]), int(parts[2]), ids.dialog_id(parts[3])
+        ids.ocp_group(parts[0]), ids.token("account_id", parts[1]), timestamp, ids.dialog_id(parts[3])
     )
 
 

@@ -1,22 +1,27 @@
 """The receiver: where OCP pushes CDR events and recordings (the seed's API Gateway + Lambda ingress).
 
 - ``POST /v1/events``: one JSON object, a JSON array or NDJSON. Valid events go to the ledger at once and
-  to the CDR manifest; invalid ones are listed back with the reason, the rest of the batch is kept.
+  to the CDR manifest; invalid ones (a malformed NDJSON line too) are listed back with the reason, the rest
+  of the batch is kept (207).
 - ``PUT /v1/recordings/{filename}``: the audio body, streamed to landing (flat memory), SHA-256 checked,
   FILE_RECEIVED set at once. OCP's file name ``{group}~{account}~{timestamp}~{dialog_id}.wav``.
 - ``GET /healthz``, ``GET /metrics`` (Prometheus text), ``GET /openapi.json``.
 
 Every request is authenticated before anything is written (Standard Webhooks HMAC, or a shared secret),
-bodies are bounded, audio is sniffed from its bytes, and every id is validated before it touches storage.
+bodies are bounded in size and time, audio is sniffed from its bytes, and every id and value is validated
+before it touches the ledger or storage. Anything wrong with the input is a 4xx with a reason (input
+quoted back cut short); a 500 means our fault and is logged with its traceback.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -41,12 +46,14 @@ from ocp_ingest.realtime import (
     record_cdr_event,
 )
 from ocp_ingest.receiver import auth as signing
+from ocp_ingest.receiver.guard import IngressGuard, ReceiverLimits, clip
 from ocp_ingest.receiver.metrics import Metrics
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout
 
 log = logging.getLogger("ocp_ingest.receiver")
 SNIFF_BYTES = 64
+_CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,19}")  # ASCII digits; int() would take other scripts' digits
 
 
 class RequestRejected(Exception):
@@ -56,6 +63,22 @@ class RequestRejected(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+class BodyTooSlow(Exception):
+    """The sender stopped sending, or sends slower than the receiver's minimum rate; nothing was kept."""
+
+
+@contextlib.contextmanager
+def parsing(what: str) -> Iterator[None]:
+    """Any exception while reading the input (before any write) is the input's fault: a 400 with why."""
+    try:
+        yield
+    except RequestRejected:
+        raise
+    except Exception as exc:
+        log.warning("%s: unexpected %s", what, type(exc).__name__, exc_info=True)
+        raise RequestRejected(400, f"{what}: {type(exc).__name__}: {clip(str(exc))}") from None
 
 
 def _secret_from_env() -> str:
@@ -70,9 +93,11 @@ def create_app(
     *,
     secret: str | None = None,
     ledger: Ledger | None = None,
+    limits: ReceiverLimits | None = None,
 ) -> FastAPI:
-    """Build the receiver app. Tests pass their own settings, secret and ledger."""
+    """Build the receiver app. Tests pass their own settings, secret, ledger and limits."""
     settings = settings or Settings.from_env()
+    limits = limits or ReceiverLimits()
     secret = secret if secret is not None else _secret_from_env()
     ledger = ledger or open_ledger(settings)
     layout = StorageLayout.from_settings(settings)
@@ -89,6 +114,11 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.ledger = ledger
+    app.add_middleware(IngressGuard, limits=limits, metrics=metrics)
+    # Uploads and event writes run in threads from their own pools, so uploads held open by slow senders
+    # cannot take the threads that event pushes and /healthz (anyio's default pool) need.
+    upload_threads = anyio.CapacityLimiter(limits.max_uploads)
+    event_threads = anyio.CapacityLimiter(limits.event_threads)
 
     def authenticate_events(request: Request, body: bytes) -> None:
         try:
@@ -101,7 +131,7 @@ def create_app(
         except signing.SignatureError as exc:
             raise RequestRejected(401, str(exc)) from None
 
-    def authenticate_audio(request: Request) -> str | None:
+    def authenticate_audio(request: Request, filename: str) -> str | None:
         """Check headers before the body streams; returns the sender's SHA-256 when it gave one."""
         try:
             if settings.receiver_auth == "shared":
@@ -111,7 +141,7 @@ def create_app(
                     raise RequestRejected(400, f"malformed {signing.CONTENT_SHA256_HEADER} header")
                 return given or None
             _, sha = signing.verify_digest(
-                secret, request.headers, tolerance_s=settings.receiver_replay_window_s
+                secret, request.headers, filename, tolerance_s=settings.receiver_replay_window_s
             )
             return sha
         except signing.SignatureError as exc:
@@ -120,24 +150,32 @@ def create_app(
     def check_declared_length(request: Request, limit: int) -> None:
         declared = request.headers.get("content-length")
         if declared is not None:
-            if not declared.isdigit():
+            if not _CONTENT_LENGTH_RE.fullmatch(declared):
                 raise RequestRejected(400, "malformed Content-Length")
             if int(declared) > limit:
                 raise RequestRejected(413, f"body of {declared} bytes exceeds the limit of {limit} bytes")
 
     async def read_bounded(request: Request, limit: int) -> bytes:
         parts, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestRejected(413, f"body exceeds the limit of {limit} bytes")
-            parts.append(chunk)
+        try:
+            with anyio.fail_after(limits.event_body_timeout_s):
+                async for chunk in request.stream():
+                    size += len(chunk)
+                    if size > limit:
+                        raise RequestRejected(413, f"body exceeds the limit of {limit} bytes")
+                    parts.append(chunk)
+        except TimeoutError:
+            raise RequestRejected(
+                408, f"body not complete within {limits.event_body_timeout_s:g} s"
+            ) from None
+        except ClientDisconnect:
+            raise RequestRejected(400, "client disconnected before the body was complete") from None
         return b"".join(parts)
 
     @app.exception_handler(RequestRejected)
     async def _rejected(request: Request, exc: RequestRejected) -> JSONResponse:
         metrics.inc("ocp_receiver_requests_rejected_total", status=str(exc.status))
-        log.warning("rejected %s %s: %s %s", request.method, request.url.path, exc.status, exc.reason)
+        log.warning("rejected %s %s: %s %s", request.method, clip(request.url.path), exc.status, exc.reason)
         return JSONResponse({"error": exc.reason}, status_code=exc.status)
 
     @app.post("/v1/events", summary="Push CDR events (JSON object, JSON array or NDJSON)")
@@ -145,15 +183,19 @@ def create_app(
         check_declared_length(request, settings.max_event_body_bytes)
         body = await read_bounded(request, settings.max_event_body_bytes)
         authenticate_events(request, body)
-        try:
+        with parsing("body is not JSON, a JSON array or NDJSON"):
             raw_events = wire.parse_event_body(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise RequestRejected(400, f"body is not JSON, a JSON array or NDJSON: {exc}") from None
+        if len(raw_events) > limits.max_events_per_push:
+            raise RequestRejected(
+                413, f"{len(raw_events)} records exceed the limit of {limits.max_events_per_push} per push"
+            )
         accepted: list[CdrEventOut] = []
         rejected: list[dict[str, Any]] = []
         events = []
         for index, raw in enumerate(raw_events):
             try:
+                if isinstance(raw, wire.MalformedRecord):
+                    raise ValueError(raw.reason)
                 if not isinstance(raw, dict):
                     raise ValueError("each event must be a JSON object")
                 event = wire.CdrEvent.model_validate(raw)
@@ -161,6 +203,9 @@ def create_app(
                 events.append((index, event))
             except (ValidationError, ValueError) as exc:
                 rejected.append({"index": index, "reason": _short_reason(exc)})
+            except Exception as exc:  # still the record's fault: nothing was written yet
+                log.warning("event %d: unexpected %s", index, type(exc).__name__, exc_info=True)
+                rejected.append({"index": index, "reason": f"{type(exc).__name__}: {clip(str(exc))}"})
 
         reused: list[dict[str, Any]] = []
 
@@ -174,7 +219,7 @@ def create_app(
                 accepted.append({"index": index, "event_id": event.event_id, "duplicate": not created})
             ledger.flush_audit()  # before the 200: an acknowledged event has its audit row on storage
 
-        await anyio.to_thread.run_sync(apply_all)
+        await anyio.to_thread.run_sync(apply_all, limiter=event_threads)
         rejected = sorted(rejected + reused, key=lambda r: r["index"])
         duplicates = sum(1 for a in accepted if a["duplicate"])
         metrics.inc("ocp_receiver_events_accepted_total", len(accepted) - duplicates)
@@ -183,24 +228,54 @@ def create_app(
         # 409 when every refused event reused an id for another event, and nothing was accepted
         refused = 409 if reused and len(reused) == len(rejected) else 422
         status = 200 if not rejected else (207 if accepted else refused)
-        return JSONResponse(
-            {"accepted": len(accepted), "duplicates": duplicates, "rejected": rejected}, status_code=status
-        )
+        answer: dict[str, Any] = {
+            "accepted": len(accepted),
+            "duplicates": duplicates,
+            "rejected": rejected[: limits.max_rejections_listed],
+        }
+        if len(rejected) > limits.max_rejections_listed:
+            answer["rejected_total"] = len(rejected)  # the list above is its first part
+        return JSONResponse(answer, status_code=status)
 
     @app.put("/v1/recordings/{filename}", summary="Push one call recording (streamed body)")
     async def push_recording(filename: str, request: Request) -> JSONResponse:
-        try:
-            name = wire.parse_recording_filename(filename)
-        except ids.InvalidIdentifier as exc:
-            raise RequestRejected(400, str(exc)) from None
-        expected_sha = authenticate_audio(request)
+        with parsing("not an OCP recording file name"):
+            try:
+                name = wire.parse_recording_filename(filename)
+            except ids.InvalidIdentifier as exc:
+                raise RequestRejected(400, str(exc)) from None
+        expected_sha = authenticate_audio(request, filename)
         check_declared_length(request, settings.max_recording_bytes)
         stream = request.stream().__aiter__()
-        head = await _first_bytes(stream, SNIFF_BYTES)
+        started = time.monotonic()
+        received = 0
+
+        async def next_chunk() -> bytes:
+            """The body's next chunk, or BodyTooSlow: a sender must keep sending, at a minimum rate."""
+            nonlocal received
+            try:
+                with anyio.fail_after(limits.body_idle_timeout_s):
+                    chunk = await stream.__anext__()
+            except TimeoutError:
+                raise BodyTooSlow(f"no body bytes for {limits.body_idle_timeout_s:g} s") from None
+            received += len(chunk)
+            late = time.monotonic() - started - limits.upload_grace_s
+            if late > 0 and received < limits.min_upload_rate * late:
+                raise BodyTooSlow(f"body arrives slower than {limits.min_upload_rate} bytes/s")
+            return chunk
+
+        try:
+            head = await _first_bytes(next_chunk, SNIFF_BYTES)
+        except BodyTooSlow as exc:
+            raise RequestRejected(408, str(exc)) from None
+        except ClientDisconnect:
+            raise RequestRejected(400, "client disconnected before the body was complete") from None
         if not head:
             raise RequestRejected(400, "empty body: no audio")
-        if sniff_format(head) is None:
-            raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
+        with parsing("body is not audio"):
+            audio_format = sniff_format(head)
+            if audio_format is None:
+                raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
 
         def land() -> LandingResult:
             try:
@@ -219,18 +294,21 @@ def create_app(
             yield head
             while True:
                 try:
-                    yield anyio.from_thread.run(stream.__anext__)
+                    yield anyio.from_thread.run(next_chunk)
                 except StopAsyncIteration:
                     return
 
-        started = time.monotonic()
         metrics.add_gauge("ocp_receiver_uploads_in_flight", 1)
         try:
-            result = await anyio.to_thread.run_sync(land)
+            result = await anyio.to_thread.run_sync(land, limiter=upload_threads)
         except RecordingTooLarge as exc:
             raise RequestRejected(413, str(exc)) from None
         except ChecksumMismatch:
             raise RequestRejected(400, "body does not match its x-ocp-content-sha256 checksum") from None
+        except BodyTooSlow as exc:
+            metrics.inc("ocp_receiver_uploads_aborted_total")
+            log.warning("upload of %s cut: %s; nothing kept", name.dialog_id, exc)
+            raise RequestRejected(408, f"{exc}; nothing was kept") from None
         except ClientDisconnect:
             metrics.inc("ocp_receiver_uploads_aborted_total")
             log.warning("upload of %s aborted by the sender; nothing kept", name.dialog_id)
@@ -278,11 +356,11 @@ def create_app(
 CdrEventOut = dict[str, Any]
 
 
-async def _first_bytes(stream: AsyncIterator[bytes], want: int) -> bytes:
+async def _first_bytes(next_chunk: Callable[[], Awaitable[bytes]], want: int) -> bytes:
     head = b""
     try:
         while len(head) < want:
-            head += await stream.__anext__()
+            head += await next_chunk()
     except StopAsyncIteration:
         pass
     return head
@@ -292,5 +370,5 @@ def _short_reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "event"
-        return f"{where}: {first.get('msg', 'invalid')}"
-    return str(exc)[:200]
+        return clip(f"{where}: {first.get('msg', 'invalid')}", 200)
+    return clip(str(exc), 200)

@@ -6,8 +6,13 @@ signatures are accepted on verify, as Standard Webhooks allows during secret rot
 
 * Event pushes sign the raw body: ``f"{id}.{timestamp}.".encode() + body``.
 * Audio pushes can be 1 GB and are streamed, so the receiver cannot hold the body to check a signature
-  before writing it. They sign the body's SHA-256 instead: ``f"{id}.{timestamp}.{sha256hex}"``, and send the
-  checksum in ``x-ocp-content-sha256``; the receiver hashes while streaming and compares at the end.
+  before writing it. They sign where the bytes go and the body's SHA-256 instead:
+  ``f"{id}.{timestamp}.{filename}.{sha256hex}"``, where ``filename`` is the recording file name of the
+  push's URL (``{ocp_group}~{account_id}~{dialog_timestamp}~{dialog_id}.wav``: everything that decides
+  where the recording is stored), and send the checksum in ``x-ocp-content-sha256``; the receiver hashes
+  while streaming and compares at the end. A signed push replayed to another file name does not verify.
+  The file name holds no ``.`` but its ``.wav`` suffix and the digest is 64 hex characters, so the signed
+  string splits back into its parts one way only.
 
 Alternative (simpler tenants): a shared secret in ``x-ocp-shared-secret``. Every comparison is constant-time.
 """
@@ -30,7 +35,8 @@ CONTENT_SHA256_HEADER = "x-ocp-content-sha256"
 SHARED_SECRET_HEADER = "x-ocp-shared-secret"
 DEFAULT_TOLERANCE_S = 300.0
 
-_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_TIMESTAMP_RE = re.compile(r"[0-9]{1,12}")
 
 
 class SignatureError(ValueError):
@@ -64,9 +70,9 @@ def sign_body(secret: str | bytes, msg_id: str, timestamp: int, body: bytes) -> 
     return _signature(secret, f"{msg_id}.{timestamp}.".encode() + body)
 
 
-def sign_digest(secret: str | bytes, msg_id: str, timestamp: int, sha256hex: str) -> str:
-    """Signature header value for an audio push (the body's SHA-256 hex is signed, not the body)."""
-    return _signature(secret, f"{msg_id}.{timestamp}.{sha256hex.lower()}".encode())
+def sign_digest(secret: str | bytes, msg_id: str, timestamp: int, filename: str, sha256hex: str) -> str:
+    """Signature header value for an audio push: its recording file name and body's SHA-256 are signed."""
+    return _signature(secret, f"{msg_id}.{timestamp}.{filename}.{sha256hex.lower()}".encode())
 
 
 def _signed_headers(sign: Callable[[str, int], str], msg_id: str | None, now: float | None) -> dict[str, str]:
@@ -84,18 +90,23 @@ def event_headers(
 
 
 def audio_headers(
-    secret: str | bytes, sha256hex: str, *, msg_id: str | None = None, now: float | None = None
+    secret: str | bytes,
+    filename: str,
+    sha256hex: str,
+    *,
+    msg_id: str | None = None,
+    now: float | None = None,
 ) -> dict[str, str]:
-    """All headers to sign an audio push whose body has SHA-256 ``sha256hex``."""
-    headers = _signed_headers(lambda m, ts: sign_digest(secret, m, ts, sha256hex), msg_id, now)
+    """All headers to sign an audio push to recording ``filename`` whose body has SHA-256 ``sha256hex``."""
+    headers = _signed_headers(lambda m, ts: sign_digest(secret, m, ts, filename, sha256hex), msg_id, now)
     return {**headers, CONTENT_SHA256_HEADER: sha256hex.lower()}
 
 
 def _check_timestamp(raw: str | None, tolerance_s: float, now: float | None) -> int:
-    try:
-        ts = int(raw or "")
-    except ValueError:
-        raise SignatureError(f"missing or malformed {TIMESTAMP_HEADER} header") from None
+    # ASCII digits only: int() also takes signs, spaces, "_" and other scripts' digits.
+    if raw is None or not _TIMESTAMP_RE.fullmatch(raw):
+        raise SignatureError(f"missing or malformed {TIMESTAMP_HEADER} header")
+    ts = int(raw)
     current = time.time() if now is None else now
     if abs(current - ts) > tolerance_s:
         # Outside the replay window: an old (or far-future) message is refused even if correctly signed.
@@ -140,11 +151,12 @@ def verify_body(
 def verify_digest(
     secret: str | bytes,
     headers: Mapping[str, str],
+    filename: str,
     *,
     tolerance_s: float = DEFAULT_TOLERANCE_S,
     now: float | None = None,
 ) -> tuple[str, str]:
-    """Verify an audio push's headers before streaming its body.
+    """Verify an audio push to recording ``filename`` by its headers, before streaming its body.
 
     Returns ``(msg_id, sha256hex)``: the caller must hash the body while streaming and reject (and delete)
     it unless the digest equals ``sha256hex``.
@@ -156,7 +168,7 @@ def verify_digest(
     if not _SHA256_RE.fullmatch(sha):
         raise SignatureError(f"missing or malformed {CONTENT_SHA256_HEADER} header")
     ts = _check_timestamp(_get(headers, TIMESTAMP_HEADER), tolerance_s, now)
-    if not _match(sign_digest(secret, msg_id, ts, sha), _get(headers, SIGNATURE_HEADER) or ""):
+    if not _match(sign_digest(secret, msg_id, ts, filename, sha), _get(headers, SIGNATURE_HEADER) or ""):
         raise SignatureError("signature does not match")
     return msg_id, sha
 

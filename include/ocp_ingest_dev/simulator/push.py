@@ -151,11 +151,16 @@ class Pusher:
         self._http.close()
 
     def _auth(
-        self, headers: dict[str, str], *, body: bytes | None = None, sha256hex: str | None = None
+        self,
+        headers: dict[str, str],
+        *,
+        body: bytes | None = None,
+        sha256hex: str | None = None,
+        filename: str = "",
     ) -> None:
         if self.signing_secret:
             if sha256hex is not None:
-                headers.update(signing.audio_headers(self.signing_secret, sha256hex))
+                headers.update(signing.audio_headers(self.signing_secret, filename, sha256hex))
             else:
                 headers.update(signing.event_headers(self.signing_secret, body or b""))
         if self.shared_secret:
@@ -177,7 +182,7 @@ class Pusher:
             size += len(chunk)
         sha = digest.hexdigest()
         headers = {"content-type": wire.AUDIO_CONTENT_TYPE, "content-length": str(size)}
-        self._auth(headers, sha256hex=sha)
+        self._auth(headers, sha256hex=sha, filename=call.recording_filename)
         body = _audio_body(call, outcome)
         if outcome == "reset":
             body = _resetting(body, size // 2)

@@ -12,7 +12,7 @@ from ocp_ingest.ledger.model import IngestionSource
 from ocp_ingest.ledger.transitions import Stored
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest_dev.simulator import audio
-from tests.realtime.conftest import SECRET, Receiver
+from tests.receiver.conftest import SECRET, Receiver
 
 
 def test_events_reach_the_ledger_and_the_manifest_once(receiver: Receiver, calls) -> None:
@@ -75,7 +75,9 @@ def test_wrong_or_missing_signatures_are_401_and_write_nothing(receiver: Receive
         assert response.status_code == 401
         assert SECRET not in response.text
     wav = audio.wav_bytes(calls[0].dialog_id, calls[0].duration_ms)
-    bad_audio = signing.audio_headers("other-secret", hashlib.sha256(wav).hexdigest())
+    bad_audio = signing.audio_headers(
+        "other-secret", calls[0].recording_filename, hashlib.sha256(wav).hexdigest()
+    )
     url = f"{receiver.url}/v1/recordings/{calls[0].recording_filename}"
     assert receiver.client.put(url, content=wav, headers=bad_audio).status_code == 401
     assert receiver.ledger.get(calls[0].dialog_id) is None
@@ -112,7 +114,7 @@ def test_audio_push_lands_and_sets_file_received_at_once(receiver: Receiver, cal
 def test_checksum_mismatch_is_refused_and_leaves_nothing(receiver: Receiver, calls) -> None:
     call = calls[0]
     wav = audio.wav_bytes(call.dialog_id, call.duration_ms)
-    headers = signing.audio_headers(SECRET, hashlib.sha256(wav + b"x").hexdigest())
+    headers = signing.audio_headers(SECRET, call.recording_filename, hashlib.sha256(wav + b"x").hexdigest())
     url = f"{receiver.url}/v1/recordings/{call.recording_filename}"
     response = receiver.client.put(url, content=wav, headers=headers)
     assert response.status_code == 400 and "checksum" in response.json()["error"]
@@ -124,7 +126,7 @@ def test_oversized_bodies_are_413_declared_or_streamed(receiver: Receiver, calls
     call = calls[0]
     big = audio.wav_bytes(call.dialog_id, 3 * 60 * 1000)  # ~2.9 MB > the 2 MiB limit of this fixture
     assert receiver.put_audio(call, big).status_code == 413
-    headers = signing.audio_headers(SECRET, hashlib.sha256(big).hexdigest())
+    headers = signing.audio_headers(SECRET, call.recording_filename, hashlib.sha256(big).hexdigest())
 
     def chunked():  # no Content-Length: the limit must hold while streaming
         for i in range(0, len(big), 65536):
@@ -152,7 +154,6 @@ def test_non_audio_bodies_are_415_whatever_their_name(receiver: Receiver, calls)
 
 def test_hostile_file_names_never_touch_storage(receiver: Receiver, calls) -> None:
     wav = audio.wav_bytes(calls[0].dialog_id, calls[0].duration_ms)
-    headers = signing.audio_headers(SECRET, hashlib.sha256(wav).hexdigest())
     for name in (
         "..%2F..%2Fetc%2Fpasswd",
         f"grp~acc~1~{calls[0].dialog_id}.wav%00.txt",
@@ -160,6 +161,7 @@ def test_hostile_file_names_never_touch_storage(receiver: Receiver, calls) -> No
         "grp~acc~1~NOTHEX.wav",
         f"grp~acc~notanumber~{calls[0].dialog_id}.wav",
     ):
+        headers = signing.audio_headers(SECRET, name, hashlib.sha256(wav).hexdigest())
         response = receiver.client.put(f"{receiver.url}/v1/recordings/{name}", content=wav, headers=headers)
         assert response.status_code in (400, 404), (name, response.status_code)
     assert receiver.landing_files() == []
@@ -197,7 +199,7 @@ def test_different_bytes_for_a_stored_call_are_quarantined_never_overwritten(
 def test_connection_reset_mid_upload_keeps_nothing(receiver: Receiver, calls) -> None:
     call = calls[0]
     wav = audio.wav_bytes(call.dialog_id, 60_000)
-    headers = signing.audio_headers(SECRET, hashlib.sha256(wav).hexdigest())
+    headers = signing.audio_headers(SECRET, call.recording_filename, hashlib.sha256(wav).hexdigest())
     host, port = receiver.url.removeprefix("http://").split(":")
     request = (
         f"PUT /v1/recordings/{call.recording_filename} HTTP/1.1\r\nHost: {host}\r\n"
