@@ -60,13 +60,11 @@ class ExportPlan:
 
 @dataclass
 class PlanningResult:
+    """A run's plans, oldest first, and what they left for later runs."""
+
     plans: list[ExportPlan]
     #: pending calls left for later runs, per OCP group
     carried: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def planned_calls(self) -> int:
-        return sum(len(p.dialog_ids) for p in self.plans)
 
 
 def plan_exports(
