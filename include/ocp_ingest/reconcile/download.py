@@ -127,6 +127,11 @@ class _NotIngested:
     detail: str = ""
 
 
+def _row(outcome: IngestOutcome | _NotIngested, size: int) -> tuple[str, str, int]:
+    """One file's result: (outcome, detail, bytes); a stored call needs no detail."""
+    return outcome.kind, outcome.detail if outcome.kind != CallDownload.STORED else "", size
+
+
 def _read_cdr_file(
     client: OcpClient, export_id: str, item: wire.ExportFile, max_resumes: int
 ) -> list[wire.CdrEvent]:
@@ -269,7 +274,7 @@ class ExportDownloader:
         def flush() -> None:
             marked = self.ingestor.marked([outcome for _, outcome, _ in written])
             for (index, _, size), outcome in zip(written, marked, strict=True):
-                out[index] = (outcome.kind, outcome.detail if outcome.kind != "stored" else "", size)
+                out[index] = _row(outcome, size)
             written.clear()
 
         done = pool.map(lambda f: self._one(export_id, f, fresh.get(f.dialog_id or "")), items)
@@ -279,7 +284,7 @@ class ExportDownloader:
                 if len(written) >= MARK_BATCH:
                     flush()
             else:
-                out[index] = (outcome.kind, outcome.detail if outcome.kind != "stored" else "", size)
+                out[index] = _row(outcome, size)
         flush()
         return [r for r in out if r is not None]
 
