@@ -21,7 +21,8 @@
   an attempt is counted for every call still missing; at the maximum attempts
   or before OCP's 60-day retention the call is escalated (ERROR log line, metric, alert callback);
   non-SIP calls absent from a completed export are closed as NO_RECORDING_EXPECTED. Its return value is
-  the run's summary (recovered, still pending, escalated, by group, per call).
+  the run's summary (recovered, still pending, escalated, by group, per call). It gets the chains'
+  results by return: each download's result carries its wait's result (status, export id, message).
 
 Params: a date window (backfill), OCP groups or LOBs, a grace override, and ``dry_run`` (plan and report
 only: nothing is asked of OCP and nothing is written).
@@ -31,13 +32,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, dag, get_current_context, task, task_group
+from airflow.sdk import Param, XComArg, dag, get_current_context, task, task_group
 
-from ocp_ingest.airflow.export_operators import PLAN_LABEL_TEMPLATE, OcpExportSensor
+from ocp_ingest.airflow.sensors import PLAN_LABEL_TEMPLATE, OcpExportSensor
 from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
 from ocp_ingest.config import Settings
 
 settings = Settings.from_env()  # environment only: no I/O at parse time
+WAIT_TASK_ID = "export_chain.request_and_wait"
 
 
 @dag(
@@ -61,7 +63,7 @@ settings = Settings.from_env()  # environment only: no I/O at parse time
 def ocp_reconciliation() -> None:
     @task
     def detect_pending() -> dict:
-        return reconciliation_tasks.detect(get_current_context()["params"])
+        return reconciliation_tasks.detect_pending(get_current_context()["params"])
 
     @task
     def plan_exports(detected: dict) -> list[dict]:
@@ -69,26 +71,22 @@ def ocp_reconciliation() -> None:
 
     @task(map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6))
     def download_and_store(wait_result: dict) -> dict:
-        context = get_current_context()
-        context["plan_label"] = wait_result["plan"]["label"]  # type: ignore[typeddict-unknown-key]
-        return reconciliation_tasks.download(wait_result, run_id=context["run_id"])
-
-    steps: dict = {}
+        return reconciliation_tasks.download(get_current_context(), wait_result)
 
     @task_group
-    def export_chain(plan: dict) -> None:
-        export = OcpExportSensor(task_id="request_and_wait", plan=plan)
+    def export_chain(plan: dict) -> XComArg:
+        """One plan: its export requested and waited for (deferred), then its calls downloaded and stored.
+
+        Returns the download's result, which carries the wait's result too.
+        """
+        waited = OcpExportSensor(task_id="request_and_wait", plan=plan)
         if settings.download_mode == "kubernetes":
             from ocp_ingest.airflow.download_pod import build_download_pod
 
-            download = build_download_pod(
-                task_id="download_and_store", wait_task_id="export_chain.request_and_wait"
-            )
-            export >> download
-            steps["downloads"] = download.output
-        else:
-            steps["downloads"] = download_and_store(export.output)
-        steps["waits"] = export.output
+            pod = build_download_pod(task_id="download_and_store", wait_task_id=WAIT_TASK_ID)
+            waited >> pod
+            return pod.output
+        return download_and_store(waited.output)
 
     # all_done: a failed chain is still closed (no attempt counted, retention still enforced); then the
     # task fails the run
@@ -97,14 +95,15 @@ def ocp_reconciliation() -> None:
         on_success_callback=reconciliation_tasks.alert_on_escalation,
         on_failure_callback=reconciliation_tasks.alert_on_escalation,
     )
-    def close_and_escalate(detected: dict, plans: list[dict], waits: list, downloads: list) -> dict:
+    def close_and_escalate(detected: dict, plans: list[dict], downloads: list[dict]) -> dict:
         context = get_current_context()
-        return reconciliation_tasks.close(detected, plans, waits, downloads, context["run_id"], context["ti"])
+        return reconciliation_tasks.close(
+            detected, plans, downloads, context["run_id"], context["ti"], wait_task_id=WAIT_TASK_ID
+        )
 
     detected = detect_pending()
     plans = plan_exports(detected)
-    chains = export_chain.expand(plan=plans)
-    chains >> close_and_escalate(detected, plans, steps["waits"], steps["downloads"])
+    close_and_escalate(detected, plans, export_chain.expand(plan=plans))
 
 
 ocp_reconciliation()

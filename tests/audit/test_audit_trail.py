@@ -22,13 +22,13 @@ from ocp_ingest.cli import main
 from ocp_ingest.ledger import CallRecord, IngestionSource
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.report.completeness import build_report, render_html, sla_breach_message
-from tests.conftest import load_dag
-from tests.reconciliation.conftest import (  # noqa: F401  (fixtures)
+from tests.airflow.conftest import (  # noqa: F401  (fixtures)
     Tenant,
     sim_config,
     store_by_realtime,
     tenant_factory,
 )
+from tests.conftest import load_dag
 
 UNRESOLVED_ID = "F" * 31 + "0"
 

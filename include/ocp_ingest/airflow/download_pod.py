@@ -1,6 +1,7 @@
 """The production download: ``ocp-ingest download-export`` in the project's image, as a KubernetesPodOperator.
 
-The pod runs the same entrypoint as the in-process task (:mod:`ocp_ingest.reconcile.download`). Its
+The pod makes the same domain call as the in-process task (:mod:`ocp_ingest.reconcile.download`, through
+:mod:`ocp_ingest.cli.download`). Its
 configuration comes by reference only: ``envFrom`` the ConfigMap (``OCP_INGEST_*`` settings) and single
 variables from the Secret (the OCP connection as ``AIRFLOW_CONN_OCP_DEFAULT``, AWS credentials if the
 service account has no IAM role). No secret value is ever in the pod spec, the DAG or the XCom. The
@@ -30,6 +31,8 @@ def download_arguments(wait_task_id: str) -> list[str]:
         "{{ " + wait + "['export_id'] or '' }}",
         "--export-status",
         "{{ " + wait + "['export_status'] }}",
+        "--export-message",
+        "{{ " + wait + "['message'] or '' }}",
         "--run-id",
         "{{ run_id }}",
     ]

@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ocp_ingest.receiver.server import add_cli as add_receiver_cli
 
     add_receiver_cli(sub)
-    from ocp_ingest.reconcile.download import add_cli as add_download_cli
+    from ocp_ingest.cli.download import add_cli as add_download_cli
 
     add_download_cli(sub)
     from ocp_ingest.cli.audit import add_cli as add_audit_cli

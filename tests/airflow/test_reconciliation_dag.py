@@ -13,8 +13,8 @@ from ocp_ingest.ledger import CallStatus, IngestionSource, TerminalState
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.ocp import wire
 from ocp_ingest_dev.simulator import audio
+from tests.airflow.conftest import Tenant, sha_of, sim_config, store_by_realtime
 from tests.conftest import load_dag
-from tests.reconciliation.conftest import Tenant, sha_of, sim_config, store_by_realtime
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ocp_ingest.reconcile import ExportPlan, PendingCall, plan_exports, plan_sweeps
+from ocp_ingest.reconcile.detect import PendingCall
+from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
+from ocp_ingest.reconcile.sweep import plan_sweeps
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 

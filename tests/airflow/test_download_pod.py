@@ -1,9 +1,14 @@
-"""The production download pod, checked without a cluster (build_pod_request_obj, dry run)."""
+"""The production download pod, checked without a cluster (build_pod_request_obj), and its entrypoint."""
 
 from __future__ import annotations
 
+import json
+
 from ocp_ingest.airflow.download_pod import build_download_pod
+from ocp_ingest.cli import main
 from ocp_ingest.config import Settings
+from ocp_ingest.reconcile.plan import ExportPlan
+from ocp_ingest.reconcile.windows import parse_when
 
 
 def test_pod_runs_the_entrypoint_in_the_project_image_with_config_by_reference(
@@ -39,3 +44,20 @@ def test_pod_runs_the_entrypoint_in_the_project_image_with_config_by_reference(
     assert "s3cr3t-pat-value" not in str(pod.to_dict())
     # The result comes back through the XCom sidecar.
     assert any(c.name == "airflow-xcom-sidecar" for c in pod.spec.containers)
+
+
+def test_the_pods_entrypoint_passes_the_waits_result_on_when_there_is_nothing_to_download(
+    ingest_home, tmp_path, capsys
+) -> None:
+    """The export did not complete: nothing is asked of OCP, and the result says why for the close step."""
+    start, end = parse_when("2026-11-24T09:00:00Z"), parse_when("2026-11-24T10:00:00Z")
+    assert start is not None and end is not None
+    plan = ExportPlan("grp-a", start, end, ("A" * 32,))
+    xcom = tmp_path / "return.json"
+    argv = ["download-export", "--plan-json", json.dumps(plan.to_dict()), "--export-id", "exp-1"]
+    argv += ["--export-status", "FAILED", "--export-message", "OCP: no", "--xcom-path", str(xcom)]
+    assert main(argv) == 0
+    result = json.loads(xcom.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    assert (result["plan_label"], result["status"], result["counts"]) == (plan.label, "skipped", {})
+    assert (result["export_id"], result["export_status"], result["message"]) == ("exp-1", "FAILED", "OCP: no")

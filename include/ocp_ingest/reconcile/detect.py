@@ -1,0 +1,168 @@
+"""Detect: the calls a reconciliation run works on.
+
+The ledger's pending query (indexed, oldest first) plus its open-calls query (a dialog_start long ago and
+still no dialog_end: the dialog_end was lost), or for a backfill window the calls started in that window
+(indexed by start time) that are pending or open that long. Calls belong to an export window by their
+**start** time (the recording file name's dialogTimestamp), which is how OCP selects calls for an export.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from ocp_ingest.ledger import CallRecord, Ledger
+from ocp_ingest.ledger.model import utcnow
+from ocp_ingest.reconcile.windows import iso_precise, parse_when
+
+
+@dataclass(frozen=True)
+class PendingCall:
+    """What planning needs to know about one pending call (small: it travels through XCom)."""
+
+    dialog_id: str
+    ocp_group: str
+    start: datetime
+
+    def to_row(self) -> list[str]:
+        return [self.dialog_id, self.ocp_group, iso_precise(self.start)]
+
+    @classmethod
+    def from_row(cls, row: Sequence[str]) -> PendingCall:
+        start = parse_when(row[2])
+        assert start is not None
+        return cls(row[0], row[1], start)
+
+
+def call_start(record: CallRecord) -> datetime | None:
+    """When the call started (the export-window key); the end stands in if the start is unknown."""
+    return record.call_start_ts or record.call_end_ts
+
+
+@dataclass(frozen=True)
+class PendingQuery:
+    """What one run looks at: the pending list, or a backfill window, optionally narrowed."""
+
+    grace: timedelta
+    limit: int
+    #: Open calls (no dialog_end) started longer ago than this are worked on too; None: ended calls only.
+    open_after: timedelta | None = None
+    ocp_groups: tuple[str, ...] = ()
+    lobs: tuple[str, ...] = ()
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+
+    def __post_init__(self) -> None:
+        start, end = self.window_start, self.window_end
+        if (start is None) != (end is None):
+            raise ValueError("give both window_start and window_end (ISO 8601), or neither")
+        if start is not None and end is not None and end <= start:
+            raise ValueError(f"window_end {end} must be after window_start {start}")
+
+    @property
+    def window(self) -> tuple[datetime, datetime] | None:
+        if self.window_start is None or self.window_end is None:
+            return None
+        return self.window_start, self.window_end
+
+    @property
+    def is_window(self) -> bool:
+        return self.window is not None
+
+
+def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = None) -> list[PendingCall]:
+    """Pending calls to work on, oldest first, at most ``query.limit``.
+
+    Scheduled runs use the ledger's pending and open-calls indexes (never a scan). A backfill window reads
+    the calls started in the window through the start-time index and keeps the pending ones past the
+    grace period and the open ones past ``open_after``. Calls without an OCP group cannot be exported and
+    are skipped (reported by the ledger's counts).
+    """
+    now = now or utcnow()
+    ended_before = now - query.grace
+    started_before = now - query.open_after if query.open_after is not None else None
+
+    def due(r: CallRecord) -> bool:
+        if r.is_pending:
+            return (r.pending_since or now) < ended_before
+        return started_before is not None and r.is_open and (r.open_since or now) < started_before
+
+    window = query.window
+    if window is not None:
+        groups: list[str | None] = list(query.ocp_groups) or [None]
+        records: list[CallRecord] = []
+        for group in groups:
+            records += [r for r in ledger.calls_started_between(*window, ocp_group=group) if due(r)]
+    else:
+        wanted = list(query.ocp_groups) or None
+        records = ledger.pending(query.grace, query.limit, wanted, now=now)
+        if query.open_after is not None:
+            records += ledger.open_calls(query.open_after, query.limit, wanted, now=now)
+    # Oldest first across both lists: a call's age is its end, or its start while its end is unknown.
+    records.sort(key=lambda r: (r.pending_since or r.open_since or now, r.dialog_id))
+    found = []
+    for record in records:
+        if query.lobs and record.lob not in query.lobs:
+            continue
+        start = call_start(record)
+        if record.ocp_group is None or start is None:
+            continue
+        found.append(PendingCall(record.dialog_id, record.ocp_group, start))
+        if len(found) >= query.limit:
+            break
+    return found
+
+
+def backfill_groups(ledger: Ledger, query: PendingQuery) -> tuple[str, ...]:
+    """The OCP groups a backfill window covers: the ones asked for, or else every group the ledger knows
+    in the window (of the chosen LOBs, if any); none for a scheduled run."""
+    window = query.window
+    if window is None:
+        return ()
+    if query.ocp_groups:
+        return tuple(sorted(set(query.ocp_groups)))
+    groups: set[str] = set()
+    for lob in list(query.lobs) or [None]:
+        groups |= {r.ocp_group for r in ledger.calls_started_between(*window, lob=lob) if r.ocp_group}
+    return tuple(sorted(groups))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A run's detect step: the pending calls, plus the window and groups a backfill asked for."""
+
+    calls: tuple[PendingCall, ...]
+    window: tuple[datetime, datetime] | None = None
+    ocp_groups: tuple[str, ...] = ()
+    dry_run: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "calls": [c.to_row() for c in self.calls],
+            "window": [w.isoformat() for w in self.window] if self.window else None,
+            "ocp_groups": list(self.ocp_groups),
+            "dry_run": self.dry_run,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Detection:
+        window = None
+        if data.get("window"):
+            start, end = (parse_when(v) for v in data["window"])
+            assert start is not None and end is not None
+            window = (start, end)
+        return cls(
+            calls=tuple(PendingCall.from_row(r) for r in data.get("calls") or ()),
+            window=window,
+            ocp_groups=tuple(data.get("ocp_groups") or ()),
+            dry_run=bool(data.get("dry_run")),
+        )
+
+
+def detect(ledger: Ledger, query: PendingQuery, *, dry_run: bool = False) -> Detection:
+    """The run's pending calls and, for a backfill, the groups its window covers."""
+    return Detection(
+        tuple(detect_pending(ledger, query)), query.window, backfill_groups(ledger, query), dry_run
+    )
