@@ -22,6 +22,7 @@ from ocp_ingest.ocp.errors import (
     OcpError,
     RateLimited,
     ServiceUnavailable,
+    Throttled,
     TransientError,
 )
 
@@ -45,6 +46,7 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "ServiceUnavailable",
+    "Throttled",
     "TransientError",
     "download_file",
     "iter_file_chunks",
