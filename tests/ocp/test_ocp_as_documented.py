@@ -14,7 +14,7 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from ocp_test_support import FAST_RETRY, PAT, small_config
+from ocp_test_support import FAST_RETRY, PAT, password_client, small_config
 
 from ocp_ingest import ids
 from ocp_ingest.airflow.triggers import ExportReadyTrigger
@@ -427,3 +427,10 @@ def test_service_unavailable_carries_no_wait_without_retry_after(client: OcpClie
     with pytest.raises(ServiceUnavailable) as info:
         client.list_exports()
     assert info.value.retry_after_s is None
+
+
+def test_a_throttled_token_endpoint_hands_its_wait_over_too(running: RunningSimulator) -> None:
+    running.sim.faults.force(429, count=1, path_prefix="/auth/", retry_after=300)
+    with password_client(running.url) as client, pytest.raises(Throttled) as info:
+        client.list_exports()
+    assert info.value.retry_after_s == 300

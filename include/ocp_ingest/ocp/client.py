@@ -319,8 +319,8 @@ class OcpClient:
             try:
                 response = self._http.send(request, stream=stream)
             except (httpx.TransportError, TransientError) as exc:
-                status = getattr(exc, "status_code", None)
-                time.sleep(attempts.next_delay(status, None, type(exc).__name__))
+                status, wait = getattr(exc, "status_code", None), getattr(exc, "retry_after_s", None)
+                time.sleep(attempts.next_delay(status, wait, type(exc).__name__))
                 continue
             if response.status_code not in RETRYABLE_STATUS:
                 return response
@@ -450,8 +450,8 @@ class AsyncOcpClient:
             try:
                 response = await self._http.send(request, stream=stream)
             except (httpx.TransportError, TransientError) as exc:
-                status = getattr(exc, "status_code", None)
-                await asyncio.sleep(attempts.next_delay(status, None, type(exc).__name__))
+                status, wait = getattr(exc, "status_code", None), getattr(exc, "retry_after_s", None)
+                await asyncio.sleep(attempts.next_delay(status, wait, type(exc).__name__))
                 continue
             if response.status_code not in RETRYABLE_STATUS:
                 return response
