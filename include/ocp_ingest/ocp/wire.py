@@ -8,9 +8,11 @@ Documented
     * CDR events: ``message_type`` dialog_start | dialog_step | dialog_end, ``id`` (32 uppercase hex, the
       de-duplication key), ``group``, ``connection_id``, ``time`` (epoch ms), ``flow{name, account_id}``,
       ``destination_uri``, ``origin_uri``, ``direction``, ``channel``, ``test_flag``.
+    * The dialog ``group`` as the CDR schema's example shows it: ``<40 hex>.<epoch ms>.<hex>`` (86 chars).
     * Export rules: one OCP group, a 1 h .. 2 day window with minutes/seconds ignored, one export at a time
       per group (409), results kept 1 day then ``expired``, paginated results, 429/5xx/422 semantics.
-    * Recording name ``{groupId}~{accountId}~{dialogTimestamp}~{dialogId}.wav`` (groupId = OCP group).
+    * Recording name ``{groupId}~{accountId}~{dialogTimestamp}~{dialogId}.wav``: the one documented fact
+      about a recording, so a listing entry without ``dialog_id`` takes it from the name.
 
 Assumed (marked ASSUMED below)
     * ``end_type`` / ``duration`` (ms) on dialog_end: seen in practice, not official.
@@ -20,7 +22,15 @@ Assumed (marked ASSUMED below)
     * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
       page tokens, HTTP Range on downloads, audio data type ``recordings``).
     * A call belongs to an export window by its dialog start time (the file name's dialogTimestamp).
+      OCP may select CDR lines by their own event time instead; the simulator can do both.
     * CDR exports deliver one NDJSON file per hour of the window, one event per line.
+    * ``groupId`` in a recording name is the OCP group (a storage path segment, so a strict token).
+    * A dialog group is at most 128 characters (room above the documented 86) of alphanumeric runs joined
+      by single dots: see :data:`DIALOG_GROUP_RE`.
+    * Export ids and file ids have no documented form: treated as opaque (URL-encoded as one path segment,
+      never parsed, no length bound).
+    * ``Retry-After`` (seconds or HTTP-date) may come with 429 and 5xx and may be long; a COMPLETED
+      export's listing may still answer 409 ``export_not_ready`` for a while.
 """
 
 from __future__ import annotations
