@@ -64,8 +64,11 @@ class ExportReadyTrigger(BaseTrigger):
     """Polls one OCP export with the async client until it leaves PENDING/PROCESSING.
 
     Fires once with ``status`` COMPLETED, FAILED or EXPIRED (what OCP says), ``timeout`` (still being
-    prepared after ``max_polls`` polls or ``max_wait_s``) or ``error`` (the client gave up; retries of
-    429/5xx happen inside the client). The interval grows by ``backoff`` up to ``max_interval_s``.
+    prepared after ``max_polls`` polls or ``max_wait_s``) or ``error`` (anything else the client raised).
+    The interval grows by ``backoff`` up to ``max_interval_s``. Throttling and 5xx that outlast the
+    client's own retries are OCP's state: the trigger waits here for as long as OCP's ``Retry-After`` says
+    (or the current interval when it said nothing) and polls again; those waits count neither as polls
+    nor against ``max_wait_s``, only against ``max_throttled_s`` (an export's results live a day).
     ``context`` is echoed in the event: on Airflow 3.3.2 ``dag.test()`` drops the ``kwargs`` given to
     ``defer()``, so the task carries its state here instead. ``run()`` only reads, so running it twice
     (HA triggerers, restarts) is harmless.
@@ -81,12 +84,19 @@ class ExportReadyTrigger(BaseTrigger):
         max_polls: int = 500,
         max_wait_s: float = 6 * 3600.0,
         context: dict[str, Any] | None = None,
+        max_throttled_s: float = 24 * 3600.0,
     ) -> None:
         super().__init__()
         if not export_id:
             raise ValueError("export_id is required")
-        if poll_interval_s <= 0 or max_interval_s <= 0 or max_wait_s <= 0 or max_polls < 1 or backoff < 1:
-            raise ValueError("poll interval, max interval, max wait, max polls must be > 0; backoff >= 1")
+        if (
+            min(poll_interval_s, max_interval_s, max_wait_s, max_throttled_s) <= 0
+            or max_polls < 1
+            or backoff < 1
+        ):
+            raise ValueError(
+                "poll interval, max interval, max wait, max throttled, max polls must be > 0; backoff >= 1"
+            )
         self.export_id = export_id
         self.ocp_conn_id = ocp_conn_id
         self.poll_interval_s = poll_interval_s
@@ -95,6 +105,7 @@ class ExportReadyTrigger(BaseTrigger):
         self.max_polls = max_polls
         self.max_wait_s = max_wait_s
         self.context = dict(context or {})
+        self.max_throttled_s = max_throttled_s
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -108,6 +119,7 @@ class ExportReadyTrigger(BaseTrigger):
                 "max_polls": self.max_polls,
                 "max_wait_s": self.max_wait_s,
                 "context": self.context,
+                "max_throttled_s": self.max_throttled_s,
             },
         )
 
@@ -124,10 +136,12 @@ class ExportReadyTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from ocp_ingest.airflow.hooks import OcpHook
+        from ocp_ingest.ocp import TransientError
 
         started = time.monotonic()
         interval = self.poll_interval_s
         polls = 0
+        throttled = 0.0  # seconds spent waiting out OCP's throttling/5xx: not the export's preparation
         try:
             client = await OcpHook(self.ocp_conn_id).get_async_client()
         except Exception as exc:  # travels in the event; the task raises it in execute_complete
@@ -135,16 +149,26 @@ class ExportReadyTrigger(BaseTrigger):
             return
         async with client:
             while True:
-                polls += 1
                 try:
                     export = await client.get_export(self.export_id)
+                except TransientError as exc:
+                    wait = exc.retry_after_s if exc.retry_after_s is not None else interval
+                    if throttled + wait > self.max_throttled_s:
+                        message = f"OCP unavailable for {throttled:.0f} s: {type(exc).__name__}: {exc}"
+                        yield self._event("error", polls, message)
+                        return
+                    self.log.info("export %s: OCP says wait %.0f s (%s)", self.export_id, wait, exc)
+                    await asyncio.sleep(wait)
+                    throttled += wait
+                    continue
                 except Exception as exc:
-                    yield self._event("error", polls, f"{type(exc).__name__}: {exc}")
+                    yield self._event("error", polls + 1, f"{type(exc).__name__}: {exc}")
                     return
+                polls += 1
                 if not export.status.is_active:
                     yield self._event(export.status.value, polls, export.error or "")
                     return
-                elapsed = time.monotonic() - started
+                elapsed = time.monotonic() - started - throttled
                 if polls >= self.max_polls or elapsed + interval > self.max_wait_s:
                     yield self._event(
                         "timeout", polls, f"still {export.status.value} after {polls} polls / {elapsed:.0f} s"

@@ -22,6 +22,7 @@ from ocp_ingest.ocp.errors import (
     OcpError,
     RateLimited,
     ServiceUnavailable,
+    Throttled,
     TransientError,
 )
 
@@ -44,6 +45,7 @@ __all__ = [
     "RateLimited",
     "RetryPolicy",
     "ServiceUnavailable",
+    "Throttled",
     "TransientError",
     "iter_file_chunks",
     "token_url_for",

@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Callable, Generator
 import httpx
 
 from ocp_ingest.ocp import wire
+from ocp_ingest.ocp.client import parse_retry_after
 from ocp_ingest.ocp.errors import AuthError, RateLimited, ServiceUnavailable
 
 
@@ -89,13 +90,19 @@ class PasswordAuth(httpx.Auth):
     @staticmethod
     def _raise_for_token_status(response: httpx.Response, grant: str) -> None:
         status = response.status_code
+        # OCP's asked-for wait travels with the error: the client's retry loop honours it like any other.
+        retry_after_s = parse_retry_after(response.headers.get("Retry-After"))
         if status == 429:
             raise RateLimited(
-                f"OCP token endpoint rate-limited the {grant} grant (HTTP 429)", status_code=status
+                f"OCP token endpoint rate-limited the {grant} grant (HTTP 429)",
+                status_code=status,
+                retry_after_s=retry_after_s,
             )
         if status >= 500:
             raise ServiceUnavailable(
-                f"OCP token endpoint failed the {grant} grant (HTTP {status})", status_code=status
+                f"OCP token endpoint failed the {grant} grant (HTTP {status})",
+                status_code=status,
+                retry_after_s=retry_after_s,
             )
         raise AuthError(f"OCP token endpoint rejected the {grant} grant (HTTP {status})", status_code=status)
 

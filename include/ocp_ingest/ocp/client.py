@@ -2,7 +2,10 @@
 
 Both build their requests from :mod:`ocp_ingest.ocp.wire` through the same :class:`_Api` definitions and
 share the error mapping and the retry decisions; only the I/O differs. Retries: 429, 5xx and connection
-errors, exponential backoff with jitter, ``Retry-After`` honoured, bounded by attempts *and* total time.
+errors, exponential backoff with jitter, ``Retry-After`` honoured, bounded by attempts *and* total time. A
+``Retry-After`` longer than what is left of that budget is not a failure: the client raises
+:class:`Throttled` carrying the wait, for a caller that can wait elsewhere (the triggerer). A listing that
+answers "not ready" for an export OCP already reports COMPLETED is waited for, bounded.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from ocp_ingest.ocp.errors import (
     OcpError,
     RateLimited,
     ServiceUnavailable,
+    Throttled,
     TransientError,
 )
 
@@ -50,8 +54,10 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     max_delay_s: float = 30.0
     max_total_s: float = 120.0
-    # Never wait longer than this for one Retry-After (a server asking for an hour means "give up").
+    # Longest single Retry-After waited inside one operation; a longer one goes to the caller (Throttled).
     max_retry_after_s: float = 120.0
+    # How long a COMPLETED export's listing may keep answering "not ready" before that is an error.
+    max_listing_lag_s: float = 60.0
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
@@ -83,24 +89,72 @@ class _Attempts:
         self.started = self.clock()
 
     def next_delay(self, status: int | None, retry_after: float | None, cause: str) -> float:
-        """Seconds to wait before the next attempt, or raise the typed error when the budget is spent."""
+        """Seconds to wait before the next attempt, or raise the typed error when the budget is spent.
+
+        With a ``Retry-After`` the error is :class:`Throttled` carrying OCP's wait, never a plain give-up.
+        """
         self.count += 1
         elapsed = self.clock() - self.started
+        spent = self.count >= self.policy.max_attempts
         if retry_after is not None:
             # The server said when; a little jitter keeps many clients from returning at the same instant.
             delay = retry_after + random.uniform(0, min(1.0, retry_after * 0.1))
+            too_long = retry_after > self.policy.max_retry_after_s
+            if spent or too_long or elapsed + delay > self.policy.max_total_s:
+                raise Throttled(
+                    f"{self.operation}: OCP asked to retry in {retry_after:.0f} s ({cause}, attempt "
+                    f"{self.count}, {elapsed:.1f} s in); more than this caller waits",
+                    status_code=status,
+                    retry_after_s=retry_after,
+                )
         else:
             backoff = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (self.count - 1))
             delay = random.uniform(backoff / 2, backoff)  # "equal jitter"
-        too_long = retry_after is not None and retry_after > self.policy.max_retry_after_s
-        if self.count >= self.policy.max_attempts or elapsed + delay > self.policy.max_total_s or too_long:
-            error = RateLimited if status == 429 else ServiceUnavailable
-            raise error(
-                f"{self.operation}: gave up after {self.count} attempt(s) in {elapsed:.1f} s ({cause})",
-                status_code=status,
-            )
+            if spent or elapsed + delay > self.policy.max_total_s:
+                error = RateLimited if status == 429 else ServiceUnavailable
+                raise error(
+                    f"{self.operation}: gave up after {self.count} attempt(s) in {elapsed:.1f} s ({cause})",
+                    status_code=status,
+                )
         log.warning("%s: %s, retrying in %.2f s (attempt %d)", self.operation, cause, delay, self.count + 1)
         return delay
+
+
+@dataclass
+class _ListingLag:
+    """Waits for a COMPLETED export whose listing still answers "not ready" (sans I/O: the caller sleeps)."""
+
+    policy: RetryPolicy
+    export_id: str
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    count: int = 0
+
+    def __post_init__(self) -> None:
+        self.started = self.clock()
+
+    def next_delay(self, error: ExportNotReady) -> float:
+        """Seconds to wait before listing again, or re-raise ``error`` once the lag bound is spent."""
+        self.count += 1
+        delay = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (self.count - 1))
+        if self.clock() - self.started + delay > self.policy.max_listing_lag_s:
+            raise error
+        log.info(
+            "export %s is COMPLETED but its listing is not ready yet; listing again in %.2f s",
+            self.export_id,
+            delay,
+        )
+        return delay
+
+
+def _log_refused(export_id: str, page: wire.FilePage) -> None:
+    for refused in page.refused:
+        log.error(
+            "export %s: listing entry refused, not downloaded: %s (%s)",
+            export_id,
+            refused.reason,
+            refused.entry,
+        )
 
 
 def _error_body(response: httpx.Response) -> tuple[str, str, dict[str, Any]]:
@@ -265,8 +319,8 @@ class OcpClient:
             try:
                 response = self._http.send(request, stream=stream)
             except (httpx.TransportError, TransientError) as exc:
-                status = getattr(exc, "status_code", None)
-                time.sleep(attempts.next_delay(status, None, type(exc).__name__))
+                status, wait = getattr(exc, "status_code", None), getattr(exc, "retry_after_s", None)
+                time.sleep(attempts.next_delay(status, wait, type(exc).__name__))
                 continue
             if response.status_code not in RETRYABLE_STATUS:
                 return response
@@ -301,8 +355,19 @@ class OcpClient:
     def list_files_page(
         self, export_id: str, page_token: str | None = None, page_size: int | None = None
     ) -> wire.FilePage:
-        """One page of a completed export's files."""
-        return self._call(_Api.files_page(export_id, page_token, page_size))
+        """One page of a completed export's files; waits (bounded) while a COMPLETED one's listing lags."""
+        lag: _ListingLag | None = None
+        while True:
+            try:
+                page: wire.FilePage = self._call(_Api.files_page(export_id, page_token, page_size))
+            except ExportNotReady as exc:
+                if self.get_export(export_id).status is not wire.ExportStatus.COMPLETED:
+                    raise
+                lag = lag or _ListingLag(self.retry, export_id)
+                time.sleep(lag.next_delay(exc))
+                continue
+            _log_refused(export_id, page)
+            return page
 
     def iter_files(self, export_id: str, page_size: int | None = None) -> Iterator[wire.ExportFile]:
         """Every file of a completed export, following the page tokens."""
@@ -379,8 +444,8 @@ class AsyncOcpClient:
             try:
                 response = await self._http.send(request, stream=stream)
             except (httpx.TransportError, TransientError) as exc:
-                status = getattr(exc, "status_code", None)
-                await asyncio.sleep(attempts.next_delay(status, None, type(exc).__name__))
+                status, wait = getattr(exc, "status_code", None), getattr(exc, "retry_after_s", None)
+                await asyncio.sleep(attempts.next_delay(status, wait, type(exc).__name__))
                 continue
             if response.status_code not in RETRYABLE_STATUS:
                 return response
@@ -415,8 +480,19 @@ class AsyncOcpClient:
     async def list_files_page(
         self, export_id: str, page_token: str | None = None, page_size: int | None = None
     ) -> wire.FilePage:
-        """One page of a completed export's files."""
-        return await self._call(_Api.files_page(export_id, page_token, page_size))
+        """One page of a completed export's files; waits (bounded) while a COMPLETED one's listing lags."""
+        lag: _ListingLag | None = None
+        while True:
+            try:
+                page: wire.FilePage = await self._call(_Api.files_page(export_id, page_token, page_size))
+            except ExportNotReady as exc:
+                if (await self.get_export(export_id)).status is not wire.ExportStatus.COMPLETED:
+                    raise
+                lag = lag or _ListingLag(self.retry, export_id)
+                await asyncio.sleep(lag.next_delay(exc))
+                continue
+            _log_refused(export_id, page)
+            return page
 
     async def iter_files(
         self, export_id: str, page_size: int | None = None

@@ -44,11 +44,31 @@ class ExportNotReady(OcpError):
 
 
 class TransientError(OcpError):
-    """429/5xx/connection errors that survived every retry (bounded by attempts and total time)."""
+    """429/5xx/connection errors that survived every retry (bounded by attempts and total time).
+
+    They are OCP's state, not the call's. ``retry_after_s`` is the wait OCP asked for (``Retry-After``),
+    when it said one: the caller should come back then rather than count a failure.
+    """
+
+    def __init__(
+        self, message: str, *, status_code: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, status_code=status_code)
+        self.retry_after_s = retry_after_s
 
 
 class RateLimited(TransientError):
     """429 still returned after the retry budget was spent."""
+
+
+class Throttled(RateLimited):
+    """OCP asked (429 or 5xx with ``Retry-After``) for a wait longer than this caller's retry budget.
+
+    ``retry_after_s`` is always set: a caller that can wait elsewhere (an Airflow task deferring to the
+    triggerer) waits that long and tries again; nothing about the call itself went wrong.
+    """
+
+    retry_after_s: float
 
 
 class ServiceUnavailable(TransientError):

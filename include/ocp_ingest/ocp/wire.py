@@ -8,9 +8,11 @@ Documented
     * CDR events: ``message_type`` dialog_start | dialog_step | dialog_end, ``id`` (32 uppercase hex, the
       de-duplication key), ``group``, ``connection_id``, ``time`` (epoch ms), ``flow{name, account_id}``,
       ``destination_uri``, ``origin_uri``, ``direction``, ``channel``, ``test_flag``.
+    * The dialog ``group`` as the CDR schema's example shows it: ``<40 hex>.<epoch ms>.<hex>`` (86 chars).
     * Export rules: one OCP group, a 1 h .. 2 day window with minutes/seconds ignored, one export at a time
       per group (409), results kept 1 day then ``expired``, paginated results, 429/5xx/422 semantics.
-    * Recording name ``{groupId}~{accountId}~{dialogTimestamp}~{dialogId}.wav`` (groupId = OCP group).
+    * Recording name ``{groupId}~{accountId}~{dialogTimestamp}~{dialogId}.wav``: the one documented fact
+      about a recording, so a listing entry without ``dialog_id`` takes it from the name.
 
 Assumed (marked ASSUMED below)
     * ``end_type`` / ``duration`` (ms) on dialog_end: seen in practice, not official.
@@ -20,7 +22,15 @@ Assumed (marked ASSUMED below)
     * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
       page tokens, HTTP Range on downloads, audio data type ``recordings``).
     * A call belongs to an export window by its dialog start time (the file name's dialogTimestamp).
+      OCP may select CDR lines by their own event time instead; the simulator can do both.
     * CDR exports deliver one NDJSON file per hour of the window, one event per line.
+    * ``groupId`` in a recording name is the OCP group (a storage path segment, so a strict token).
+    * A dialog group is at most 128 characters (room above the documented 86) of alphanumeric runs joined
+      by single dots: see :data:`DIALOG_GROUP_RE`.
+    * Export ids and file ids have no documented form: treated as opaque (URL-encoded as one path segment,
+      never parsed, no length bound).
+    * ``Retry-After`` (seconds or HTTP-date) may come with 429 and 5xx and may be long; a COMPLETED
+      export's listing may still answer 409 ``export_not_ready`` for a while.
 """
 
 from __future__ import annotations
@@ -35,7 +45,15 @@ from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ocp_ingest import ids
 
@@ -115,6 +133,29 @@ class Flow(BaseModel):
     account_id: str
 
 
+# Dialog group ids as OCP's CDR schema shows them: ``<40 hex>.<epoch ms>.<hex>`` (the example has 86
+# characters). The parts' lengths are read off one example, so any dot-separated alphanumeric runs are
+# accepted, bounded in total. Dots only ever sit between two runs: no ``.``/``..`` segment, no separator,
+# so the id is safe even where it ends up in a key or a path (today it is only ever a ledger value).
+DIALOG_GROUP_MAX_LEN = 128
+DIALOG_GROUP_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9][A-Za-z0-9_-]*)*$")
+
+
+def dialog_group(value: object) -> str:
+    """Validate a dialog group id: OCP's documented dotted form, or a plain token (1-128 characters)."""
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value) <= DIALOG_GROUP_MAX_LEN
+        or not DIALOG_GROUP_RE.fullmatch(value)
+    ):
+        raise ids.InvalidIdentifier(
+            f"group must be 1-{DIALOG_GROUP_MAX_LEN} characters: runs of [A-Za-z0-9_-] starting with a "
+            f"letter or digit, joined by single dots (OCP's documented <hex>.<epoch ms>.<hex>), "
+            f"got {value!r:.80}"
+        )
+    return value
+
+
 class CdrEvent(BaseModel):
     """One CDR event as OCP pushes it (and as CDR exports deliver it, one per NDJSON line)."""
 
@@ -153,7 +194,7 @@ class CdrEvent(BaseModel):
     @field_validator("group")
     @classmethod
     def _dialog_group(cls, value: str) -> str:
-        return ids.token("group", value)
+        return dialog_group(value)
 
     @field_validator("time")
     @classmethod
@@ -313,8 +354,20 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 
 
+def path_segment(value: str) -> str:
+    """One opaque id (export id, file id) as a URL path segment: every reserved byte percent-encoded.
+
+    OCP's ids are theirs: dots, any length and any character are passed through, never parsed. A segment
+    made only of dots is encoded too, so no HTTP stack can read it as ``.``/``..`` and climb the path.
+    """
+    if not isinstance(value, str) or not value:
+        raise ValueError("an OCP id in a request path must be a non-empty string")
+    quoted = quote(value, safe="")
+    return quoted.replace(".", "%2E") if not quoted.strip(".") else quoted
+
+
 def export_path(export_id: str) -> str:
-    return f"{EXPORTS_PATH}/{quote(export_id, safe='')}"
+    return f"{EXPORTS_PATH}/{path_segment(export_id)}"
 
 
 def export_files_path(export_id: str) -> str:
@@ -322,7 +375,7 @@ def export_files_path(export_id: str) -> str:
 
 
 def export_file_path(export_id: str, file_id: str) -> str:
-    return f"{export_files_path(export_id)}/{quote(file_id, safe='')}"
+    return f"{export_files_path(export_id)}/{path_segment(file_id)}"
 
 
 class DataType(StrEnum):
@@ -413,7 +466,12 @@ class Export(BaseModel):
 
 
 class ExportFile(BaseModel):
-    """One downloadable file of a completed export (an entry of the files listing)."""
+    """One downloadable file of a completed export (an entry of the files listing).
+
+    A recording's documented fact is its file name: when the listing omits ``dialog_id`` (or the other
+    call fields), they are read from the name. A ``dialog_id`` that contradicts the name, or a recording
+    that can be tied to no call at all, is refused (ValueError) rather than guessed.
+    """
 
     model_config = ConfigDict(extra="ignore")
 
@@ -432,12 +490,79 @@ class ExportFile(BaseModel):
     window_start: AwareDatetime | None = None
     window_end: AwareDatetime | None = None
 
+    @model_validator(mode="after")
+    def _call_from_name(self) -> ExportFile:
+        if self.data_type is not DataType.RECORDINGS:
+            return self
+        listed = ids.dialog_id(self.dialog_id) if self.dialog_id is not None else None
+        try:
+            named: RecordingName | None = parse_recording_filename(self.name)
+        except ids.InvalidIdentifier:
+            named = None
+        if named is None:
+            if listed is None:
+                raise ValueError(f"recording {self.name[:120]!r} has no dialog_id and its name is not OCP's")
+            self.dialog_id = listed
+            return self
+        if listed is not None and listed != named.dialog_id:
+            raise ValueError(
+                f"recording {self.name[:120]!r}: listed dialog_id {listed} contradicts its name's "
+                f"{named.dialog_id}"
+            )
+        self.dialog_id = named.dialog_id
+        if self.ocp_group is None:
+            self.ocp_group = named.ocp_group
+        if self.account_id is None:
+            self.account_id = named.account_id
+        if self.dialog_timestamp is None:
+            self.dialog_timestamp = named.dialog_timestamp
+        return self
+
+
+class RefusedFile(BaseModel):
+    """A listing entry that could not be read as an :class:`ExportFile`, and why (never downloaded)."""
+
+    entry: dict[str, Any]
+    reason: str
+
 
 class FilePage(BaseModel):
-    """``GET /v1/exports/{id}/files?page_token=&page_size=``; ``next_page_token`` is None on the last page."""
+    """``GET /v1/exports/{id}/files?page_token=&page_size=``; ``next_page_token`` is None on the last page.
+
+    One unreadable entry does not hide the rest of the page: it lands in ``refused`` with its reason
+    (parsing a response only, never sent: the simulator serialises ``files``).
+    """
 
     files: list[ExportFile]
     next_page_token: str | None = None
+    refused: list[RefusedFile] = Field(default_factory=list, exclude=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_refused(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+            return data
+        files: list[Any] = []
+        refused: list[RefusedFile] = list(data.get("refused") or [])
+        for entry in data["files"]:
+            if isinstance(entry, ExportFile):
+                files.append(entry)
+                continue
+            try:
+                files.append(ExportFile.model_validate(entry))
+            except ValidationError as exc:
+                reason = "; ".join(
+                    f"{'.'.join(map(str, e['loc'])) or 'entry'}: {e['msg']}" for e in exc.errors()
+                )
+                shown = (
+                    {k: v for k, v in entry.items() if k in _REFUSED_KEYS} if isinstance(entry, dict) else {}
+                )
+                refused.append(RefusedFile(entry=shown, reason=reason[:500]))
+        return {**data, "files": files, "refused": refused}
+
+
+# What a refused entry keeps for the log: what names the file, never its whole (untrusted) body.
+_REFUSED_KEYS = ("file_id", "name", "data_type", "dialog_id", "size")
 
 
 class ErrorBody(BaseModel):

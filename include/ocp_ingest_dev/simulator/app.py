@@ -46,6 +46,8 @@ class SimulatorConfig:
     mean_duration_s: float = 180.0
     min_duration_s: float = 5.0
     max_duration_s: float = 3600.0
+    #: dialog group ids in OCP's documented form ``<40 hex>.<epoch ms>.<31 hex>`` (86 characters)
+    documented_group_ids: bool = False
     exports: ExportSettings = field(default_factory=ExportSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
@@ -76,6 +78,7 @@ class Simulator:
                 mean_duration_s=cfg.mean_duration_s,
                 min_duration_s=cfg.min_duration_s,
                 max_duration_s=cfg.max_duration_s,
+                documented_group_ids=cfg.documented_group_ids,
             )
         )
         self.calls_by_id = {c.dialog_id: c for c in self.calls}
@@ -154,7 +157,7 @@ def build_app(sim: Simulator) -> ASGIApp:
             request.query_params.get("page_token"),
             int(raw_size or 0) or None,
         )
-        return _json(page)
+        return _json(sim.exports.listing_json(page))
 
     async def download(request: Request) -> Response:
         item = sim.exports.file(request.path_params["export_id"], request.path_params["file_id"])
@@ -216,7 +219,10 @@ class _Guard:
         if fault is not None:
             status, retry_after = fault
             code = wire.ERR_RATE_LIMITED if status == 429 else wire.ERR_UNAVAILABLE
-            await _error(status, code, f"simulated HTTP {status}", retry_after)(scope, receive, send)
+            response = _error(status, code, f"simulated HTTP {status}")
+            if retry_after is not None:
+                response.headers["Retry-After"] = self.sim.faults.retry_after_header(retry_after)
+            await response(scope, receive, send)
             return
         headers = Headers(scope=scope)
         if path.startswith("/v1/") and not self.sim.tokens.check(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 from ocp_ingest.ocp import wire
@@ -118,6 +118,16 @@ class SimCall:
         return [self.dialog_start(), *([ivr] if ivr else []), self.dialog_end()]
 
 
+def documented_group_id(call: SimCall) -> str:
+    """The call's dialog group in OCP's documented form ``<40 hex>.<epoch ms>.<31 hex>`` (86 characters).
+
+    Derived from values the call already has, so switching the form on draws nothing from the seed's
+    random stream: the same seed gives the same calls either way.
+    """
+    digest = hashlib.sha256(call.dialog_group.encode()).hexdigest()
+    return f"{hashlib.sha1(call.dialog_group.encode()).hexdigest()}.{call.start}.{digest[:31]}"
+
+
 def _hex32(rng: random.Random) -> str:
     return f"{rng.getrandbits(128):032X}"
 
@@ -141,8 +151,12 @@ def generate_calls(
     min_duration_s: float = 5.0,
     max_duration_s: float = 3600.0,
     flows: tuple[FlowSpec, ...] = FLOWS,
+    documented_group_ids: bool = False,
 ) -> list[SimCall]:
-    """``count`` calls starting uniformly in the window, sorted by start; same seed, same calls."""
+    """``count`` calls starting uniformly in the window, sorted by start; same seed, same calls.
+
+    ``documented_group_ids`` gives dialog groups OCP's documented dotted form instead of 32 hex.
+    """
     rng = random.Random(seed)
     start_ms = int(window_start.timestamp() * 1000)
     span_ms = int(window_hours * 3600 * 1000)
@@ -172,5 +186,7 @@ def generate_calls(
                 ivr_reason=rng.choice(IVR_REASONS) if ends_in_ivr else None,
             )
         )
+    if documented_group_ids:
+        calls = [replace(c, dialog_group=documented_group_id(c)) for c in calls]
     calls.sort(key=lambda c: c.start)
     return calls

@@ -3,6 +3,10 @@
 Status is computed from the (injectable) clock on every read, so tests move time instead of sleeping:
 PENDING for the first third of the preparation time, PROCESSING until it ends, then COMPLETED (or FAILED
 when injected), and EXPIRED once the TTL since creation has passed.
+
+Behaviours OCP's docs allow and a client must tolerate are switches of :class:`ExportSettings`, all off by
+default: opaque ids, name-only listings, CDR lines selected by their own event time, a listing that lags
+behind COMPLETED, and results deleted in the middle of a download.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from ocp_ingest.ocp import wire
 from ocp_ingest_dev.simulator import audio
@@ -56,6 +61,15 @@ class ExportJob:
     file_index: dict[str, SimFile] = field(default_factory=dict, repr=False)
     dialogs: int = 0
     skipped: int = 0
+    listing_lag_s: float = 0.0
+    downloads: int = 0  # file downloads served
+
+    def expire(self, now: float) -> None:
+        """Delete the results now (OCP may do so before the documented day is over)."""
+        self.ttl_s = min(self.ttl_s, now - self.created_at)
+
+    def listing_ready(self, now: float) -> bool:
+        return now >= self.created_at + self.prep_s + self.listing_lag_s
 
     def status(self, now: float) -> wire.ExportStatus:
         if now >= self.created_at + self.ttl_s:
@@ -88,6 +102,11 @@ class ExportJob:
         )
 
 
+# The listing fields a name-only listing leaves out: the recording's file name is all it says.
+CALL_FIELDS = frozenset({"dialog_id", "ocp_group", "account_id", "dialog_timestamp"})
+CdrSelection = Literal["call_start", "event_time"]
+
+
 @dataclass
 class ExportSettings:
     prep_s: float = 2.0
@@ -95,6 +114,17 @@ class ExportSettings:
     retention_days: float = 60.0
     fail_share: float = 0.0
     default_page_size: int = wire.DEFAULT_PAGE_SIZE
+    #: export and file ids with dots and longer than 64 characters (OCP's ids are opaque)
+    opaque_ids: bool = False
+    #: recordings listed by their documented file name only (no dialog_id or other call fields)
+    name_only_listings: bool = False
+    #: which CDR lines an export's hour files hold: those of calls starting in the hour (default), or
+    #: every line whose own event time falls in the hour (a dialog_end lands in the hour the call ended)
+    cdr_selection: CdrSelection = "call_start"
+    #: seconds after COMPLETED during which the files listing still answers 409 "not ready"
+    listing_lag_s: float = 0.0
+    #: the export's results are deleted (EXPIRED, 410) once this many of its files were downloaded
+    expire_after_downloads: int | None = None
 
 
 class ExportsService:
@@ -136,7 +166,7 @@ class ExportsService:
             fail = request.group in self._fail_next or self._rng.random() < self.settings.fail_share
             self._fail_next.discard(request.group)
             job = ExportJob(
-                export_id=f"exp-{next(self._ids):06d}-{self._rng.getrandbits(32):08x}",
+                export_id=self._export_id(now),
                 group=request.group,
                 start=start,
                 end=end,
@@ -145,19 +175,37 @@ class ExportsService:
                 prep_s=self.settings.prep_s,
                 ttl_s=self.settings.ttl_s,
                 fail=fail,
+                listing_lag_s=self.settings.listing_lag_s,
             )
             self._fill(job, now)
             self.jobs[job.export_id] = job
             return job.view(now)
 
-    def _exportable(self, job: ExportJob, now: float) -> list[SimCall]:
+    def _export_id(self, now: float) -> str:
+        number, salt = next(self._ids), self._rng.getrandbits(32)
+        if not self.settings.opaque_ids:
+            return f"exp-{number:06d}-{salt:08x}"
+        day = datetime.fromtimestamp(now, UTC).strftime("%Y%m%d")
+        tail = hashlib.sha256(f"{number}:{salt}".encode()).hexdigest()
+        return f"exp.{day}.{number:04d}.{tail}"  # dots, 83 characters
+
+    def _file_id(self, job: ExportJob, kind: str, key: str) -> str:
+        if not self.settings.opaque_ids:
+            return f"{kind}-{key}" if kind == "rec" else f"{kind}-{job.export_id}-{key}"
+        return f"{kind}.{job.export_id}.{key.lower()}"
+
+    def _exportable(self, job: ExportJob, now: float, *, by_event_time: bool = False) -> list[SimCall]:
         lo, hi = int(job.start.timestamp() * 1000), int(job.end.timestamp() * 1000)
         oldest = (now - self.settings.retention_days * 86400) * 1000
+
+        def selected(c: SimCall) -> bool:
+            return lo <= c.start < hi or (by_event_time and lo <= c.end < hi)
+
         # Known to OCP: ended before the export was requested; purged after the retention period.
         return [
             c
             for c in self.calls
-            if c.ocp_group == job.group and lo <= c.start < hi and c.end <= now * 1000 and c.start >= oldest
+            if c.ocp_group == job.group and selected(c) and c.end <= now * 1000 and c.start >= oldest
         ]
 
     def _fill(self, job: ExportJob, now: float) -> None:
@@ -169,14 +217,16 @@ class ExportsService:
         if wire.DataType.RECORDINGS in types:
             for call in calls:
                 if call.has_recording:
-                    job.files.append(self._recording_file(call))
+                    job.files.append(self._recording_file(job, call))
                 else:
                     job.skipped += 1
         cdr_types = sorted(types & CDR_TYPES)
         if cdr_types:
+            by_event_time = self.settings.cdr_selection == "event_time"
+            cdr_calls = self._exportable(job, now, by_event_time=True) if by_event_time else calls
             hour = job.start
             while hour < job.end:
-                job.files.append(self._cdr_file(job, hour, calls, cdr_types))
+                job.files.append(self._cdr_file(job, hour, cdr_calls, cdr_types, by_event_time))
                 hour += timedelta(hours=1)
 
     def recording_digest(self, call: SimCall) -> tuple[str, int]:
@@ -184,10 +234,10 @@ class ExportsService:
             self._digests[call.dialog_id] = audio.wav_digest(call.dialog_id, call.duration_ms)
         return self._digests[call.dialog_id]
 
-    def _recording_file(self, call: SimCall) -> SimFile:
+    def _recording_file(self, job: ExportJob, call: SimCall) -> SimFile:
         sha, size = self.recording_digest(call)
         meta = wire.ExportFile(
-            file_id=f"rec-{call.dialog_id}",
+            file_id=self._file_id(job, "rec", call.dialog_id),
             name=call.recording_filename,
             size=size,
             sha256=sha,
@@ -201,18 +251,27 @@ class ExportsService:
         return SimFile(meta, lambda a, b, c=call: audio.iter_wav(c.dialog_id, c.duration_ms, start=a, end=b))
 
     def _cdr_file(
-        self, job: ExportJob, hour: datetime, calls: list[SimCall], types: list[wire.DataType]
+        self,
+        job: ExportJob,
+        hour: datetime,
+        calls: list[SimCall],
+        types: list[wire.DataType],
+        by_event_time: bool = False,
     ) -> SimFile:
         lo, hi = int(hour.timestamp() * 1000), int((hour + timedelta(hours=1)).timestamp() * 1000)
         lines = []
         for call in calls:
-            if lo <= call.start < hi:
+            if by_event_time:
+                events = [e for e in call.events() if lo <= e.time < hi]
+            elif lo <= call.start < hi:
                 events = call.events()
-                lines += [e.to_json() for e in events if e.message_type.value in types]
+            else:
+                continue
+            lines += [e.to_json() for e in events if e.message_type.value in types]
         body = b"".join(line + b"\n" for line in lines)
         stamp = hour.strftime("%Y%m%dT%H")
         meta = wire.ExportFile(
-            file_id=f"cdr-{job.export_id}-{stamp}",
+            file_id=self._file_id(job, "cdr", stamp),
             name=f"cdr_{job.group}_{stamp}.ndjson",
             size=len(body),
             sha256=hashlib.sha256(body).hexdigest(),
@@ -253,6 +312,10 @@ class ExportsService:
 
     def files_page(self, export_id: str, page_token: str | None, page_size: int | None) -> wire.FilePage:
         job = self._ready(export_id)
+        if not job.listing_ready(self.clock.now()):
+            raise ExportRuleError(
+                409, wire.ERR_NOT_READY, f"export {export_id} is COMPLETED; its files are still being listed"
+            )
         size = page_size or self.settings.default_page_size
         if not 1 <= size <= wire.MAX_PAGE_SIZE:
             raise ExportRuleError(422, wire.ERR_VALIDATION, f"page_size must be 1..{wire.MAX_PAGE_SIZE}")
@@ -274,11 +337,29 @@ class ExportsService:
         )
         return wire.FilePage(files=[f.meta for f in page], next_page_token=token)
 
+    def listing_json(self, page: wire.FilePage) -> dict[str, object]:
+        """A files page as the API sends it (name-only listings drop the recordings' call fields)."""
+        body = page.model_dump(mode="json")
+        if self.settings.name_only_listings:
+            for entry in body["files"]:
+                if entry["data_type"] == wire.DataType.RECORDINGS.value:
+                    for name in CALL_FIELDS:
+                        entry.pop(name, None)
+        return body
+
     def file(self, export_id: str, file_id: str) -> SimFile:
         job = self._ready(export_id)
         if len(job.file_index) != len(job.files):
             job.file_index = {item.meta.file_id: item for item in job.files}
         item = job.file_index.get(file_id)
         if item is not None:
+            limit = self.settings.expire_after_downloads
+            with self._lock:
+                if limit is not None and job.downloads >= limit:
+                    job.expire(self.clock.now())
+                    raise ExportRuleError(
+                        410, wire.ERR_EXPIRED, f"export {export_id} expired; its results are deleted"
+                    )
+                job.downloads += 1
             return item
         raise ExportRuleError(404, wire.ERR_NOT_FOUND, f"file {file_id} not found in export {export_id}")

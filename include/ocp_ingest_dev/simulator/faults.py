@@ -1,10 +1,13 @@
-"""Fault injection for the simulator's API: forced responses, random 5xx, rate limit, broken downloads."""
+"""Fault injection for the simulator's API: forced responses, random 5xx, rate limit, per-window quotas,
+broken downloads. ``Retry-After`` goes out as delta-seconds or, when switched on, as an HTTP-date."""
 
 from __future__ import annotations
 
+import email.utils
 import math
 import random
 import threading
+import time
 from dataclasses import dataclass
 
 from ocp_ingest_dev.simulator.clock import SimClock
@@ -17,6 +20,11 @@ class FaultSettings:
     rate_limit_burst: int = 10
     broken_download_share: float = 0.0  # share of file downloads cut mid-file
     broken_after_bytes: int = 64 * 1024
+    # A request quota per fixed window (OCP's limits are unpublished: per minute is one legal shape).
+    quota_per_window: int | None = None  # None = no quota
+    quota_window_s: float = 60.0
+    quota_retry_after_s: int | None = None  # Retry-After sent over quota; None = until the window ends
+    retry_after_http_date: bool = False  # send Retry-After as an HTTP-date instead of seconds
 
 
 @dataclass
@@ -40,6 +48,8 @@ class FaultInjector:
         self._broken_after = settings.broken_after_bytes
         self._tokens = float(settings.rate_limit_burst)
         self._refilled = clock.now()
+        self._quota_window = -1
+        self._quota_used = 0
         self.injected: dict[str, int] = {"forced": 0, "5xx": 0, "429": 0, "broken": 0}
 
     def force(
@@ -70,6 +80,27 @@ class FaultInjector:
             return None
         return max(1, math.ceil((1 - self._tokens) / rate))
 
+    def _over_quota(self) -> int | None:
+        quota = self.settings.quota_per_window
+        if quota is None:
+            return None
+        now, length = self.clock.now(), self.settings.quota_window_s
+        window = int(now // length)
+        if window != self._quota_window:
+            self._quota_window, self._quota_used = window, 0
+        if self._quota_used < quota:
+            self._quota_used += 1
+            return None
+        if self.settings.quota_retry_after_s is not None:
+            return self.settings.quota_retry_after_s
+        return max(1, math.ceil((window + 1) * length - now))
+
+    def retry_after_header(self, seconds: int) -> str:
+        """The ``Retry-After`` value for a wait of ``seconds`` (an HTTP-date is against the wall clock)."""
+        if self.settings.retry_after_http_date:
+            return email.utils.formatdate(time.time() + seconds, usegmt=True)
+        return str(seconds)
+
     def on_request(self, path: str) -> tuple[int, int | None] | None:
         """(status, retry_after) to answer instead of serving, or None to serve normally."""
         with self._lock:
@@ -79,6 +110,10 @@ class FaultInjector:
                     self.injected["forced"] += 1
                     return forced.status, forced.retry_after
             self._forced = [f for f in self._forced if f.remaining > 0]
+            wait = self._over_quota()
+            if wait is not None:
+                self.injected["429"] += 1
+                return 429, wait
             wait = self._rate_limited()
             if wait is not None:
                 self.injected["429"] += 1
