@@ -143,7 +143,7 @@ def seed_ledger(calls_code: str) -> tuple[list, int]:
     """Put every generated call in the ledger as ended-without-audio (the realtime path was down)."""
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
-    from ocp_ingest.realtime import cdr_transition
+    from ocp_ingest.ledger.cdr import cdr_transition
     from ocp_ingest.routing import LobRouter
 
     scope: dict = {}

@@ -1,6 +1,6 @@
 """Fault-injection scenarios: the whole flow (simulator -> receiver -> both DAGs) under one fault each.
 
-Shared by ``tests/faults/test_faults.py`` (invariants) and ``benchmarks/fault_table.py`` (README table),
+Shared by ``tests/dev/faults/test_faults.py`` (invariants) and ``benchmarks/fault_table.py`` (README table),
 so they live in the dev harness: benchmarks import no test module.
 Every scenario starts from a clean configuration (no other fault) so a failure points at its fault.
 """

@@ -12,7 +12,7 @@ import pytest
 
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import CallRecord, Ledger, open_ledger
-from ocp_ingest.realtime import cdr_transition
+from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.routing import LobRouter
 from ocp_ingest_dev.simulator import RunningSimulator, SimCall, Simulator, SimulatorConfig, serve
 from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT as PAT

@@ -1,4 +1,5 @@
-"""The shared core reaches object storage through one adapter: only ``storage/objects.py`` imports Airflow."""
+"""The domain (shared core and both stages) reaches object storage through one adapter: only
+``storage/objects.py`` imports Airflow."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import ocp_ingest
 
 PACKAGE = Path(ocp_ingest.__file__).parent
-CORE = ["storage", "ocp", "audit", "report", "audio", "ingest.py", "config.py", "ids.py"]
+CORE = ["storage", "ocp", "audit", "report", "audio", "ledger", "realtime", "reconcile", "ingest.py", "config.py", "ids.py"]
 ADAPTER = PACKAGE / "storage" / "objects.py"
 
 

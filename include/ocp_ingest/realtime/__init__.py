@@ -1,5 +1,5 @@
 """Stage 1, realtime: what happens to a CDR event and to a pushed recording. No tasks or DAGs in here
-(Airflow's ``ObjectStoragePath`` is its only Airflow import, for object storage).
+(object storage through :mod:`ocp_ingest.storage.objects`).
 
 The receiver calls :func:`record_cdr_event` and :func:`land_recording` the moment something arrives; the
 continuous DAG rolls CDR events into the manifest (:func:`roll_cdr_manifest`) and hands batches of landed
@@ -12,7 +12,6 @@ recordings to :class:`RealtimeProcessor`.
 
 from __future__ import annotations
 
-from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.realtime.batch import BatchSummary, RealtimeProcessor
 from ocp_ingest.realtime.events import EventIdReused, record_cdr_event, roll_cdr_manifest
 from ocp_ingest.realtime.landing import (
@@ -32,7 +31,6 @@ __all__ = [
     "LandingResult",
     "RealtimeProcessor",
     "RecordingTooLarge",
-    "cdr_transition",
     "count_arrivals",
     "land_recording",
     "land_sidecar",

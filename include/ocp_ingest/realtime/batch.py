@@ -17,8 +17,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest.config import Settings
 from ocp_ingest.ingest import RecordingIngestor, quarantine_copy
 from ocp_ingest.ledger import IngestionSource, Ledger, LedgerContention
@@ -26,6 +24,7 @@ from ocp_ingest.ledger.model import CallRecord, parse_ts, utcnow
 from ocp_ingest.ledger.transitions import AudioRejected, ConflictingAudio
 from ocp_ingest.realtime.landing import Arrival, remove
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage.objects import object_path
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +87,7 @@ class RealtimeProcessor:
         records = self.ledger.get_many([a.dialog_id for a in arrivals])
         # Register the object-store filesystems here, not first inside a worker thread (where importing
         # the providers' filesystems can stall the batch).
-        _ = ObjectStoragePath(self.layout.landing_url).fs
+        _ = object_path(self.layout.landing_url).fs
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(lambda a: self._isolated(a, records.get(a.dialog_id)), arrivals))
         for arrival, (kind, detail) in zip(arrivals, outcomes, strict=True):
@@ -116,7 +115,7 @@ class RealtimeProcessor:
         try:
             return self._one(arrival, record)
         except FileNotFoundError:
-            if ObjectStoragePath(arrival.audio_url).exists():
+            if object_path(arrival.audio_url).exists():
                 raise
             return self._failed(arrival, "landed audio is missing", keep=False)
         except INFRASTRUCTURE_ERRORS:
@@ -139,7 +138,7 @@ class RealtimeProcessor:
         return "failed", "processing_error"
 
     def _quarantine(self, arrival: Arrival) -> str:
-        source = ObjectStoragePath(arrival.audio_url)
+        source = object_path(arrival.audio_url)
         return quarantine_copy(self.layout, source, arrival.dialog_id, arrival.sha256, "processing_error")
 
     def _one(self, arrival: Arrival, record: CallRecord | None) -> tuple[str, str]:
@@ -153,7 +152,7 @@ class RealtimeProcessor:
         if not record.s3_stored and record.received_sha256 not in (None, arrival.sha256):
             return self._not_claimed(arrival, record)
         outcome = self.ingestor.ingest(
-            ObjectStoragePath(arrival.audio_url),
+            object_path(arrival.audio_url),
             arrival.sha256,
             arrival.size_bytes,
             record,
@@ -166,7 +165,7 @@ class RealtimeProcessor:
         """Other bytes hold the call's claim (this arrival outlived a released claim): never store it."""
         quarantined = quarantine_copy(
             self.layout,
-            ObjectStoragePath(arrival.audio_url),
+            object_path(arrival.audio_url),
             arrival.dialog_id,
             arrival.sha256,
             "conflicting_audio",
@@ -194,4 +193,4 @@ class RealtimeProcessor:
         # Sidecars first: once they are gone the DAG will not pick the audio up again.
         remove(arrival.sidecar)
         remove(arrival.waiting_sidecar)
-        remove(ObjectStoragePath(arrival.audio_url))
+        remove(object_path(arrival.audio_url))

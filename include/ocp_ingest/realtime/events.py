@@ -11,8 +11,6 @@ import hashlib
 import logging
 from datetime import datetime
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest import ids
 from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.cdr import cdr_transition
@@ -20,6 +18,7 @@ from ocp_ingest.ledger.model import from_epoch_ms
 from ocp_ingest.ocp.wire import CdrEvent
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage.objects import ObjectPath, object_path
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +41,7 @@ def record_cdr_event(event: CdrEvent, ledger: Ledger, layout: StorageLayout, rou
     roll moves the landing file into the manifest, which is at-least-once and keyed by ``event_id``.
     """
     transition = cdr_transition(event, router)
-    dest = ObjectStoragePath(layout.landing_url) / "cdr" / f"{ids.token('event_id', event.event_id)}.json"
+    dest = object_path(layout.landing_url) / "cdr" / f"{ids.token('event_id', event.event_id)}.json"
     try:
         created = write_create_only(dest, [event.to_json()]).created
     except ObjectExists:
@@ -61,7 +60,7 @@ def roll_cdr_manifest(layout: StorageLayout, limit: int = 5000) -> int:
     A landed event that no longer reads as a valid event (e.g. accepted before a stricter rule) is moved to
     quarantine with a log line instead of failing every roll.
     """
-    folder = ObjectStoragePath(layout.landing_url) / "cdr"
+    folder = object_path(layout.landing_url) / "cdr"
     if not folder.exists():
         return 0
     files = sorted(folder.glob("*.json"), key=lambda p: p.name)[:limit]
@@ -85,9 +84,9 @@ def roll_cdr_manifest(layout: StorageLayout, limit: int = 5000) -> int:
     return len(files)
 
 
-def _quarantine_event(layout: StorageLayout, path: ObjectStoragePath, body: bytes, error: str) -> None:
+def _quarantine_event(layout: StorageLayout, path: ObjectPath, body: bytes, error: str) -> None:
     sha16 = hashlib.sha256(body).hexdigest()[:16]
-    dest = ObjectStoragePath(layout.quarantine_url) / "invalid_cdr_event" / f"{path.stem}.{sha16}.json"
+    dest = object_path(layout.quarantine_url) / "invalid_cdr_event" / f"{path.stem}.{sha16}.json"
     with contextlib.suppress(ObjectExists):  # a retried roll: these bytes are kept already
         write_create_only(dest, [body])
     log.error("landed CDR event %s cannot be rolled (%s); kept at %s", path.name, error[:300], dest)

@@ -16,14 +16,13 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 
-from airflow.sdk import ObjectStoragePath
-
 from ocp_ingest.ingest import quarantine_copy
 from ocp_ingest.ledger import Ledger, Outcome
 from ocp_ingest.ledger.model import format_ts, utcnow
 from ocp_ingest.ledger.transitions import ConflictingAudio, FileReceived
 from ocp_ingest.ocp.wire import RecordingName
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage.objects import ObjectPath, object_path
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +42,12 @@ class Arrival:
     dialog_timestamp_ms: int | None = None
 
     @property
-    def sidecar(self) -> ObjectStoragePath:
+    def sidecar(self) -> ObjectPath:
         """Where the DAG finds a new arrival's sidecar."""
-        return ObjectStoragePath(self.audio_url.rsplit(".", 1)[0] + ".json")
+        return object_path(self.audio_url.rsplit(".", 1)[0] + ".json")
 
     @property
-    def waiting_sidecar(self) -> ObjectStoragePath:
+    def waiting_sidecar(self) -> ObjectPath:
         """Where the sidecar of an arrival that waits for its dialog_end is parked."""
         return self.sidecar.parent / "waiting" / self.sidecar.name
 
@@ -137,7 +136,7 @@ def land_recording(
 
 def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:
     """New arrivals first, then those waiting for their dialog_end; sorted by name within each (stable)."""
-    folder = ObjectStoragePath(layout.landing_url) / "audio"
+    folder = object_path(layout.landing_url) / "audio"
     found: list[Arrival] = []
     for sub in (folder, folder / "waiting"):
         if not sub.exists():
@@ -154,7 +153,7 @@ def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:
 
 def count_arrivals(landing_url: str) -> int:
     """How many new recordings and CDR events wait in landing (the trigger's test; parked ones excluded)."""
-    root = ObjectStoragePath(landing_url)
+    root = object_path(landing_url)
     total = 0
     for sub in ("audio", "cdr"):
         folder = root / sub
@@ -163,7 +162,7 @@ def count_arrivals(landing_url: str) -> int:
     return total
 
 
-def remove(path: ObjectStoragePath) -> None:
+def remove(path: ObjectPath) -> None:
     """Delete a landing file; one already gone (a retried run) is fine."""
     with contextlib.suppress(FileNotFoundError):
         path.unlink()

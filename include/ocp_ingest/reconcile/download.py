@@ -39,12 +39,12 @@ from typing import Any
 from ocp_ingest.config import Settings
 from ocp_ingest.ingest import IngestOutcome, RecordingIngestor
 from ocp_ingest.ledger import CallRecord, IngestionSource, Ledger, open_ledger
+from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.client import OcpClient
 from ocp_ingest.ocp.download import iter_file_chunks
 from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError
-from ocp_ingest.realtime import cdr_transition
 from ocp_ingest.reconcile.exports import ExportOutcomeStatus, keep_export_metadata, recreate_and_wait
 from ocp_ingest.reconcile.plan import ExportPlan
 from ocp_ingest.routing import LobRouter
