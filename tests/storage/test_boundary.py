@@ -9,7 +9,19 @@ from pathlib import Path
 import ocp_ingest
 
 PACKAGE = Path(ocp_ingest.__file__).parent
-CORE = ["storage", "ocp", "audit", "report", "audio", "ledger", "realtime", "reconcile", "ingest.py", "config.py", "ids.py"]
+CORE = [
+    "storage",
+    "ocp",
+    "audit",
+    "report",
+    "audio",
+    "ledger",
+    "realtime",
+    "reconcile",
+    "ingest.py",
+    "config.py",
+    "ids.py",
+]
 ADAPTER = PACKAGE / "storage" / "objects.py"
 
 

@@ -12,11 +12,12 @@ recordings to :class:`RealtimeProcessor`.
 
 from __future__ import annotations
 
-from ocp_ingest.realtime.batch import BatchSummary, RealtimeProcessor
+from ocp_ingest.realtime.batch import ArrivalState, BatchSummary, RealtimeProcessor
 from ocp_ingest.realtime.events import EventIdReused, record_cdr_event, roll_cdr_manifest
 from ocp_ingest.realtime.landing import (
     Arrival,
     LandingResult,
+    LandingStatus,
     RecordingTooLarge,
     count_arrivals,
     land_recording,
@@ -26,9 +27,11 @@ from ocp_ingest.realtime.landing import (
 
 __all__ = [
     "Arrival",
+    "ArrivalState",
     "BatchSummary",
     "EventIdReused",
     "LandingResult",
+    "LandingStatus",
     "RealtimeProcessor",
     "RecordingTooLarge",
     "count_arrivals",

@@ -16,9 +16,10 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from enum import StrEnum
 
 from ocp_ingest.config import Settings
-from ocp_ingest.ingest import RecordingIngestor, quarantine_copy
+from ocp_ingest.ingest import IngestResult, RecordingIngestor, quarantine_copy
 from ocp_ingest.ledger import IngestionSource, Ledger, LedgerContention
 from ocp_ingest.ledger.model import CallRecord, parse_ts, utcnow
 from ocp_ingest.ledger.transitions import AudioRejected, ConflictingAudio
@@ -43,6 +44,20 @@ def _infrastructure_errors() -> tuple[type[BaseException], ...]:
 #: Faults of the platform (disk, network, object store, ledger), not of one call's data: they fail the run,
 #: so Airflow retries it, and a retry repeats nothing already done. Any other exception is the call's fault.
 INFRASTRUCTURE_ERRORS = _infrastructure_errors()
+
+
+class ArrivalState(StrEnum):
+    """An arrival the batch leaves in landing (its outcomes otherwise are :class:`IngestResult`)."""
+
+    #: Its dialog_end has not come yet.
+    WAITING = "waiting"
+    #: Still no dialog_end after ``orphan_after``: reported, and kept.
+    ORPHAN = "orphan"
+    #: Its data made validating or storing raise: quarantined, flagged, out of landing.
+    FAILED = "failed"
+
+
+ArrivalOutcome = tuple[IngestResult | ArrivalState, str]
 
 
 @dataclass
@@ -91,26 +106,28 @@ class RealtimeProcessor:
         with ThreadPoolExecutor(max_workers=workers) as pool:
             outcomes = list(pool.map(lambda a: self._isolated(a, records.get(a.dialog_id)), arrivals))
         for arrival, (kind, detail) in zip(arrivals, outcomes, strict=True):
-            if kind == "stored":
+            if kind is IngestResult.STORED:
                 summary.stored += 1
                 summary.bytes_stored += arrival.size_bytes
-            elif kind == "already_stored":
+            elif kind is IngestResult.ALREADY_STORED:
                 summary.already_stored += 1
-            elif kind == "rejected":
+            elif kind is IngestResult.REJECTED:
                 summary.rejected += 1
                 summary.reasons[detail] += 1
-            elif kind == "conflict":
+            elif kind is IngestResult.CONFLICT:
                 summary.conflicts += 1
-            elif kind == "failed":
+            elif kind is ArrivalState.FAILED:
                 summary.failed += 1
                 summary.reasons[detail] += 1
-            elif kind == "orphan":
+            elif kind is ArrivalState.ORPHAN:
                 summary.orphaned.append(arrival.dialog_id)
-            else:
+            elif kind is ArrivalState.WAITING:
                 summary.waiting_for_cdr += 1
+            else:  # an ingest outcome realtime never produces: fail loudly rather than lose count
+                raise ValueError(f"call {arrival.dialog_id}: unexpected outcome {kind!r} ({detail})")
         return summary
 
-    def _isolated(self, arrival: Arrival, record: CallRecord | None) -> tuple[str, str]:
+    def _isolated(self, arrival: Arrival, record: CallRecord | None) -> ArrivalOutcome:
         """One arrival; an exception its data causes is this call's outcome, not the batch's."""
         try:
             return self._one(arrival, record)
@@ -123,7 +140,7 @@ class RealtimeProcessor:
         except Exception as exc:
             return self._failed(arrival, f"{type(exc).__name__}: {exc}")
 
-    def _failed(self, arrival: Arrival, error: str, keep: bool = True) -> tuple[str, str]:
+    def _failed(self, arrival: Arrival, error: str, keep: bool = True) -> ArrivalOutcome:
         reason = f"realtime processing failed: {error}"[:500]
         if keep:
             try:
@@ -135,13 +152,13 @@ class RealtimeProcessor:
         log.error("call %s left out of the batch: %s", arrival.dialog_id, reason)
         self.ledger.apply(AudioRejected(arrival.dialog_id, reason))
         self._clear(arrival)
-        return "failed", "processing_error"
+        return ArrivalState.FAILED, "processing_error"
 
     def _quarantine(self, arrival: Arrival) -> str:
         source = object_path(arrival.audio_url)
         return quarantine_copy(self.layout, source, arrival.dialog_id, arrival.sha256, "processing_error")
 
-    def _one(self, arrival: Arrival, record: CallRecord | None) -> tuple[str, str]:
+    def _one(self, arrival: Arrival, record: CallRecord | None) -> ArrivalOutcome:
         ready = record is not None and (
             record.s3_stored
             or (record.has_cdr_end and record.lob is not None and record.ocp_group is not None)
@@ -161,7 +178,7 @@ class RealtimeProcessor:
         self._clear(arrival)
         return outcome.kind, outcome.detail
 
-    def _not_claimed(self, arrival: Arrival, record: CallRecord) -> tuple[str, str]:
+    def _not_claimed(self, arrival: Arrival, record: CallRecord) -> ArrivalOutcome:
         """Other bytes hold the call's claim (this arrival outlived a released claim): never store it."""
         quarantined = quarantine_copy(
             self.layout,
@@ -172,9 +189,9 @@ class RealtimeProcessor:
         )
         self.ledger.apply(ConflictingAudio(arrival.dialog_id, arrival.sha256, quarantined))
         self._clear(arrival)
-        return "conflict", quarantined
+        return IngestResult.CONFLICT, quarantined
 
-    def _waiting(self, arrival: Arrival) -> tuple[str, str]:
+    def _waiting(self, arrival: Arrival) -> ArrivalOutcome:
         if arrival.sidecar.exists():  # park it, so the trigger only wakes the DAG for new arrivals
             with contextlib.suppress(ObjectExists):
                 write_create_only(arrival.waiting_sidecar, [arrival.to_json()])
@@ -186,8 +203,8 @@ class RealtimeProcessor:
                 arrival.dialog_id,
                 arrival.received_at,
             )
-            return "orphan", ""
-        return "waiting", ""
+            return ArrivalState.ORPHAN, ""
+        return ArrivalState.WAITING, ""
 
     def _clear(self, arrival: Arrival) -> None:
         # Sidecars first: once they are gone the DAG will not pick the audio up again.

@@ -15,6 +15,7 @@ import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 from ocp_ingest.ingest import quarantine_copy
 from ocp_ingest.ledger import Ledger, Outcome
@@ -65,11 +66,20 @@ class RecordingTooLarge(ValueError):
     """The pushed body exceeds the configured maximum; nothing was kept."""
 
 
+class LandingStatus(StrEnum):
+    """The receiver's answer to one push (its JSON ``status``)."""
+
+    RECEIVED = "received"
+    #: The same bytes had already landed.
+    DUPLICATE = "duplicate"
+    ALREADY_STORED = "already_stored"
+    #: Other bytes came first or are stored: these were quarantined and the call flagged.
+    CONFLICT = "conflict"
+
+
 @dataclass(frozen=True)
 class LandingResult:
-    #: received | duplicate (same bytes already landed) | already_stored | conflict (other bytes came
-    #: first or are stored: these were quarantined and the call flagged)
-    status: str
+    status: LandingStatus
     arrival: Arrival
     detail: str = ""
 
@@ -120,7 +130,7 @@ def land_recording(
     result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
     if result.outcome is Outcome.ALREADY_STORED:
         remove(landing)
-        return LandingResult("already_stored", arrival, "identical recording already stored")
+        return LandingResult(LandingStatus.ALREADY_STORED, arrival, "identical recording already stored")
     if result.outcome is Outcome.CONFLICT:
         quarantined = quarantine_copy(layout, landing, name.dialog_id, written.sha256, "conflicting_audio")
         ledger.apply(ConflictingAudio(name.dialog_id, written.sha256, str(quarantined)))
@@ -128,10 +138,10 @@ def land_recording(
         stored = result.record is not None and result.record.s3_stored
         first = "is already stored" if stored else "was received first"
         return LandingResult(
-            "conflict", arrival, f"a different recording {first}; this one kept at {quarantined}"
+            LandingStatus.CONFLICT, arrival, f"a different recording {first}; this one kept at {quarantined}"
         )
     land_sidecar(arrival)
-    return LandingResult("received" if written.created else "duplicate", arrival)
+    return LandingResult(LandingStatus.RECEIVED if written.created else LandingStatus.DUPLICATE, arrival)
 
 
 def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:

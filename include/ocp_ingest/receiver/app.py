@@ -41,6 +41,7 @@ from ocp_ingest.ocp import wire
 from ocp_ingest.realtime import (
     EventIdReused,
     LandingResult,
+    LandingStatus,
     RecordingTooLarge,
     land_recording,
     record_cdr_event,
@@ -331,7 +332,7 @@ def create_app(
             "size": result.arrival.size_bytes,
             "detail": result.detail,
         }
-        return JSONResponse(body, status_code=409 if result.status == "conflict" else 200)
+        return JSONResponse(body, status_code=409 if result.status is LandingStatus.CONFLICT else 200)
 
     @app.get("/healthz", summary="Liveness and dependencies")
     async def healthz() -> JSONResponse:
