@@ -3,8 +3,9 @@
 # for the receiver (`ocp-ingest receiver`) and for the KubernetesPodOperator download task
 # (`ocp-ingest download-export`, OCP_INGEST_IMAGE; the tag must match what that setting names).
 #
-#   docker build -t ocp-ingest:latest .
-FROM apache/airflow:3.3.2-python3.11
+#   docker build -t ocp-ingest:latest .                          # production (the default target)
+#   docker build --target dev -t ocp-ingest-dev:latest .         # + the dev harness (compose's simulator)
+FROM apache/airflow:3.3.2-python3.11 AS production
 
 # Dependencies first (a layer that changes only with the pins). The constraints file pins every transitive
 # dependency resolved and tested with apache-airflow 3.3.2 on CPython 3.11; requirements.txt pins
@@ -27,3 +28,11 @@ COPY --chown=airflow:0 plugins/ /opt/airflow/plugins/
 # (S3, DynamoDB), and this keeps any local spill (e.g. a SQLite ledger in a one-off run) in a known place.
 ENV OCP_INGEST_HOME=/opt/airflow/ocp-ingest \
     AIRFLOW__CORE__LOAD_EXAMPLES=False
+
+# The dev harness on top (the OCP simulator, the demo): only compose's `--profile demo` simulator uses it.
+FROM production AS dev
+COPY --chown=airflow:0 include/ocp_ingest_dev/ /opt/ocp-ingest/include/ocp_ingest_dev/
+RUN pip install --no-cache-dir --no-deps /opt/ocp-ingest && ocp-ingest simulator --help > /dev/null
+
+# A plain `docker build` (no --target) builds the last stage: the production image, without the harness.
+FROM production

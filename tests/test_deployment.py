@@ -156,15 +156,49 @@ def test_mounted_paths_exist_and_the_image_is_the_download_pods(compose: dict) -
         if service.get("build") is not None:
             context = service["build"] if isinstance(service["build"], str) else service["build"]["context"]
             assert (ROOT / context / "Dockerfile").is_file()
-    images = {s.get("image") for s in compose["services"].values() if s.get("build") is not None}
-    # The KubernetesPodOperator's default image (OCP_INGEST_IMAGE) is what compose builds from the Dockerfile.
+    targets = {
+        s.get("image"): (s["build"].get("target") if isinstance(s["build"], dict) else None)
+        for s in compose["services"].values()
+        if s.get("build") is not None
+    }
+    # The KubernetesPodOperator's default image (OCP_INGEST_IMAGE) is what compose builds from the
+    # Dockerfile's default target; only the simulator takes the dev stage, under its own image name.
     default_image = next(f.default for f in fields(Settings) if f.name == "image")
-    assert images == {default_image}
+    assert targets == {default_image: None, "ocp-ingest-dev:latest": "dev"}
+    assert compose["services"]["ocp-simulator"]["image"] == "ocp-ingest-dev:latest"
+
+
+def _stages(dockerfile: str) -> dict[str, tuple[str | None, str]]:
+    """Each stage by name (``#i`` if unnamed): the stage it builds on, when it is one, and its text."""
+    stages: dict[str, tuple[str | None, str]] = {}
+    for i, part in enumerate(re.split(r"^FROM\s+", dockerfile, flags=re.M)[1:]):
+        head, _, body = part.partition("\n")
+        words = head.split()
+        name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else f"#{i}"
+        stages[name] = (words[0] if words[0] in stages else None, body)
+    return stages
+
+
+def stage_text(dockerfile: str, stage: str) -> str:
+    """The instructions that make ``stage``: its bases' first."""
+    base, body = _stages(dockerfile)[stage]
+    return (stage_text(dockerfile, base) if base else "") + body
+
+
+def test_the_default_build_is_the_production_stage_and_the_dev_stage_adds_the_harness() -> None:
+    text = DOCKERFILE.read_text()
+    stages = _stages(text)
+    assert list(stages)[:2] == ["production", "dev"]
+    last_base, last_body = list(stages.values())[-1]
+    assert last_base == "production"
+    assert not re.search(r"^(COPY|RUN|ADD)\b", last_body, flags=re.M), "the default target adds nothing"
+    dev_only = [sources for sources, _ in _copies(stages["dev"][1])]
+    assert dev_only == [["include/ocp_ingest_dev/"]]
 
 
 def test_dockerfile_matches_the_pinned_airflow_and_copies_what_exists() -> None:
     text = DOCKERFILE.read_text()
-    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python(\S+)$", text, flags=re.M)
+    base = re.search(r"^FROM\s+apache/airflow:(\S+)-python(\S+)(?:\s+AS\s+production)?$", text, flags=re.M)
     assert base, "the image must build on the official Airflow image"
     pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), flags=re.M)
     assert pinned and base.group(1) == pinned.group(1)
@@ -193,17 +227,17 @@ def _pip_install_targets(dockerfile: str) -> list[str]:
     return targets
 
 
-def build_image_package(out: Path) -> Path:
+def build_image_package(out: Path, stage: str = "production") -> Path:
     """Build what the Dockerfile's ``pip install <project>`` installs, from exactly what it copies there.
 
     The COPY sources land at their destinations under a temporary project directory (Docker's rules: a
     directory's contents, a file into a directory ending in ``/``); setuptools' ``build_py`` (the step a
     wheel build runs) then lays the packages out as they would be installed. Returns the build directory.
     """
-    text = DOCKERFILE.read_text()
-    projects = [t for t in _pip_install_targets(text) if t.startswith("/")]
+    text = stage_text(DOCKERFILE.read_text(), stage)
+    projects = {t.rstrip("/") for t in _pip_install_targets(text) if t.startswith("/")}
     assert len(projects) == 1, projects
-    project = projects[0].rstrip("/")
+    project = projects.pop()
     tree = out / "project"
     for sources, destination in _copies(text):
         if not (destination + "/").startswith(project + "/"):
@@ -284,3 +318,9 @@ def test_a_checkout_install_provides_the_production_package_and_the_dev_harness(
     assert {"ocp_ingest", "ocp_ingest.cli", "ocp_ingest_dev", "ocp_ingest_dev.demo"} <= found, found
     assert {"ocp_ingest_dev.simulator", "ocp_ingest_dev.stack"} <= found, found
     assert all(p.split(".")[0] in ("ocp_ingest", "ocp_ingest_dev") for p in found), found
+
+
+def test_the_dev_stage_installs_the_simulator_compose_runs(tmp_path: Path) -> None:
+    package = build_image_package(tmp_path, stage="dev")
+    assert sorted(p.name for p in package.iterdir()) == ["ocp_ingest", "ocp_ingest_dev"]
+    assert (package / "ocp_ingest_dev" / "simulator" / "cli.py").is_file()
