@@ -65,11 +65,13 @@ def _quiet_logging() -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
     airflow_env = airflow_environment(home / "airflow_home")
-    if "airflow" in sys.modules and os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
-        # Airflow reads its configuration once, at import, and building the CLI already imported it:
-        # start again with the private AIRFLOW_HOME in the environment (never the user's DAG runs).
-        argv = [sys.executable, "-m", "ocp_ingest.cli", *sys.argv[1:], "--home", str(home)]
-        os.execve(sys.executable, argv, {**os.environ, **airflow_env})
+    if os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
+        if "airflow" in sys.modules:
+            # Airflow reads its configuration once, at import, and something already imported it: start
+            # again with the private AIRFLOW_HOME in the environment (never the user's DAG runs).
+            argv = [sys.executable, "-m", "ocp_ingest.cli", *sys.argv[1:], "--home", str(home)]
+            os.execve(sys.executable, argv, {**os.environ, **airflow_env})
+        os.environ.update(airflow_env)  # before the first Airflow import
     data = home / "data"
     if data.exists() and any(data.iterdir()):
         print(
