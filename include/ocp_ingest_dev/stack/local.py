@@ -115,6 +115,8 @@ class LocalStack:
             {**base, "OCP_INGEST_RECEIVER_SECRET": secret},
         )
         if self.calls > 0:
+            # OCP pushes to a receiver that is up: the simulator's first pushes must not meet a closed port.
+            self._wait_for_receiver()
             if self.seed is None:
                 self.seed = int(time.time())
             self.truth_path.unlink(missing_ok=True)  # the watcher must only ever see this run's calls
@@ -164,6 +166,20 @@ class LocalStack:
         airflow_env.setdefault("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn))
         Path(airflow_env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
         self._spawn("airflow", [str(bin_dir / "airflow"), "standalone"], airflow_env)
+
+    def _wait_for_receiver(self, timeout_s: float = 120.0) -> None:
+        url = f"http://127.0.0.1:{self.receiver_port}/healthz"
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.processes["receiver"].poll() is not None:
+                raise RuntimeError("the receiver exited while starting (see the stack log)")
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RuntimeError(f"the receiver did not answer {url} within {timeout_s:g} s")
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
         # A new session each: Ctrl-C in the terminal reaches only us, and we stop every group ourselves.
