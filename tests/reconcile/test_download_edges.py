@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from ocp_ingest.ledger import TerminalState
 from ocp_ingest.ocp import OcpClient, PatAuth
+from ocp_ingest.reconcile.close import close_run, match_outcomes
+from ocp_ingest.reconcile.detect import PendingQuery, detect
 from ocp_ingest.reconcile.download import download_export
 from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
-from ocp_ingest.reconcile.plan import ExportPlan
+from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
+from ocp_ingest.reconcile.windows import floor_hour
 from ocp_ingest.storage import StorageLayout
+from ocp_ingest_dev.simulator import Simulator
 from tests.airflow.conftest import PAT, Tenant, sim_config, tenant_factory  # noqa: F401 (fixture)
 
 HOUR = timedelta(hours=1)
@@ -47,3 +53,45 @@ def test_an_opaque_export_id_keeps_its_metadata_record_and_recovers_the_calls(te
     assert kept["export"]["export_id"] == export_id  # the id itself is kept, as OCP gave it
     assert set(kept["planned_recordings"]) == {c.dialog_id for c in mine}
     assert all(tenant.record(c.dialog_id).export_id == export_id for c in mine)
+
+
+def test_calls_ending_after_the_plans_last_hour_are_explained_when_ocp_selects_by_event_time(
+    tenant_factory,  # noqa: F811
+) -> None:
+    """A call that starts in a plan's last hour and ends after it: its dialog_end is where OCP puts it."""
+    config = sim_config(calls=6)
+    config.exports.cdr_selection = "event_time"  # a dialog_end lands in the hour the call ended
+    hour_end = int(config.window_start.timestamp() * 1000) + 3_600_000
+    sip, other = Simulator(config).calls[:2]
+    calls = [
+        replace(sip, ocp_group="ocp-cards", start=hour_end - 2000, duration_ms=5000),
+        replace(
+            other,
+            ocp_group="ocp-cards",
+            start=hour_end - 1000,
+            duration_ms=5000,
+            has_recording=False,
+            origin_uri="tel:+302101234567",  # not SIP: never a recording
+        ),
+    ]
+    assert calls[0].has_recording and calls[0].origin_uri.startswith("sip:")
+    tenant: Tenant = tenant_factory(config, calls)
+    tenant.receive_events(calls)
+    detection = detect(tenant.ledger, PendingQuery(grace=timedelta(0), limit=100))
+    (plan,) = plan_exports(detection.calls).plans
+    ends = [datetime.fromtimestamp(c.end / 1000, UTC) for c in calls]
+    assert all(plan.start <= e < plan.end for e in ends)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        # What the old plan (the start's hour only) got from OCP: no dialog_end, so the non-SIP call
+        # could not be explained and would have walked to escalation.
+        start_hour = floor_hour(datetime.fromtimestamp(calls[0].start / 1000, UTC))
+        old = ExportPlan("ocp-cards", start_hour, start_hour + HOUR, (calls[1].dialog_id,))
+        old_summary = download_export(old, _completed_export(tenant, client, old), tenant.settings, client)
+        assert old_summary.no_recording == {}
+        summary = download_export(plan, _completed_export(tenant, client, plan), tenant.settings, client)
+    assert summary.no_recording == {calls[1].dialog_id: "tel:+302101234567"}
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    verdicts = {c.dialog_id: str(c.outcome) for c in run.calls}
+    assert verdicts == {calls[0].dialog_id: "recovered", calls[1].dialog_id: "no_recording_expected"}
+    assert tenant.record(calls[1].dialog_id).terminal_state is TerminalState.NO_RECORDING_EXPECTED
+    assert tenant.record(calls[1].dialog_id).retry_count == 0
