@@ -6,11 +6,12 @@ import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import TerminalState
 from ocp_ingest.ocp import OcpClient, PatAuth
 from ocp_ingest.reconcile.close import close_run, match_outcomes
 from ocp_ingest.reconcile.detect import PendingQuery, detect
-from ocp_ingest.reconcile.download import download_export
+from ocp_ingest.reconcile.download import DownloadSummary, download_export
 from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
 from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
 from ocp_ingest.reconcile.windows import floor_hour
@@ -95,3 +96,66 @@ def test_calls_ending_after_the_plans_last_hour_are_explained_when_ocp_selects_b
     assert verdicts == {calls[0].dialog_id: "recovered", calls[1].dialog_id: "no_recording_expected"}
     assert tenant.record(calls[1].dialog_id).terminal_state is TerminalState.NO_RECORDING_EXPECTED
     assert tenant.record(calls[1].dialog_id).retry_count == 0
+
+
+# ------------------------------------------------------------- a listing that names none of our calls
+def _unknown_to_ocp(tenant: Tenant, group: str) -> str:
+    """A pending call the ledger knows in ``group``'s window whose recording OCP does not list."""
+    model = next(c for c in tenant.calls if c.ocp_group == group)
+    ghost = replace(model, dialog_id="F" * 32, connection_id="ghost")
+    tenant.receive_events([ghost])
+    return ghost.dialog_id
+
+
+def _download(tenant: Tenant, plan: ExportPlan) -> tuple[str, DownloadSummary]:
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+        return export_id, download_export(plan, export_id, tenant.settings, client, run_id="r1")
+
+
+def test_a_listing_full_of_recordings_matching_no_planned_call_is_an_anomaly(tenant_factory) -> None:  # noqa: F811
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    ghost = _unknown_to_ocp(tenant, group)
+    plan = ExportPlan(group, *_window(tenant), (ghost,))
+    export_id, summary = _download(tenant, plan)
+    listed = sum(c.ocp_group == group and c.has_recording for c in tenant.calls)
+    assert listed and summary.recordings_listed == listed and summary.planned_matched == 0
+    assert summary.anomaly and export_id in summary.anomaly, summary.to_dict()
+    assert summary.to_dict()["anomaly"] == summary.anomaly
+    # Kept with the export, and in the call's own audit trail.
+    record_path = StorageLayout.from_settings(tenant.settings).reconciliation_record_path(
+        "exports", export_id
+    )
+    assert "none of the plan's 1 call" in json.loads(record_path.read_bytes())["anomaly"]
+    today = datetime.now(UTC).date()
+    events = read_events(tenant.settings.audit_url, today - timedelta(days=1), today + timedelta(days=1))
+    (milestone,) = [
+        e for e in events.to_pylist() if e["dialog_id"] == ghost and e["event_type"] == "EXPORT_COMPLETED"
+    ]
+    assert "anomaly" in milestone["detail"]
+    # The close reports it: the run is not a plain success.
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert run.anomalies == [f"{plan.label}: {summary.anomaly}"]
+    assert run.to_dict()["anomalies"] == run.anomalies
+    assert tenant.record(ghost).retry_count == 1  # a lost recording still walks toward escalation
+
+
+def test_no_anomaly_when_one_planned_call_matches_or_nothing_is_listed_or_nothing_is_expected(
+    tenant_factory,  # noqa: F811
+) -> None:
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    ghost = _unknown_to_ocp(tenant, group)
+    start, end = _window(tenant)
+    real = next(c.dialog_id for c in tenant.calls if c.ocp_group == group and c.has_recording)
+    _, some = _download(tenant, ExportPlan(group, start, end, (ghost, real)))
+    assert (some.planned_matched, some.anomaly) == (1, "") and some.outcomes[ghost] == "not_in_export"
+    # an empty window: OCP lists nothing, so there is nothing we failed to match
+    _, empty = _download(tenant, ExportPlan(group, start - 6 * HOUR, start - 5 * HOUR, (ghost,)))
+    assert (empty.recordings_listed, empty.anomaly) == (0, "")
+    # every planned call is stored already: none expects a recording from this export
+    _, stored = _download(tenant, ExportPlan(group, start, end, (real,)))
+    assert stored.outcomes[real] == "already_stored" and stored.anomaly == ""
