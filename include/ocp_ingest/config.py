@@ -126,6 +126,9 @@ class Settings:
     export_max_wait_s: float = 6 * 3600.0
     # An export that expired (results kept 1 day) is re-created at most this many times per run.
     export_max_recreates: int = 2
+    # How long one export's request and wait may spend waiting out OCP's throttling (429, or 5xx with a
+    # Retry-After) in the triggerer, in total: OCP's state, never an attempt against the calls.
+    export_max_throttled_s: float = 24 * 3600.0
     # Where the heavy download runs: "inprocess" (a task on the worker) or "kubernetes" (a pod).
     download_mode: str = "inprocess"
     download_workers: int = 4
@@ -187,6 +190,7 @@ class Settings:
             export_max_polls=_env_int("EXPORT_MAX_POLLS", 500),
             export_max_wait_s=_env_float("EXPORT_MAX_WAIT_S", 6 * 3600.0),
             export_max_recreates=_env_int("EXPORT_MAX_RECREATES", 2),
+            export_max_throttled_s=_env_float("EXPORT_MAX_THROTTLED_S", 24 * 3600.0),
             download_mode=_env("DOWNLOAD_MODE", "inprocess").lower(),
             download_workers=_env_int("DOWNLOAD_WORKERS", 4),
             download_max_resumes=_env_int("DOWNLOAD_MAX_RESUMES", 5),
@@ -219,6 +223,8 @@ class Settings:
             )
         if self.export_poll_interval_s <= 0 or self.export_max_wait_s <= 0 or self.export_max_polls < 1:
             raise ValueError("export poll interval, max wait and max polls must be positive")
+        if self.export_max_throttled_s <= 0:
+            raise ValueError(f"{PREFIX}EXPORT_MAX_THROTTLED_S must be positive")
         if not 1 <= self.reconciliation_max_calls_per_plan <= 3000:
             raise ValueError(f"{PREFIX}RECONCILIATION_MAX_CALLS_PER_PLAN must be 1..3000")
         if self.retention_safety_days >= self.ocp_retention_days:

@@ -6,12 +6,17 @@ path separator, ``..`` or a control byte can never reach a bucket key or a file 
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 DIALOG_ID_RE = re.compile(r"^[0-9A-F]{32}$")
 # Group and account ids are OCP-generated tokens; LOB names come from our own routing config.
 TOKEN_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 LOB_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+#: Readable part of an encoded opaque id, and the hex digits of its SHA-256 that make it unique.
+OPAQUE_PREFIX_LEN = 40
+OPAQUE_HASH_LEN = 32
+_UNSAFE_RE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class InvalidIdentifier(ValueError):
@@ -46,6 +51,24 @@ def token(field: str, value: object) -> str:
             f"got {_describe(value)}"
         )
     return value
+
+
+def opaque_key(value: object) -> str:
+    """A storage-key segment for an identifier someone else hands out (an OCP export id, a run id).
+
+    Such ids are opaque: dots, slashes, ``..``, spaces, unicode, any length are all legal and must never
+    fail a task nor reach a key as they are. A plain token (``TOKEN_RE``) is kept as it is, so keys
+    written before stay the same; anything else becomes ``{safe prefix}.{sha256[:32]}``: readable,
+    deterministic, at most 73 characters. The ``.`` never occurs in a token, so an encoded id cannot
+    equal a kept one, and two encoded ids collide only if their 128-bit digests do.
+    """
+    if not isinstance(value, str) or not value:
+        raise InvalidIdentifier(f"an opaque id must be a non-empty string, got {_describe(value)}")
+    if TOKEN_RE.fullmatch(value):
+        return value
+    prefix = _UNSAFE_RE.sub("-", value).strip("-_")[:OPAQUE_PREFIX_LEN].rstrip("-_") or "id"
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:OPAQUE_HASH_LEN]
+    return f"{prefix}.{digest}"
 
 
 def ocp_group(value: object) -> str:

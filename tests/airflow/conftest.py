@@ -89,8 +89,8 @@ def tenant_factory(ingest_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     contexts = []
     opened: list[Ledger] = []
 
-    def make(config: SimulatorConfig | None = None) -> Tenant:
-        ctx = serve(Simulator(config or sim_config()))
+    def make(config: SimulatorConfig | None = None, calls: list[SimCall] | None = None) -> Tenant:
+        ctx = serve(Simulator(config or sim_config(), calls=calls))
         contexts.append(ctx)
         running = ctx.__enter__()
         conn = {

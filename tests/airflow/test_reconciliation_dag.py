@@ -293,11 +293,12 @@ def test_a_download_that_fails_after_its_retries_is_still_closed(tenant: Tenant,
 
 def test_crash_mid_download_then_rerun_stores_each_call_once(tenant: Tenant) -> None:
     tenant.receive_events(tenant.calls)
-    # The first 12 connections drop after 4 KB each. A resume keeps the bytes received, so a recording
+    # The first 20 connections drop after 4 KB each. A resume keeps the bytes received, so a recording
     # (16 KB and more) needs more than the 2 resumes allowed if all its connections are cut: some fail.
-    # The export's dialog_end CDR files (read first) are smaller than 4 KB and are not cut: a CDR file
-    # that fails fails the whole download task, and its Airflow retry would recover every call.
-    tenant.sim.faults.break_downloads(12, after_bytes=4096)
+    # The export's dialog_end CDR files are read first (one per hour of a window that covers the calls'
+    # whole lives plus a margin) and use up some of the cuts; a CDR file is small enough to survive its
+    # resumes: one that failed would fail the whole download task, whose retry would recover every call.
+    tenant.sim.faults.break_downloads(20, after_bytes=4096)
     first = run_dag()
     failed = [d for d, o in outcomes(first).items() if o == "still_pending"]
     assert failed and first["recovered"] + len(failed) == len(tenant.calls)

@@ -73,3 +73,14 @@ def test_hook_builds_working_clients_from_the_airflow_connection(running, monkey
     with OcpHook("ocp_bad").get_client() as client, pytest.raises(AuthError) as info:
         client.list_exports()
     assert "nope-xyz" not in str(info.value) and "nope-xyz" not in repr(OcpHook("ocp_bad"))
+
+
+def test_retry_policy_extras_reach_both_clients_settings() -> None:
+    extra = {"max_retry_after_s": "7.5", "max_listing_lag_s": 3, "max_attempts": 2, "max_total_s": 9}
+    s = settings_from_connection(_conn(host="x", password="p", extra_dejson=extra))
+    assert (s.retry.max_retry_after_s, s.retry.max_listing_lag_s) == (7.5, 3.0)
+    assert (s.retry.max_attempts, s.retry.max_total_s) == (2, 9.0)
+    # form fields may come prefixed, and empty ones mean "not set"
+    prefixed = {"extra__ocp__max_retry_after_s": 1, "extra__ocp__max_listing_lag_s": ""}
+    s = settings_from_connection(_conn(host="x", password="p", extra_dejson=prefixed))
+    assert s.retry.max_retry_after_s == 1.0 and s.retry.max_listing_lag_s == 60.0

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from ocp_ingest.ledger import Ledger
-from ocp_ingest.ledger.transitions import CallIdentity, CdrStart
+from ocp_ingest.ledger.transitions import AttemptFailed, CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.reconcile.detect import Detection, PendingCall, PendingQuery, backfill_groups, detect
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -44,6 +45,25 @@ def test_detection_travels_as_json_and_keeps_the_window_and_groups(ledger: Ledge
     assert Detection.from_dict(detection.to_dict()) == detection
     row = PendingCall("A" * 32, "grp-a", T0 + timedelta(microseconds=7))
     assert PendingCall.from_row(row.to_row()) == row
+    lived = PendingCall("A" * 32, "grp-a", T0, T0 + timedelta(minutes=3, microseconds=1), 3)
+    assert PendingCall.from_row(json.loads(json.dumps(lived.to_row()))) == lived
+    # a row of three, from a run planned before ends and retries travelled
+    assert PendingCall.from_row(["A" * 32, "grp-a", "2026-11-24T09:00:00Z"]) == PendingCall(
+        "A" * 32, "grp-a", T0
+    )
+
+
+def test_detected_calls_carry_their_end_and_their_failed_attempts(ledger: Ledger) -> None:
+    dialog = f"{7:032X}"
+    ledger.apply(CdrStart(dialog, T0 + timedelta(minutes=50), CallIdentity(ocp_group="grp-a", lob="retail")))
+    ledger.apply(CdrEnd(dialog, T0 + timedelta(minutes=70), 1_200_000, "NORMAL"))
+    ledger.apply(AttemptFailed(dialog, "run-1", "recording not in export e1"))
+    (found,) = detect(ledger, query()).calls
+    assert (found.start, found.end, found.retry_count) == (
+        T0 + timedelta(minutes=50),
+        T0 + timedelta(minutes=70),
+        1,
+    )
 
 
 def test_a_window_needs_both_ends_in_order() -> None:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from ocp_ingest.ocp import wire
 from ocp_ingest.reconcile.detect import PendingCall
-from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
+from ocp_ingest.reconcile.plan import ExportPlan, call_window, plan_exports
 from ocp_ingest.reconcile.sweep import plan_sweeps
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+#: The packing tests look at how calls share windows; the margin has tests of its own below.
+NO_MARGIN = timedelta(0)
 
 
 def call(n: int, group: str, at: datetime) -> PendingCall:
@@ -19,7 +24,7 @@ def call(n: int, group: str, at: datetime) -> PendingCall:
 
 def test_adjacent_hours_merge_into_one_hour_aligned_window() -> None:
     calls = [call(i, "grp-a", T0 + timedelta(minutes=25 * i)) for i in range(7)]  # 09:00 .. 11:30
-    result = plan_exports(calls)
+    result = plan_exports(calls, margin=NO_MARGIN)
     assert [(p.ocp_group, p.start, p.end) for p in result.plans] == [("grp-a", T0, T0 + timedelta(hours=3))]
     assert result.plans[0].dialog_ids == tuple(c.dialog_id for c in calls)
     assert result.plans[0].label == "grp-a 2026-11-24T09Z..2026-11-24T12Z (7 calls)"
@@ -27,17 +32,17 @@ def test_adjacent_hours_merge_into_one_hour_aligned_window() -> None:
 
 
 def test_a_single_call_gets_the_one_hour_minimum() -> None:
-    (only,) = plan_exports([call(1, "grp-a", T0 + timedelta(minutes=59, seconds=59))]).plans
+    (only,) = plan_exports([call(1, "grp-a", T0 + timedelta(minutes=59, seconds=59))], margin=NO_MARGIN).plans
     assert (only.start, only.end) == (T0, T0 + timedelta(hours=1))
 
 
 def test_spans_longer_than_two_days_are_split_and_the_rest_carried() -> None:
     calls = [call(i, "grp-a", T0 + timedelta(hours=6 * i)) for i in range(12)]  # 66 hours
-    result = plan_exports(calls)
+    result = plan_exports(calls, margin=NO_MARGIN)
     (first,) = result.plans
     assert first.end - first.start == timedelta(hours=43)  # last call inside 48 h starts at +42 h
     assert len(first.dialog_ids) == 8 and result.carried == {"grp-a": 4}
-    two = plan_exports(calls, max_plans_per_group=2).plans
+    two = plan_exports(calls, max_plans_per_group=2, margin=NO_MARGIN).plans
     assert [p.start for p in two] == [T0, T0 + timedelta(hours=48)]
     assert all(timedelta(hours=1) <= p.end - p.start <= timedelta(days=2) for p in two)
     assert sum(len(p.dialog_ids) for p in two) == 12
@@ -92,3 +97,93 @@ def test_sweeps_cover_each_groups_oldest_unswept_settled_hours_once() -> None:
     assert all(p.end - p.start <= timedelta(days=2) for p in plans)
     # Nothing settled yet (the last closed hour ended less than `settle` ago): no sweep.
     assert plan_sweeps(["grp-a"], {}, now=first + hour, lookback=hour, settle=timedelta(hours=4)) == []
+
+
+# ------------------------------------------------------------------ a call's whole life (issue #17, 3)
+def lived(
+    n: int, start: datetime, end: datetime | None, retries: int = 0, group: str = "grp-a"
+) -> PendingCall:
+    return PendingCall(f"{n:032X}", group, start, end, retries)
+
+
+def covers(window: tuple[datetime, datetime], moment: datetime) -> bool:
+    return window[0] <= moment < window[1]  # OCP's windows are half-open
+
+
+def test_a_call_starting_in_the_last_hour_and_ending_after_it_has_its_end_covered() -> None:
+    early = lived(1, T0 + timedelta(minutes=20), T0 + timedelta(minutes=25))
+    crossing = lived(2, T0 + timedelta(hours=1, minutes=50), T0 + timedelta(hours=2, minutes=10))
+    (plan,) = plan_exports([early, crossing]).plans
+    window = (plan.start, plan.end)
+    for c in (early, crossing):
+        assert c.end is not None and covers(window, c.start) and covers(window, c.end)
+    # whichever time OCP selects by, with the margin on both sides
+    assert covers(window, crossing.end + timedelta(minutes=10))
+    assert covers(window, early.start - timedelta(minutes=10))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        (T0 + timedelta(minutes=30), T0 + timedelta(minutes=40), (T0, T0 + HOUR)),
+        (T0 + timedelta(minutes=30), T0 + HOUR, (T0, T0 + 2 * HOUR)),  # an end on the hour needs that hour
+        (T0 + timedelta(minutes=5), T0 + timedelta(minutes=6), (T0 - HOUR, T0 + HOUR)),  # margin before
+        (T0 + timedelta(minutes=30), T0 + timedelta(minutes=55), (T0, T0 + 2 * HOUR)),  # margin after
+        (T0 + timedelta(minutes=30), None, (T0, T0 + HOUR)),  # end unknown (an open call)
+        (T0 + timedelta(minutes=30), T0 - HOUR, (T0, T0 + HOUR)),  # an end before the start is ignored
+    ],
+)
+def test_call_window_is_hour_aligned_and_covers_start_to_end_plus_margin(
+    start: datetime, end: datetime | None, expected: tuple[datetime, datetime]
+) -> None:
+    assert call_window(lived(1, start, end)) == expected
+
+
+@pytest.mark.parametrize("minute", [0, 1, 9, 10, 11, 30, 49, 50, 51, 59])
+@pytest.mark.parametrize("length_min", [0, 1, 9, 59, 60, 61, 179, 600])
+def test_each_retry_plans_a_strictly_wider_window_than_the_one_that_failed(
+    minute: int, length_min: int
+) -> None:
+    start = T0 + timedelta(minutes=minute, seconds=17)
+    end = start + timedelta(minutes=length_min)
+    windows = [call_window(lived(1, start, end, retries)) for retries in range(8)]
+    for before, after in itertools.pairwise(windows):
+        assert after != before
+        assert after[0] < before[0] and after[1] > before[1]  # wider on both sides: never the same window
+    for lo, hi in windows:
+        assert lo == lo.replace(minute=0, second=0, microsecond=0) and hi - lo <= wire.MAX_WINDOW
+        assert covers((lo, hi), start) and covers((lo, hi), end)
+
+
+def test_widening_stops_at_ocps_two_day_limit_and_keeps_the_whole_life() -> None:
+    start, end = T0 + timedelta(minutes=30), T0 + timedelta(hours=20, minutes=30)
+    for retries in (20, 21, 500):
+        lo, hi = call_window(lived(1, start, end, retries))
+        assert hi - lo == wire.MAX_WINDOW and covers((lo, hi), start) and covers((lo, hi), end)
+    # A call longer than OCP's window (never seen) keeps its start's two days rather than failing.
+    lo, hi = call_window(lived(1, start, start + timedelta(days=3)))
+    assert (lo, hi) == (T0, T0 + wire.MAX_WINDOW)
+
+
+def test_a_retried_call_widens_its_plan_and_its_neighbours_ride_along() -> None:
+    fresh = lived(1, T0 + timedelta(minutes=30), T0 + timedelta(minutes=35))
+    retried = lived(2, T0 + timedelta(minutes=31), T0 + timedelta(minutes=36), retries=2)
+    (plan,) = plan_exports([fresh, retried]).plans
+    assert (plan.start, plan.end) == (T0 - 2 * HOUR, T0 + 3 * HOUR)
+    assert set(plan.dialog_ids) == {fresh.dialog_id, retried.dialog_id}
+    (alone,) = plan_exports([fresh]).plans
+    assert (alone.start, alone.end) == (T0, T0 + HOUR)
+
+
+def test_calls_whose_lives_do_not_fit_the_first_window_are_carried_not_cut() -> None:
+    first = lived(1, T0 + timedelta(minutes=30), T0 + timedelta(minutes=31))
+    # starts inside the first call's two days, ends after them
+    late = lived(2, T0 + timedelta(hours=47, minutes=30), T0 + timedelta(hours=48, minutes=30))
+    inside = lived(3, T0 + timedelta(hours=40), T0 + timedelta(hours=40, minutes=5))
+    result = plan_exports([first, late, inside])
+    (plan,) = result.plans
+    assert plan.dialog_ids == (first.dialog_id, inside.dialog_id) and result.carried == {"grp-a": 1}
+    assert plan.end - plan.start <= wire.MAX_WINDOW
+    both = plan_exports([first, late, inside], max_plans_per_group=2).plans
+    assert [p.dialog_ids for p in both] == [(first.dialog_id, inside.dialog_id), (late.dialog_id,)]
+    assert covers((both[1].start, both[1].end), late.end)  # type: ignore[arg-type]

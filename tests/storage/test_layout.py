@@ -3,11 +3,13 @@ already stored and with the Athena tables, so they are pinned here."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from ocp_ingest import ids
 from ocp_ingest.ids import InvalidIdentifier
 from ocp_ingest.storage import StorageLayout
 from ocp_ingest.storage import layout as keys
@@ -67,3 +69,51 @@ def test_audit_area_keys(store: StorageLayout, tmp_path: Path) -> None:
     assert str(store.reconciliation_record_path("exports", "exp-1")).endswith(
         "/audit/reconciliation/exports/exp-1.json"
     )
+
+
+LONG_ID = "exp." + "0123456789abcdef" * 12 + ".tail"  # 200+ characters, dots
+
+
+@pytest.mark.parametrize(
+    "opaque",
+    [
+        "exp.20261202.0001",
+        LONG_ID,
+        "../../x",
+        "..",
+        "a/b/../../c",
+        "exp 2026 12 02",
+        "exp-ü-日本-0001",
+        "日本",
+        "-leading-dash",
+        "x" * 65,
+        "exp\x00nul\r\n",
+    ],
+)
+def test_opaque_export_ids_become_one_safe_deterministic_segment(store: StorageLayout, opaque: str) -> None:
+    path = store.reconciliation_record_path("exports", opaque)
+    folder = store.reconciliation_record_path("exports", "exp-1").parent
+    assert path.parent == folder  # one segment, right where it belongs: no traversal, no sub-folder
+    name = path.name.removesuffix(".json")
+    assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]*\.[0-9a-f]{32}", name), name
+    assert len(path.name) <= 80
+    assert store.reconciliation_record_path("exports", opaque) == path  # the same id, the same key
+    assert ids.opaque_key(opaque) == name
+
+
+def test_opaque_keys_never_collide() -> None:
+    similar = ["exp.1", "exp/1", "exp 1", "exp-1", "exp..1", "exp_1", "EXP.1", LONG_ID, LONG_ID + "x"]
+    similar += ["x" * 64, "x" * 65, "x" * 66, "..", ".", "日本", "中国"]
+    keys_ = [ids.opaque_key(v) for v in similar]
+    assert len(set(keys_)) == len(similar)
+    # A token is kept as it is (keys written before stay put) and never equals an encoded id.
+    assert ids.opaque_key("exp-1") == "exp-1"
+    assert ids.opaque_key("exp.1") != "exp-1" and "." in ids.opaque_key("exp.1")
+    # Encoding the encoded form gives yet another key, not the first id's.
+    assert ids.opaque_key(ids.opaque_key("exp.1")) != ids.opaque_key("exp.1")
+
+
+@pytest.mark.parametrize("bad", ["", None, 42])
+def test_an_opaque_id_must_still_be_a_non_empty_string(bad: object) -> None:
+    with pytest.raises(InvalidIdentifier):
+        ids.opaque_key(bad)

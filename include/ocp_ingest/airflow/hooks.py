@@ -8,8 +8,10 @@ Connection ``ocp_default`` (conn_type ``ocp``):
   empty ``login``.
 * Password grant: ``login`` + ``password``; extras ``realm`` (default ``ocp``), ``auth_host`` (default the
   API host) or a full ``token_url``; ``client_id`` (default ``ocp``).
-* Optional extras: ``timeout`` (seconds), ``verify`` (bool or CA bundle path), ``max_attempts``,
-  ``max_total_s``.
+* Optional extras: ``timeout`` (seconds), ``verify`` (bool or CA bundle path), and the client's
+  :class:`RetryPolicy`: ``max_attempts``, ``max_total_s``, ``max_retry_after_s`` (longest ``Retry-After``
+  waited inside one request; a longer one goes to the task, which defers) and ``max_listing_lag_s`` (how
+  long a COMPLETED export's listing may still answer "not ready").
 
 The connection type and its form are declared in :mod:`ocp_ingest.airflow.provider`.
 
@@ -81,6 +83,8 @@ def settings_from_connection(conn: Any) -> OcpConnectionSettings:
     retry = RetryPolicy(
         max_attempts=int(extra.get("max_attempts", defaults.max_attempts)),
         max_total_s=float(extra.get("max_total_s", defaults.max_total_s)),
+        max_retry_after_s=float(extra.get("max_retry_after_s", defaults.max_retry_after_s)),
+        max_listing_lag_s=float(extra.get("max_listing_lag_s", defaults.max_listing_lag_s)),
     )
     return OcpConnectionSettings(base_url, auth, float(extra.get("timeout", 60.0)), verify, retry)
 

@@ -6,11 +6,11 @@ one plan's OCP export and waits for it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from airflow.sdk import BaseSensorOperator
 
-from ocp_ingest.airflow.triggers import ExportReadyTrigger, LandingArrivalsTrigger
+from ocp_ingest.airflow.triggers import ExportReadyTrigger, LandingArrivalsTrigger, ThrottleWaitTrigger
 from ocp_ingest.config import Settings
 
 #: Shows each mapped instance's plan in the UI, e.g. "grp-a 2026-11-24T09Z..2026-11-24T12Z (37 calls)".
@@ -84,6 +84,7 @@ def export_trigger(
         max_polls=settings.export_max_polls,
         max_wait_s=settings.export_max_wait_s,
         context=context,
+        max_throttled_s=settings.export_max_throttled_s,
     )
 
 
@@ -102,6 +103,11 @@ class OcpExportSensor(BaseSensorOperator):
     3. a cheap synchronous status check (an adopted export is often done already), else defer to the
        triggerer: no worker slot is held while the export is prepared;
     4. an export that expired before it was downloaded is re-created (``max_recreates`` times).
+
+    Throttling (429, or 5xx with a ``Retry-After`` longer than the client's budget: ``RateLimited``) while
+    requesting is OCP's state, not the calls': the task defers for OCP's wait (``ThrottleWaitTrigger``)
+    and requests again; no attempt is counted. Past ``OCP_INGEST_EXPORT_MAX_THROTTLED_S`` in total it
+    fails (no retry) with a message that says so; the close then counts no attempt on its calls either.
 
     The request is a single HTTP call on the worker; one task launch instead of two (request, then wait)
     sits on every export's critical path. Returns ``{"plan", "export_id", "export_status", "message",
@@ -149,11 +155,14 @@ class OcpExportSensor(BaseSensorOperator):
             return self._result(ExportOutcomeStatus.DRY_RUN, None)
         return self._request(conflict_waits=0, recreates=0)
 
-    def _request(self, conflict_waits: int, recreates: int, expired: str | None = None) -> dict[str, Any]:
+    def _request(
+        self, conflict_waits: int, recreates: int, expired: str | None = None, throttled_s: float = 0.0
+    ) -> dict[str, Any]:
         """Create or adopt the plan's export (replacing ``expired``, if given), then defer on it."""
         from ocp_ingest.airflow.audit_actor import task_actor
         from ocp_ingest.airflow.hooks import OcpHook
         from ocp_ingest.ledger import open_ledger
+        from ocp_ingest.ocp.errors import RateLimited
         from ocp_ingest.reconcile.exports import (
             ExportOutcomeStatus,
             create_or_adopt,
@@ -164,19 +173,25 @@ class OcpExportSensor(BaseSensorOperator):
 
         settings = Settings.from_env()
         plan = ExportPlan.from_dict(self.plan)
-        state = {"conflict_waits": conflict_waits, "recreates": recreates}
-        with (
-            OcpHook(self.ocp_conn_id).get_client() as client,
-            open_ledger(settings, actor=task_actor()) as ledger,
-        ):
-            if expired is None:
-                export_id, blocker = create_or_adopt(client, plan)
-            else:
-                export_id, blocker = replace_expired(client, ledger, plan, expired, "expired while waiting")
-            if export_id is not None:
-                self.log.info("export %s requested for %s", export_id, plan.label)
-                remember_export(ledger, plan.dialog_ids, export_id)
-                export = client.get_export(export_id)
+        state = {"conflict_waits": conflict_waits, "recreates": recreates, "throttled_s": throttled_s}
+        try:
+            with (
+                OcpHook(self.ocp_conn_id).get_client() as client,
+                open_ledger(settings, actor=task_actor()) as ledger,
+            ):
+                if expired is None:
+                    export_id, blocker = create_or_adopt(client, plan)
+                else:
+                    export_id, blocker = replace_expired(
+                        client, ledger, plan, expired, "expired while waiting"
+                    )
+                if export_id is not None:
+                    self.log.info("export %s requested for %s", export_id, plan.label)
+                    remember_export(ledger, plan.dialog_ids, export_id)
+                    export = client.get_export(export_id)
+        except RateLimited as exc:
+            # Every step above is restartable: a created export is adopted by the next try (409, ours).
+            self._wait_out_throttling(exc, plan.label, {**state, "expired": expired}, settings)
         if export_id is None:
             assert blocker is not None
             if conflict_waits >= self.max_conflict_waits:
@@ -202,6 +217,32 @@ class OcpExportSensor(BaseSensorOperator):
         )
         raise AssertionError("unreachable: defer() raises")  # pragma: no cover
 
+    def _wait_out_throttling(
+        self, exc: Exception, label: str, state: dict[str, Any], settings: Settings
+    ) -> NoReturn:
+        """Defer for OCP's ``Retry-After`` (or one poll interval), or fail once throttled past the bound."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        throttled_s = float(state.get("throttled_s", 0.0))
+        retry_after = getattr(exc, "retry_after_s", None)
+        wait = float(retry_after) if retry_after is not None else settings.export_poll_interval_s
+        if throttled_s + wait > settings.export_max_throttled_s:
+            raise AirflowFailException(
+                f"OCP kept throttling the export request for {label} (HTTP "
+                f"{getattr(exc, 'status_code', None) or 429}, {throttled_s:.0f} s waited, next wait "
+                f"{wait:.0f} s > OCP_INGEST_EXPORT_MAX_THROTTLED_S={settings.export_max_throttled_s:.0f}): "
+                "this is OCP's rate limit, not a problem with the calls; they count no attempt and the "
+                f"next run asks again. Last answer: {exc}"
+            )
+        self.log.warning(
+            "OCP throttles the export request for %s (%s): waiting %.0f s, deferred", label, exc, wait
+        )
+        self.defer(
+            trigger=ThrottleWaitTrigger(wait, {**state, "throttled_s": throttled_s + wait}),
+            method_name="execute_complete",
+        )
+        raise AssertionError("unreachable: defer() raises")  # pragma: no cover
+
     def execute_complete(self, context: Any, event: dict[str, Any]) -> dict[str, Any]:
         from ocp_ingest.reconcile.exports import ExportOutcomeStatus
 
@@ -211,8 +252,11 @@ class OcpExportSensor(BaseSensorOperator):
         if status == "error":
             raise RuntimeError(f"waiting for export {event.get('export_id')} failed: {event.get('message')}")
         conflict_waits, recreates = int(state.get("conflict_waits", 0)), int(state.get("recreates", 0))
+        throttled_s = float(state.get("throttled_s", 0.0))
+        if status == "throttle_waited":  # OCP's wait is over: request again, where we were
+            return self._request(conflict_waits, recreates, state.get("expired") or None, throttled_s)
         if state.get("blocked_by"):  # the group's other export is done (or we stopped waiting): create ours
-            return self._request(conflict_waits, recreates)
+            return self._request(conflict_waits, recreates, throttled_s=throttled_s)
         if status == "timeout":
             return self._result(
                 ExportOutcomeStatus.TIMEOUT, event.get("export_id"), event.get("message", ""), recreates
@@ -227,5 +271,6 @@ class OcpExportSensor(BaseSensorOperator):
         if max_recreates is None:
             max_recreates = Settings.from_env().export_max_recreates
         if status == ExportOutcomeStatus.EXPIRED and recreates < max_recreates:
-            return self._request(conflict_waits, recreates + 1, expired=export_id)
+            throttled_s = float(state.get("throttled_s", 0.0))
+            return self._request(conflict_waits, recreates + 1, expired=export_id, throttled_s=throttled_s)
         return self._result(status, export_id, message, recreates)

@@ -176,3 +176,28 @@ class ExportReadyTrigger(BaseTrigger):
                     return
                 await asyncio.sleep(interval)
                 interval = min(self.max_interval_s, interval * self.backoff)
+
+
+class ThrottleWaitTrigger(BaseTrigger):
+    """Waits out OCP's throttling for a task, in the triggerer: fires ``throttle_waited`` after ``wait_s``.
+
+    A task that was told to come back later (429, or 5xx with ``Retry-After``) defers here rather than
+    sleep in a worker slot. ``context`` is echoed in the event, as with :class:`ExportReadyTrigger`.
+    """
+
+    def __init__(self, wait_s: float, context: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        if wait_s < 0:
+            raise ValueError("wait_s must not be negative")
+        self.wait_s = wait_s
+        self.context = dict(context or {})
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {"wait_s": self.wait_s, "context": self.context},
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        await asyncio.sleep(self.wait_s)
+        yield TriggerEvent({"status": "throttle_waited", "waited_s": self.wait_s, "context": self.context})

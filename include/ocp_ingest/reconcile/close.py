@@ -67,6 +67,8 @@ class ExportOutcome:
     no_recording: Mapping[str, str] = field(default_factory=dict)
     #: the download read the export's dialog_end CDRs and diffed them against the ledger (its hours swept)
     manifest_diffed: bool = False
+    #: the export listed recordings but none of the planned calls expecting one (see the download)
+    anomaly: str = ""
 
 
 def match_outcomes(
@@ -106,6 +108,7 @@ def match_outcomes(
                 manifest_diffed=(
                     status is ExportOutcomeStatus.COMPLETED and got.get("status") == DownloadStatus.DONE
                 ),
+                anomaly=got.get("anomaly") or "",
             )
         )
     return outcomes
@@ -163,6 +166,8 @@ class RunSummary:
     discovered: int = 0
     #: plans whose request or download task failed after its retries (their calls count no attempt)
     failed_chains: list[str] = field(default_factory=list)
+    #: exports whose listing had recordings but none of their planned calls: the run must alert
+    anomalies: list[str] = field(default_factory=list)
 
     def add(self, result: CallResult) -> None:
         self.counts[str(result.outcome)] += 1
@@ -184,6 +189,7 @@ class RunSummary:
             "discovered_by_manifest_diff": self.discovered,
             "carried_to_next_run": sum(self.carried.values()),
             "failed_chains": self.failed_chains,
+            "anomalies": self.anomalies,
             "by_group": {g: dict(v) for g, v in sorted(self.by_group.items())},
             "escalations": self.escalated[:SUMMARY_CALLS_CAP],
             "calls": [r.to_dict() for r in self.calls[:SUMMARY_CALLS_CAP]],
@@ -224,6 +230,9 @@ def close_run(
         )
         if outcome.export_status in CHAIN_FAILED:
             summary.failed_chains.append(plan.label)
+        if outcome.anomaly:
+            # Calls still count their attempt (a lost recording must still escalate), but the run alerts.
+            summary.anomalies.append(f"{plan.label}: {outcome.anomaly}")
         if outcome.manifest_diffed and outcome.export_id and not dry_run:
             # Only settled hours count as swept: a call still going on in a recent hour has no dialog_end
             # in this export yet, and a sweep must still look at that hour later.

@@ -2,8 +2,9 @@
 
 The ledger's pending query (indexed, oldest first) plus its open-calls query (a dialog_start long ago and
 still no dialog_end: the dialog_end was lost), or for a backfill window the calls started in that window
-(indexed by start time) that are pending or open that long. Calls belong to an export window by their
-**start** time (the recording file name's dialogTimestamp), which is how OCP selects calls for an export.
+(indexed by start time) that are pending or open that long. A call's start (the recording file name's
+dialogTimestamp), its end and its attempts so far are kept: planning covers the call's whole life, since
+OCP may select CDR lines by their own event time rather than by the call's start.
 """
 
 from __future__ import annotations
@@ -20,20 +21,30 @@ from ocp_ingest.reconcile.windows import iso_precise, parse_when
 
 @dataclass(frozen=True)
 class PendingCall:
-    """What planning needs to know about one pending call (small: it travels through XCom)."""
+    """What planning needs to know about one pending call (small: it travels through XCom).
+
+    ``end`` (the dialog_end, None while unknown) and ``retry_count`` let planning cover the call's whole
+    life and widen the window of a call an earlier export did not explain.
+    """
 
     dialog_id: str
     ocp_group: str
     start: datetime
+    end: datetime | None = None
+    retry_count: int = 0
 
-    def to_row(self) -> list[str]:
-        return [self.dialog_id, self.ocp_group, iso_precise(self.start)]
+    def to_row(self) -> list[str | int]:
+        end = iso_precise(self.end) if self.end is not None else ""
+        return [self.dialog_id, self.ocp_group, iso_precise(self.start), end, self.retry_count]
 
     @classmethod
-    def from_row(cls, row: Sequence[str]) -> PendingCall:
-        start = parse_when(row[2])
+    def from_row(cls, row: Sequence[str | int]) -> PendingCall:
+        start = parse_when(str(row[2]))
         assert start is not None
-        return cls(row[0], row[1], start)
+        # Rows of three (a run planned before end and retries travelled) still read.
+        end = parse_when(str(row[3])) if len(row) > 3 and row[3] else None
+        retries = int(row[4]) if len(row) > 4 and row[4] not in (None, "") else 0
+        return cls(str(row[0]), str(row[1]), start, end, retries)
 
 
 def call_start(record: CallRecord) -> datetime | None:
@@ -109,7 +120,8 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
         start = call_start(record)
         if record.ocp_group is None or start is None:
             continue
-        found.append(PendingCall(record.dialog_id, record.ocp_group, start))
+        end = record.call_end_ts if record.call_end_ts is not None and record.call_end_ts >= start else None
+        found.append(PendingCall(record.dialog_id, record.ocp_group, start, end, record.retry_count))
         if len(found) >= query.limit:
             break
     return found

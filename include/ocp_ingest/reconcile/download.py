@@ -101,6 +101,12 @@ class DownloadSummary:
     no_recording: dict[str, str] = field(default_factory=dict)
     bytes_downloaded: int = 0
     recreated_exports: list[str] = field(default_factory=list)
+    #: recordings the export listed, and how many of them are this plan's calls
+    recordings_listed: int = 0
+    planned_matched: int = 0
+    #: set when the listing has recordings but none of the planned calls that expect one: a sign that
+    #: listings are not read the way OCP writes them, not that every call lost its audio
+    anomaly: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -116,6 +122,9 @@ class DownloadSummary:
             "no_recording": self.no_recording,
             "bytes_downloaded": self.bytes_downloaded,
             "recreated_exports": self.recreated_exports,
+            "recordings_listed": self.recordings_listed,
+            "planned_matched": self.planned_matched,
+            "anomaly": self.anomaly,
         }
 
 
@@ -191,6 +200,7 @@ class ExportDownloader:
                 end = ends.get(dialog_id)
                 if end is not None and not end.origin_uri.lower().startswith(("sip:", "sips:")):
                     summary.no_recording[dialog_id] = end.origin_uri
+        self._check_matches(export_id, listing, recordings, records, summary)
         # The stored record keeps the export it came from. The export step marked the planned calls when
         # it requested this export; discovered calls and re-created exports are marked here.
         unmarked = [
@@ -235,6 +245,34 @@ class ExportDownloader:
                 summary.details[item.dialog_id] = detail
         if expired is not None:
             raise ExportExpired(expired)
+
+    def _check_matches(
+        self,
+        export_id: str,
+        listing: list[wire.ExportFile],
+        recordings: dict[str, wire.ExportFile],
+        records: dict[str, CallRecord],
+        summary: DownloadSummary,
+    ) -> None:
+        """Flag an export whose listing has recordings yet none of the planned calls that expect one.
+
+        Recordings "not there yet" is normal for some calls, never for all of them while the same window
+        lists others: that is how a listing we cannot read (issue #17) looked, and it reported success.
+        """
+        summary.recordings_listed = sum(f.data_type is wire.DataType.RECORDINGS for f in listing)
+        summary.planned_matched = sum(d in recordings for d in dict.fromkeys(self.plan.dialog_ids))
+        expecting = [
+            d
+            for d in dict.fromkeys(self.plan.dialog_ids)
+            if d not in summary.no_recording and not ((r := records.get(d)) is not None and r.s3_stored)
+        ]
+        summary.anomaly = ""
+        if summary.recordings_listed and expecting and not summary.planned_matched:
+            summary.anomaly = (
+                f"export {export_id} lists {summary.recordings_listed} recording(s) but none of the "
+                f"{len(expecting)} planned call(s) expecting one"
+            )
+            log.error("ANOMALY %s (%s)", summary.anomaly, self.plan.label)
 
     def _manifest_diff(
         self, ends: dict[str, wire.CdrEvent], summary: DownloadSummary, known: dict[str, CallRecord]

@@ -190,7 +190,7 @@ def keep_export_metadata(
     """
     export = client.get_export(export_id)
     planned = set(plan.dialog_ids)
-    record = {
+    record: dict[str, object] = {
         "export": json.loads(export.model_dump_json()),
         "plan": plan.to_dict(),
         "files": dict(Counter(f.data_type.value for f in listing)),
@@ -201,19 +201,25 @@ def keep_export_metadata(
             if f.dialog_id in planned
         },
     }
+    listed = sum(f.data_type is wire.DataType.RECORDINGS for f in listing)
+    missing = "not in the export's listing"
+    if listed and planned and not record["planned_recordings"]:
+        # Kept with the export and in each call's trail: the listing had recordings, none of ours.
+        record["anomaly"] = f"{listed} recording(s) listed, none of the plan's {len(planned)} call(s)"
+        missing += f" ({record['anomaly']}: anomaly)"
     dest = layout.reconciliation_record_path("exports", export_id)
     try:
         first_time = write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()]).created
     except ObjectExists:  # written by an earlier try with other content (e.g. a re-listing): it stands
         first_time = False
     if first_time:
-        listed = {f.dialog_id: f.name for f in listing if f.dialog_id}
+        names = {f.dialog_id: f.name for f in listing if f.dialog_id}
         audit_milestone(
             ledger,
             "EXPORT_COMPLETED",
             plan.dialog_ids,
             export_id,
-            lambda d: f"file {listed[d]}" if d in listed else "not in the export's listing",
+            lambda d: f"file {names[d]}" if d in names else missing,
             records=records,
         )
     return first_time

@@ -10,12 +10,42 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ocp_ingest.ocp import wire
 from ocp_ingest.reconcile.detect import PendingCall
 from ocp_ingest.reconcile.windows import HOUR, ceil_hour, floor_hour, iso_seconds, parse_when
+
+#: Added before a call's start and after its end when its window is planned: OCP's docs do not say by
+#: which time it selects CDR lines (the call's start, or each line's own event time).
+WINDOW_MARGIN = timedelta(minutes=10)
+#: Added to the margin per attempt the call has already failed. Windows are hour-aligned, so anything
+#: less than an hour could re-plan the very window that already failed to explain the call.
+RETRY_WIDENING = HOUR
+
+
+def call_window(
+    call: PendingCall, margin: timedelta = WINDOW_MARGIN, widening: timedelta = RETRY_WIDENING
+) -> tuple[datetime, datetime]:
+    """The hour-aligned window that covers ``call``'s whole life, start to end, plus its margin.
+
+    The margin grows by ``widening`` per failed attempt (``retry_count``), so a retried call gets a wider
+    window than the one that failed it. OCP's 2-day limit caps it: margin is given up (end side first)
+    before any of the call's life; a call longer than 2 days (never seen) keeps its start's 2 days.
+    """
+    end = call.end if call.end is not None and call.end > call.start else call.start
+    core = floor_hour(call.start), floor_hour(end) + HOUR  # half-open: an end on the hour needs that hour
+    if core[1] - core[0] >= wire.MAX_WINDOW:
+        return core[0], core[0] + wire.MAX_WINDOW
+    widen = margin + widening * max(0, call.retry_count)
+    lo, hi = floor_hour(call.start - widen), floor_hour(end + widen) + HOUR
+    while hi - lo > wire.MAX_WINDOW:
+        if hi > core[1]:
+            hi -= HOUR
+        if hi - lo > wire.MAX_WINDOW and lo < core[0]:
+            lo += HOUR
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -74,13 +104,16 @@ def plan_exports(
     max_calls: int = 3000,
     window: tuple[datetime, datetime] | None = None,
     ocp_groups: Iterable[str] = (),
+    margin: timedelta = WINDOW_MARGIN,
 ) -> PlanningResult:
     """Group pending calls into export plans: per OCP group, hour-aligned windows of 1 h .. 2 days.
 
-    Each plan starts at the hour of its group's oldest call and takes that group's calls in start order
-    while they fit in 2 days and ``max_calls``; its window ends at the hour after the last call taken.
-    Hours with nothing pending in between are bridged, not split: an export costs mostly its fixed
-    preparation time, and only the planned calls' files are downloaded. Plans come out oldest first.
+    Every call needs its :func:`call_window` (its whole life plus a margin that grows with its failed
+    attempts). Each plan starts where its group's earliest-needed window starts and takes, in that order,
+    every call whose window fits in 2 days from there, up to ``max_calls``; it ends where the last of
+    their windows ends. Hours with nothing pending in between are bridged, not split: an export costs
+    mostly its fixed preparation time, and only the planned calls' files are downloaded. Plans come out
+    oldest first.
 
     With ``window`` (a backfill) every group in ``ocp_groups`` (plus those with pending calls) gets plans
     that cover the window itself, in 2-day pieces, so the manifest diff sees the whole window even where
@@ -100,7 +133,7 @@ def plan_exports(
         if window is not None:
             group_plans, rest = _plan_window(group, calls, window, max_plans_per_group, max_calls)
         else:
-            group_plans, rest = _plan_pending(group, calls, max_plans_per_group, max_calls)
+            group_plans, rest = _plan_pending(group, calls, max_plans_per_group, max_calls, margin)
         plans += group_plans
         if rest:
             carried[group] = rest
@@ -109,20 +142,19 @@ def plan_exports(
 
 
 def _plan_pending(
-    group: str, calls: list[PendingCall], max_plans: int, max_calls: int
+    group: str, calls: list[PendingCall], max_plans: int, max_calls: int, margin: timedelta
 ) -> tuple[list[ExportPlan], int]:
+    needed = sorted(((call_window(c, margin), c) for c in calls), key=lambda w: (w[0][0], w[1].start))
     plans: list[ExportPlan] = []
-    i = 0
-    while i < len(calls) and len(plans) < max_plans:
-        start = floor_hour(calls[i].start)
+    while needed and len(plans) < max_plans:
+        start = needed[0][0][0]
         limit = start + wire.MAX_WINDOW
-        taken: list[PendingCall] = []
-        while i < len(calls) and calls[i].start < limit and len(taken) < max_calls:
-            taken.append(calls[i])
-            i += 1
-        end = floor_hour(taken[-1].start) + HOUR
-        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for c in taken)))
-    return plans, len(calls) - i
+        taken = [w for w in needed if w[0][1] <= limit][:max_calls]
+        end = max(w[0][1] for w in taken)
+        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for _, c in taken)))
+        chosen = {id(w) for w in taken}
+        needed = [w for w in needed if id(w) not in chosen]  # a call that did not fit waits its turn
+    return plans, len(needed)
 
 
 def _plan_window(

@@ -155,9 +155,12 @@ class StorageLayout:
 
     def reconciliation_record_path(self, kind: str, name: str) -> ObjectPath:
         """Reconciliation's audit records: ``reconciliation/exports/{export_id}.json`` (an export's metadata
-        and file listing, kept with its calls) and ``reconciliation/alerts/{run}.json`` (escalations)."""
+        and file listing, kept with its calls) and ``reconciliation/alerts/{run}.json`` (escalations).
+
+        ``name`` is opaque (OCP's export ids have any form): encoded by :func:`ids.opaque_key`, never
+        refused, so an odd id cannot fail the download that keeps its record."""
         root = object_path(self.audit_url or self.landing_url)
-        name = ids.token("record_name", name)
+        name = ids.opaque_key(name)
         return root / "reconciliation" / ids.token("record_kind", kind) / f"{name}.json"
 
     def recordings_root(self, lob: str) -> ObjectPath:

@@ -29,6 +29,7 @@ from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 log = logging.getLogger(__name__)
 
 ESCALATED_METRIC = "ocp_ingest.reconcile.escalated"
+ANOMALY_METRIC = "ocp_ingest.reconcile.anomaly"
 
 
 def _names(value: Any) -> tuple[str, ...]:
@@ -175,14 +176,24 @@ def close(
     log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
     for line in result["calls"]:
         log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)
+    problems = []
     if summary.failed_chains:
-        if ti is not None:
-            ti.xcom_push(key="return_value", value=result)
-        message = (
+        problems.append(
             f"{len(summary.failed_chains)} export chain(s) failed after their retries: "
             f"{'; '.join(summary.failed_chains)}. Their calls count no attempt; any at OCP's retention "
             "deadline was escalated (summary above)."
         )
+    if summary.anomalies:
+        # A listing full of recordings that names none of the planned calls is not a success.
+        Stats.incr(ANOMALY_METRIC, count=len(summary.anomalies))
+        problems.append(
+            f"{len(summary.anomalies)} export(s) listed recordings but none of their planned calls "
+            f"(anomaly: check how OCP lists recordings): {'; '.join(summary.anomalies)}"
+        )
+    if problems:
+        if ti is not None:
+            ti.xcom_push(key="return_value", value=result)
+        message = " ".join(problems)
         log.error("reconciliation run %s: %s", run_id, message)
         raise AirflowFailException(message)
     return result
@@ -194,7 +205,8 @@ def _record_name(run_id: str) -> str:
 
 
 def alert_on_escalation(context: Any) -> None:
-    """on_success_callback of close_and_escalate: an alert naming every escalated call.
+    """on_success/on_failure_callback of close_and_escalate: an alert naming every escalated call and
+    every anomaly (an export listing recordings but none of its planned calls).
 
     It logs one ERROR line per run and keeps the alert as a JSON record in the audit area
     (``reconciliation/alerts/``), where a notifier (Slack, PagerDuty, e-mail) or an auditor picks it up.
@@ -203,17 +215,26 @@ def alert_on_escalation(context: Any) -> None:
     ti = context["ti"]
     summary = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index) or {}
     escalations = summary.get("escalations") or []
-    if not escalations:
+    anomalies = summary.get("anomalies") or []
+    if not escalations and not anomalies:
         return
     run_id = context.get("run_id") or summary.get("run_id") or "run"
-    log.error(
-        "ALERT reconciliation run %s escalated %d call(s): %s",
-        run_id,
-        summary.get("escalated", len(escalations)),
-        ", ".join(f"{e['dialog_id']} ({e['state']})" for e in escalations),
-    )
+    if escalations:
+        log.error(
+            "ALERT reconciliation run %s escalated %d call(s): %s",
+            run_id,
+            summary.get("escalated", len(escalations)),
+            ", ".join(f"{e['dialog_id']} ({e['state']})" for e in escalations),
+        )
+    for anomaly in anomalies:
+        log.error("ALERT reconciliation run %s anomaly: %s", run_id, anomaly)
     layout = StorageLayout.from_settings(Settings.from_env())
     dest = layout.reconciliation_record_path("alerts", _record_name(run_id))
-    body = {"run_id": run_id, "escalated": summary.get("escalated"), "escalations": escalations}
+    body = {
+        "run_id": run_id,
+        "escalated": summary.get("escalated"),
+        "escalations": escalations,
+        "anomalies": anomalies,
+    }
     with contextlib.suppress(ObjectExists):
         write_create_only(dest, [json.dumps(body, sort_keys=True, indent=1).encode()])

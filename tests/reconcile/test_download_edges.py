@@ -1,0 +1,161 @@
+"""The download step against the simulator on loopback (no Airflow): OCP's legal oddities (issue #17)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+from ocp_ingest.audit.tables import read_events
+from ocp_ingest.ledger import TerminalState
+from ocp_ingest.ocp import OcpClient, PatAuth
+from ocp_ingest.reconcile.close import close_run, match_outcomes
+from ocp_ingest.reconcile.detect import PendingQuery, detect
+from ocp_ingest.reconcile.download import DownloadSummary, download_export
+from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
+from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
+from ocp_ingest.reconcile.windows import floor_hour
+from ocp_ingest.storage import StorageLayout
+from ocp_ingest_dev.simulator import Simulator
+from tests.airflow.conftest import PAT, Tenant, sim_config, tenant_factory  # noqa: F401 (fixture)
+
+HOUR = timedelta(hours=1)
+
+
+def _window(tenant: Tenant) -> tuple[datetime, datetime]:
+    start = tenant.sim.config.window_start.astimezone(UTC)
+    return start, start + 2 * HOUR
+
+
+def _completed_export(tenant: Tenant, client: OcpClient, plan: ExportPlan) -> str:
+    export = client.create_export(plan.ocp_group, plan.start, plan.end, EXPORT_DATA_TYPES)
+    return client.wait_for_export(export.export_id, poll_interval_s=0.05, timeout_s=20).export_id
+
+
+def test_an_opaque_export_id_keeps_its_metadata_record_and_recovers_the_calls(tenant_factory) -> None:  # noqa: F811
+    config = sim_config(calls=8)
+    config.exports.opaque_ids = True  # ids like exp.20261202.0001.<tail>, longer than 64 characters
+    tenant: Tenant = tenant_factory(config)
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    mine = [c for c in tenant.calls if c.ocp_group == group]
+    plan = ExportPlan(group, *_window(tenant), tuple(c.dialog_id for c in mine))
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+        assert "." in export_id and len(export_id) > 64
+        summary = download_export(plan, export_id, tenant.settings, client, run_id="manual__2026-12-02T00:00")
+    assert {str(o) for o in summary.outcomes.values()} == {"stored"}, summary.to_dict()
+    record_path = StorageLayout.from_settings(tenant.settings).reconciliation_record_path(
+        "exports", export_id
+    )
+    assert record_path.exists()
+    assert len(record_path.name) <= 80 and ".." not in record_path.name and "/" not in record_path.name
+    kept = json.loads(record_path.read_bytes())
+    assert kept["export"]["export_id"] == export_id  # the id itself is kept, as OCP gave it
+    assert set(kept["planned_recordings"]) == {c.dialog_id for c in mine}
+    assert all(tenant.record(c.dialog_id).export_id == export_id for c in mine)
+
+
+def test_calls_ending_after_the_plans_last_hour_are_explained_when_ocp_selects_by_event_time(
+    tenant_factory,  # noqa: F811
+) -> None:
+    """A call that starts in a plan's last hour and ends after it: its dialog_end is where OCP puts it."""
+    config = sim_config(calls=6)
+    config.exports.cdr_selection = "event_time"  # a dialog_end lands in the hour the call ended
+    hour_end = int(config.window_start.timestamp() * 1000) + 3_600_000
+    sip, other = Simulator(config).calls[:2]
+    calls = [
+        replace(sip, ocp_group="ocp-cards", start=hour_end - 2000, duration_ms=5000),
+        replace(
+            other,
+            ocp_group="ocp-cards",
+            start=hour_end - 1000,
+            duration_ms=5000,
+            has_recording=False,
+            origin_uri="tel:+302101234567",  # not SIP: never a recording
+        ),
+    ]
+    assert calls[0].has_recording and calls[0].origin_uri.startswith("sip:")
+    tenant: Tenant = tenant_factory(config, calls)
+    tenant.receive_events(calls)
+    detection = detect(tenant.ledger, PendingQuery(grace=timedelta(0), limit=100))
+    (plan,) = plan_exports(detection.calls).plans
+    ends = [datetime.fromtimestamp(c.end / 1000, UTC) for c in calls]
+    assert all(plan.start <= e < plan.end for e in ends)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        # What the old plan (the start's hour only) got from OCP: no dialog_end, so the non-SIP call
+        # could not be explained and would have walked to escalation.
+        start_hour = floor_hour(datetime.fromtimestamp(calls[0].start / 1000, UTC))
+        old = ExportPlan("ocp-cards", start_hour, start_hour + HOUR, (calls[1].dialog_id,))
+        old_summary = download_export(old, _completed_export(tenant, client, old), tenant.settings, client)
+        assert old_summary.no_recording == {}
+        summary = download_export(plan, _completed_export(tenant, client, plan), tenant.settings, client)
+    assert summary.no_recording == {calls[1].dialog_id: "tel:+302101234567"}
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    verdicts = {c.dialog_id: str(c.outcome) for c in run.calls}
+    assert verdicts == {calls[0].dialog_id: "recovered", calls[1].dialog_id: "no_recording_expected"}
+    assert tenant.record(calls[1].dialog_id).terminal_state is TerminalState.NO_RECORDING_EXPECTED
+    assert tenant.record(calls[1].dialog_id).retry_count == 0
+
+
+# ------------------------------------------------------------- a listing that names none of our calls
+def _unknown_to_ocp(tenant: Tenant, group: str) -> str:
+    """A pending call the ledger knows in ``group``'s window whose recording OCP does not list."""
+    model = next(c for c in tenant.calls if c.ocp_group == group)
+    ghost = replace(model, dialog_id="F" * 32, connection_id="ghost")
+    tenant.receive_events([ghost])
+    return ghost.dialog_id
+
+
+def _download(tenant: Tenant, plan: ExportPlan) -> tuple[str, DownloadSummary]:
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+        return export_id, download_export(plan, export_id, tenant.settings, client, run_id="r1")
+
+
+def test_a_listing_full_of_recordings_matching_no_planned_call_is_an_anomaly(tenant_factory) -> None:  # noqa: F811
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    ghost = _unknown_to_ocp(tenant, group)
+    plan = ExportPlan(group, *_window(tenant), (ghost,))
+    export_id, summary = _download(tenant, plan)
+    listed = sum(c.ocp_group == group and c.has_recording for c in tenant.calls)
+    assert listed and summary.recordings_listed == listed and summary.planned_matched == 0
+    assert summary.anomaly and export_id in summary.anomaly, summary.to_dict()
+    assert summary.to_dict()["anomaly"] == summary.anomaly
+    # Kept with the export, and in the call's own audit trail.
+    record_path = StorageLayout.from_settings(tenant.settings).reconciliation_record_path(
+        "exports", export_id
+    )
+    assert "none of the plan's 1 call" in json.loads(record_path.read_bytes())["anomaly"]
+    today = datetime.now(UTC).date()
+    events = read_events(tenant.settings.audit_url, today - timedelta(days=1), today + timedelta(days=1))
+    (milestone,) = [
+        e for e in events.to_pylist() if e["dialog_id"] == ghost and e["event_type"] == "EXPORT_COMPLETED"
+    ]
+    assert "anomaly" in milestone["detail"]
+    # The close reports it: the run is not a plain success.
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert run.anomalies == [f"{plan.label}: {summary.anomaly}"]
+    assert run.to_dict()["anomalies"] == run.anomalies
+    assert tenant.record(ghost).retry_count == 1  # a lost recording still walks toward escalation
+
+
+def test_no_anomaly_when_one_planned_call_matches_or_nothing_is_listed_or_nothing_is_expected(
+    tenant_factory,  # noqa: F811
+) -> None:
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    ghost = _unknown_to_ocp(tenant, group)
+    start, end = _window(tenant)
+    real = next(c.dialog_id for c in tenant.calls if c.ocp_group == group and c.has_recording)
+    _, some = _download(tenant, ExportPlan(group, start, end, (ghost, real)))
+    assert (some.planned_matched, some.anomaly) == (1, "") and some.outcomes[ghost] == "not_in_export"
+    # an empty window: OCP lists nothing, so there is nothing we failed to match
+    _, empty = _download(tenant, ExportPlan(group, start - 6 * HOUR, start - 5 * HOUR, (ghost,)))
+    assert (empty.recordings_listed, empty.anomaly) == (0, "")
+    # every planned call is stored already: none expects a recording from this export
+    _, stored = _download(tenant, ExportPlan(group, start, end, (real,)))
+    assert stored.outcomes[real] == "already_stored" and stored.anomaly == ""
