@@ -14,8 +14,12 @@ from ocp_ingest.config import Settings
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    for name, value in Settings.from_env().describe().items():
-        print(f"{name}={value}")
+    settings = Settings.from_env()
+    sources = settings.sources()
+    values = settings.describe()
+    width = max(len(f"{name}={value}") for name, value in values.items())
+    for name, value in values.items():
+        print(f"{name}={value}".ljust(width), f"  # {sources[name]}")
     return 0
 
 
@@ -113,7 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from ocp_ingest.config import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a bad OCP_INGEST_* value: one line each, no traceback
+        for line in str(exc).splitlines():
+            print(f"ocp-ingest: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
