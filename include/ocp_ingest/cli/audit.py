@@ -89,7 +89,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
     audit = subparsers.add_parser("audit", help="audit tables: ledger snapshot, compaction, Athena DDL")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     snapshot = audit_sub.add_parser("snapshot", help="write every call's state as Parquet for a day")

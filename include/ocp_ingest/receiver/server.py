@@ -199,7 +199,7 @@ def start_receiver(
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     server = uvicorn.Server(receiver_config(app, host, bound, limits, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # main thread owns signals
+    # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-receiver", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
