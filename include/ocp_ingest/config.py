@@ -1,17 +1,45 @@
-"""All configuration in one place: environment variables with documented defaults.
+"""All configuration in one place: each setting defined once (name, type, default, description).
 
-The embedded default (SQLite ledger, local disk under ``<project>/var``) needs no variable at all.
-Secrets (OCP credentials, AWS keys) are never read here: they come from Airflow Connections
-(``ocp_default``, ``aws_default``) or the standard AWS environment, and never appear in a repr.
+Every field of :class:`Settings` is read from ``OCP_INGEST_<NAME>`` (pydantic-settings); an empty variable
+counts as unset. The embedded default (SQLite ledger, local disk under ``<project>/var``) needs no variable
+at all: the ledger file and the storage roots are derived from ``OCP_INGEST_HOME``.
+
+A bad value fails with one line per variable naming it and the expected form (:class:`SettingsError`); an
+unknown ``OCP_INGEST_*`` variable (a misspelling) is logged once with the closest known name. Secrets (OCP
+credentials, AWS keys, the receiver's secret) are never fields: they come from Airflow Connections, the
+standard AWS environment or are read by their one user (:data:`READ_ELSEWHERE`), and never appear here.
 """
 
 from __future__ import annotations
 
+import difflib
+import json
+import logging
 import os
-from dataclasses import dataclass, field, fields
+import types
+import typing
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import AliasChoices, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PREFIX = "OCP_INGEST_"
+
+log = logging.getLogger(__name__)
+
+#: OCP_INGEST_* variables read by their one user rather than through Settings (secrets never become fields):
+#: the receiver's secret (receiver/app.py) and the simulator's push credentials (dev harness).
+READ_ELSEWHERE = frozenset(
+    {PREFIX + "RECEIVER_SECRET", PREFIX + "PUSH_SIGNING_SECRET", PREFIX + "PUSH_SHARED_SECRET"}
+)
+
+SOURCE_ENV = "environment"
+SOURCE_DEFAULT = "default"
+SOURCE_DERIVED = f"derived from {PREFIX}HOME"
+SOURCE_GIVEN = "given"
 
 
 def _project_root() -> Path | None:
@@ -26,218 +54,253 @@ def default_home() -> Path:
     return root / "var" if root else Path.home() / ".ocp-ingest"
 
 
-def _env(name: str, default: str) -> str:
-    value = os.environ.get(PREFIX + name)
-    return value if value not in (None, "") else default
+#: Settings whose default lives under the home directory (OCP_INGEST_HOME).
+DERIVED_FROM_HOME: dict[str, Callable[[Path], object]] = {
+    "ledger_sqlite_path": lambda home: home / "ledger.sqlite3",
+    "recordings_url": lambda home: (home / "recordings").as_uri(),
+    "landing_url": lambda home: (home / "landing").as_uri(),
+    "quarantine_url": lambda home: (home / "quarantine").as_uri(),
+    "audit_url": lambda home: (home / "audit").as_uri(),
+}
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = _env(name, str(default))
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ValueError(f"{PREFIX}{name} must be a number, got {raw!r}") from exc
+class SettingsError(ValueError):
+    """One or more settings have values that cannot work; one line per variable."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name, str(default))
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"{PREFIX}{name} must be an integer, got {raw!r}") from exc
+def _home(value: object) -> Path:
+    return Path(str(value) if value not in (None, "") else default_home()).expanduser().resolve()
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = _env(name, "true" if default else "false").strip().lower()
-    if raw in ("1", "true", "yes", "on"):
-        return True
-    if raw in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{PREFIX}{name} must be true or false, got {raw!r}")
+def _object_lock_days(raw: str) -> dict[str, int]:
+    raw = raw.strip()
+    if not raw:
+        return {}
+    value = json.loads(raw)  # ValueError on malformed JSON
+    days = {"default": value} if isinstance(value, int) else dict(value)
+    if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days.values()):
+        raise ValueError("days must be positive integers")
+    return {str(k): int(v) for k, v in days.items()}
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
     """Resolved settings. Build with :meth:`from_env`; every field maps to ``OCP_INGEST_<NAME>``."""
 
-    home: Path
-    # Ledger: "sqlite" (embedded default) or "dynamodb" (production).
-    ledger_backend: str = "sqlite"
-    ledger_sqlite_path: Path = field(default=Path())
-    dynamodb_table: str = "ocp_call_ledger"
-    # Only for local DynamoDB endpoints (moto, DynamoDB Local); production uses the regional endpoint.
-    dynamodb_endpoint_url: str | None = None
-    aws_region: str = "eu-west-1"
-    # Storage roots as file:// or s3:// URLs. ``{lob}`` in recordings_url selects bucket-per-LOB
-    # (s3://aws_default@recordings-{lob}); without it the LOB becomes the first key segment.
-    recordings_url: str = ""
-    landing_url: str = ""
-    quarantine_url: str = ""
-    # Append-only records for auditors and analysts (CDR manifest, audit events, snapshots).
-    audit_url: str = ""
-    sse_kms_key_id: str | None = None
-    # Audit trail: every applied ledger transition as a Parquet row under audit_url/audit_events/.
-    audit_events: bool = True
-    audit_batch_size: int = 1000
-    # Completeness report: calls ended and unresolved longer than this fail the daily report DAG.
-    report_sla_hours: float = 24.0
-    # WORM: S3 Object Lock on every recording write. Mode GOVERNANCE or COMPLIANCE (None: off); days is
-    # a number or a JSON map per LOB with an optional "default" (e.g. {"default": 3650, "cards": 2555}).
-    object_lock_mode: str | None = None
-    object_lock_days: str = ""
-    lob_routing_file: Path | None = None
-    # Audio checks: decoded duration may differ from the CDR duration by max(abs, ratio * cdr).
-    duration_tolerance_s: float = 2.0
-    duration_tolerance_ratio: float = 0.02
-    # Largest recording accepted anywhere (bytes). 2 GiB covers a 30-hour PCM call.
-    max_recording_bytes: int = 2 * 1024**3
-    # Receiver (the ingress for OCP pushes). The secret itself comes from OCP_INGEST_RECEIVER_SECRET
-    # and is read by the receiver only; it is not a field here so it can never be printed.
-    receiver_auth: str = "hmac"
-    receiver_host: str = "127.0.0.1"
-    receiver_port: int = 8787
-    receiver_replay_window_s: float = 300.0
-    max_event_body_bytes: int = 5 * 1024 * 1024
-    # Reconciliation policy (used by the ledger's pending query and escalation).
-    pending_grace_s: float = 900.0
-    # A call with a dialog_start but no dialog_end this long after its start is "open": its dialog_end
-    # was lost (no call lasts that long), so reconciliation asks OCP for its window like a pending call.
-    open_call_timeout_s: float = 4 * 3600.0
-    # OCP groups whose every closed hour is diffed once against OCP's dialog_end CDRs (comma-separated;
-    # empty: no sweep), finding calls whose events were all lost; hours older than the lookback are left.
-    sweep_ocp_groups: str = ""
-    sweep_lookback_hours: float = 48.0
-    max_retry_count: int = 5
-    ocp_retention_days: int = 60
-    # Escalate this many days before OCP purges a call, so a human still has time to act.
-    retention_safety_days: int = 5
-    # Reconciliation DAG (ocp_reconciliation). Cadence (cron or preset), read when the DAG is parsed.
-    reconciliation_schedule: str = "*/30 * * * *"
-    # Pending calls one run reads (oldest first) and calls one export plan may carry. The plan travels
-    # as one command-line argument to the download pod: 3000 dialog ids stay under Linux's 128 KiB limit.
-    reconciliation_max_pending: int = 20000
-    reconciliation_max_calls_per_plan: int = 3000
-    # Waiting for an export (in the triggerer): first poll interval, backoff factor, largest interval,
-    # and the bounds after which the wait ends as a timeout (counted as an attempt).
-    export_poll_interval_s: float = 30.0
-    export_poll_backoff: float = 1.5
-    export_poll_max_interval_s: float = 300.0
-    export_max_polls: int = 500
-    export_max_wait_s: float = 6 * 3600.0
-    # An export that expired (results kept 1 day) is re-created at most this many times per run.
-    export_max_recreates: int = 2
-    # How long one export's request and wait may spend waiting out OCP's throttling (429, or 5xx with a
-    # Retry-After) in the triggerer, in total: OCP's state, never an attempt against the calls.
-    export_max_throttled_s: float = 24 * 3600.0
-    # Where the heavy download runs: "inprocess" (a task on the worker) or "kubernetes" (a pod).
-    download_mode: str = "inprocess"
-    download_workers: int = 4
-    download_max_resumes: int = 5
-    # Download pod (download_mode=kubernetes): image, namespace, service account, resources, and the
-    # ConfigMap (OCP_INGEST_* settings) and Secret (AIRFLOW_CONN_OCP_DEFAULT, AWS) it reads by reference.
-    image: str = "ocp-ingest:latest"
-    k8s_namespace: str = "ocp-ingest"
-    k8s_service_account: str = "ocp-ingest-downloader"
-    k8s_configmap: str = "ocp-ingest-config"
-    k8s_secret: str = "ocp-ingest-secrets"
-    download_pod_cpu: str = "1"
-    download_pod_memory: str = "1Gi"
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        env_ignore_empty=True,
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    home: Path = Field(
+        default_factory=default_home,
+        description="Where the embedded default keeps its data (ledger file, storage roots): "
+        "<project>/var in a checkout, else ~/.ocp-ingest.",
+    )
+    # Ledger
+    ledger_backend: Literal["sqlite", "dynamodb"] = Field(
+        "sqlite", description="The call ledger: 'sqlite' (embedded default) or 'dynamodb' (production)."
+    )
+    ledger_sqlite_path: Path = Field(description="The SQLite ledger file.")
+    dynamodb_table: str = Field("ocp_call_ledger", description="The DynamoDB ledger table.")
+    dynamodb_endpoint_url: str | None = Field(
+        None, description="Only for local DynamoDB endpoints (moto, DynamoDB Local)."
+    )
+    aws_region: str = Field(
+        "eu-west-1",
+        validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"),
+        description="AWS region, from the standard AWS_DEFAULT_REGION or AWS_REGION.",
+    )
+    # Storage and audit
+    recordings_url: str = Field(
+        description="Recordings root, file:// or s3://. '{lob}' selects bucket-per-LOB "
+        "(s3://aws_default@recordings-{lob}); without it the LOB is the first key segment."
+    )
+    landing_url: str = Field(description="Where pushed recordings land before checks (file:// or s3://).")
+    quarantine_url: str = Field(description="Where recordings that fail checks are kept (file:// or s3://).")
+    audit_url: str = Field(
+        description="Append-only records for auditors (CDR manifest, audit events, snapshots)."
+    )
+    sse_kms_key_id: str | None = Field(None, description="KMS key for S3 server-side encryption.")
+    audit_events: bool = Field(True, description="Write every ledger transition as a Parquet audit row.")
+    audit_batch_size: int = Field(1000, ge=1, description="Audit rows per Parquet file.")
+    report_sla_hours: float = Field(
+        24.0, gt=0, description="Calls ended and unresolved longer than this fail the daily report."
+    )
+    object_lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] | None = Field(
+        None, description="S3 Object Lock (WORM) on every recording write; unset: off."
+    )
+    object_lock_days: str = Field(
+        "",
+        description='Retention days: a number, or a JSON map per LOB with an optional "default" '
+        '(e.g. {"default": 3650, "cards": 2555}).',
+        json_schema_extra={"expected": "a number of days or a JSON map per LOB"},
+    )
+    lob_routing_file: Path | None = Field(None, description="LOB routing (TOML); unset: the packaged one.")
+    # Audio checks
+    duration_tolerance_s: float = Field(
+        2.0, ge=0, description="Decoded vs CDR duration may differ by max(this, ratio * CDR duration)."
+    )
+    duration_tolerance_ratio: float = Field(0.02, ge=0, description="See duration_tolerance_s.")
+    max_recording_bytes: int = Field(
+        2 * 1024**3, gt=0, description="Largest recording accepted anywhere (2 GiB: a 30-hour PCM call)."
+    )
+    # Receiver (its secret is OCP_INGEST_RECEIVER_SECRET, read by the receiver only)
+    receiver_auth: Literal["hmac", "shared"] = Field("hmac", description="How pushes authenticate.")
+    receiver_host: str = Field("127.0.0.1", description="Receiver bind address.")
+    receiver_port: int = Field(8787, ge=0, le=65535, description="Receiver port.")
+    receiver_replay_window_s: float = Field(300.0, gt=0, description="Signed pushes older than this fail.")
+    max_event_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest event body accepted.")
+    # Reconciliation policy
+    pending_grace_s: float = Field(
+        900.0, ge=0, description="A call is pending once it ended this long ago without its recording."
+    )
+    open_call_timeout_s: float = Field(
+        4 * 3600.0,
+        gt=0,
+        description="A call with dialog_start but no dialog_end this long after its start lost its "
+        "dialog_end; reconciliation asks OCP for its window.",
+    )
+    sweep_ocp_groups: str = Field(
+        "",
+        description="OCP groups (comma-separated) whose closed hours are diffed once against OCP's CDRs; "
+        "empty: no sweep.",
+    )
+    sweep_lookback_hours: float = Field(48.0, gt=0, description="Hours older than this are not swept.")
+    max_retry_count: int = Field(5, ge=0, description="Attempts before a call is escalated.")
+    ocp_retention_days: int = Field(60, gt=0, description="How long OCP keeps a call.")
+    retention_safety_days: int = Field(
+        5, ge=0, description="Escalate this many days before OCP purges a call."
+    )
+    # Reconciliation DAG
+    reconciliation_schedule: str = Field(
+        "*/30 * * * *", description="ocp_reconciliation's cadence (cron or preset), read at DAG parse."
+    )
+    reconciliation_max_pending: int = Field(20000, ge=1, description="Pending calls one run reads.")
+    reconciliation_max_calls_per_plan: int = Field(
+        3000,
+        ge=1,
+        le=3000,
+        description="Calls one export plan carries (one pod argument; 3000 ids stay under 128 KiB).",
+    )
+    # Waiting for an export (in the triggerer)
+    export_poll_interval_s: float = Field(30.0, gt=0, description="First poll interval.")
+    export_poll_backoff: float = Field(1.5, ge=1, description="Poll interval growth factor.")
+    export_poll_max_interval_s: float = Field(300.0, gt=0, description="Largest poll interval.")
+    export_max_polls: int = Field(500, ge=1, description="Polls before the wait ends as a timeout.")
+    export_max_wait_s: float = Field(6 * 3600.0, gt=0, description="Wait before it ends as a timeout.")
+    export_max_recreates: int = Field(2, ge=0, description="Re-creations of an expired export per run.")
+    export_max_throttled_s: float = Field(
+        24 * 3600.0,
+        gt=0,
+        description="Total time one export's request and wait may spend waiting out OCP's throttling "
+        "(429, or 5xx with a Retry-After): OCP's state, never an attempt against the calls.",
+    )
+    # Download
+    download_mode: Literal["inprocess", "kubernetes"] = Field(
+        "inprocess", description="Where the download runs: a task on the worker or a pod."
+    )
+    download_workers: int = Field(4, ge=1, description="Parallel downloads.")
+    download_max_resumes: int = Field(5, ge=0, description="Resumes of one interrupted download.")
+    # Download pod (download_mode=kubernetes)
+    image: str = Field("ocp-ingest:latest", description="The download pod's image.")
+    k8s_namespace: str = Field("ocp-ingest", description="The download pod's namespace.")
+    k8s_service_account: str = Field("ocp-ingest-downloader", description="Its service account.")
+    k8s_configmap: str = Field("ocp-ingest-config", description="ConfigMap of OCP_INGEST_* it reads.")
+    k8s_secret: str = Field("ocp-ingest-secrets", description="Secret (OCP connection, AWS) it reads.")
+    download_pod_cpu: str = Field("1", description="Its CPU request.")
+    download_pod_memory: str = Field("1Gi", description="Its memory request.")
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings)  # no .env or secrets files: the environment only
+
+    # -- validation ------------------------------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_from_home(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            home = _home(data.get("home"))
+            data = {**data, "home": home}
+            for name, derive in DERIVED_FROM_HOME.items():
+                if data.get(name) in (None, ""):
+                    data[name] = derive(home)
+        return data
+
+    @field_validator("ledger_backend", "receiver_auth", "download_mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("object_lock_mode", mode="before")
+    @classmethod
+    def _upper_or_none(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.strip().upper() or None
+        return value
+
+    @field_validator("sse_kms_key_id", "dynamodb_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("lob_routing_file", mode="before")
+    @classmethod
+    def _no_path_is_none(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("recordings_url", "landing_url", "quarantine_url", "audit_url")
+    @classmethod
+    def _storage_url(cls, value: str) -> str:
+        if not value.startswith(("file://", "s3://")):
+            raise ValueError("not a file:// or s3:// URL")
+        return value
+
+    @field_validator("object_lock_days")
+    @classmethod
+    def _lock_days(cls, value: str) -> str:
+        _object_lock_days(value)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.retention_safety_days >= self.ocp_retention_days:
+            raise ValueError(
+                f"{PREFIX}RETENTION_SAFETY_DAYS ({self.retention_safety_days}) must be smaller than "
+                f"{PREFIX}OCP_RETENTION_DAYS ({self.ocp_retention_days})"
+            )
+        return self
+
+    # -- building --------------------------------------------------------------------------------------
+
+    def __init__(self, **values: Any) -> None:
+        """Settings from the environment, with ``values`` taking precedence; :class:`SettingsError` if bad."""
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise SettingsError(explain(exc, values)) from None
+        self._sources = _sources(values, os.environ)
 
     @classmethod
     def from_env(cls) -> Settings:
-        """Read every setting from the environment, falling back to the embedded defaults."""
-        home = Path(_env("HOME", str(default_home()))).expanduser().resolve()
-        routing = _env("LOB_ROUTING_FILE", "")
-        return cls(
-            home=home,
-            ledger_backend=_env("LEDGER_BACKEND", "sqlite").lower(),
-            ledger_sqlite_path=Path(_env("LEDGER_SQLITE_PATH", str(home / "ledger.sqlite3"))),
-            dynamodb_table=_env("DYNAMODB_TABLE", "ocp_call_ledger"),
-            dynamodb_endpoint_url=_env("DYNAMODB_ENDPOINT_URL", "") or None,
-            aws_region=os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION") or "eu-west-1",
-            recordings_url=_env("RECORDINGS_URL", (home / "recordings").as_uri()),
-            landing_url=_env("LANDING_URL", (home / "landing").as_uri()),
-            quarantine_url=_env("QUARANTINE_URL", (home / "quarantine").as_uri()),
-            audit_url=_env("AUDIT_URL", (home / "audit").as_uri()),
-            sse_kms_key_id=_env("SSE_KMS_KEY_ID", "") or None,
-            audit_events=_env_bool("AUDIT_EVENTS", True),
-            audit_batch_size=_env_int("AUDIT_BATCH_SIZE", 1000),
-            report_sla_hours=_env_float("REPORT_SLA_HOURS", 24.0),
-            object_lock_mode=_env("OBJECT_LOCK_MODE", "").upper() or None,
-            object_lock_days=_env("OBJECT_LOCK_DAYS", ""),
-            lob_routing_file=Path(routing) if routing else None,
-            duration_tolerance_s=_env_float("DURATION_TOLERANCE_S", 2.0),
-            duration_tolerance_ratio=_env_float("DURATION_TOLERANCE_RATIO", 0.02),
-            max_recording_bytes=_env_int("MAX_RECORDING_BYTES", 2 * 1024**3),
-            receiver_auth=_env("RECEIVER_AUTH", "hmac").lower(),
-            receiver_host=_env("RECEIVER_HOST", "127.0.0.1"),
-            receiver_port=_env_int("RECEIVER_PORT", 8787),
-            receiver_replay_window_s=_env_float("RECEIVER_REPLAY_WINDOW_S", 300.0),
-            max_event_body_bytes=_env_int("MAX_EVENT_BODY_BYTES", 5 * 1024 * 1024),
-            pending_grace_s=_env_float("PENDING_GRACE_S", 900.0),
-            open_call_timeout_s=_env_float("OPEN_CALL_TIMEOUT_S", 4 * 3600.0),
-            sweep_ocp_groups=_env("SWEEP_OCP_GROUPS", ""),
-            sweep_lookback_hours=_env_float("SWEEP_LOOKBACK_HOURS", 48.0),
-            max_retry_count=_env_int("MAX_RETRY_COUNT", 5),
-            ocp_retention_days=_env_int("OCP_RETENTION_DAYS", 60),
-            retention_safety_days=_env_int("RETENTION_SAFETY_DAYS", 5),
-            reconciliation_schedule=_env("RECONCILIATION_SCHEDULE", "*/30 * * * *"),
-            reconciliation_max_pending=_env_int("RECONCILIATION_MAX_PENDING", 20000),
-            reconciliation_max_calls_per_plan=_env_int("RECONCILIATION_MAX_CALLS_PER_PLAN", 3000),
-            export_poll_interval_s=_env_float("EXPORT_POLL_INTERVAL_S", 30.0),
-            export_poll_backoff=_env_float("EXPORT_POLL_BACKOFF", 1.5),
-            export_poll_max_interval_s=_env_float("EXPORT_POLL_MAX_INTERVAL_S", 300.0),
-            export_max_polls=_env_int("EXPORT_MAX_POLLS", 500),
-            export_max_wait_s=_env_float("EXPORT_MAX_WAIT_S", 6 * 3600.0),
-            export_max_recreates=_env_int("EXPORT_MAX_RECREATES", 2),
-            export_max_throttled_s=_env_float("EXPORT_MAX_THROTTLED_S", 24 * 3600.0),
-            download_mode=_env("DOWNLOAD_MODE", "inprocess").lower(),
-            download_workers=_env_int("DOWNLOAD_WORKERS", 4),
-            download_max_resumes=_env_int("DOWNLOAD_MAX_RESUMES", 5),
-            image=_env("IMAGE", "ocp-ingest:latest"),
-            k8s_namespace=_env("K8S_NAMESPACE", "ocp-ingest"),
-            k8s_service_account=_env("K8S_SERVICE_ACCOUNT", "ocp-ingest-downloader"),
-            k8s_configmap=_env("K8S_CONFIGMAP", "ocp-ingest-config"),
-            k8s_secret=_env("K8S_SECRET", "ocp-ingest-secrets"),
-            download_pod_cpu=_env("DOWNLOAD_POD_CPU", "1"),
-            download_pod_memory=_env("DOWNLOAD_POD_MEMORY", "1Gi"),
-        ).validated()
+        """Read every setting from the environment, falling back to the defaults; warn of unknown names."""
+        warn_unknown(os.environ)
+        return cls()
 
-    def validated(self) -> Settings:
-        """Fail early, with the variable's name, on values that cannot work."""
-        if self.ledger_backend not in ("sqlite", "dynamodb"):
-            raise ValueError(
-                f"{PREFIX}LEDGER_BACKEND must be 'sqlite' or 'dynamodb', got {self.ledger_backend!r}"
-            )
-        for name in ("recordings_url", "landing_url", "quarantine_url", "audit_url"):
-            url = getattr(self, name)
-            if not url.startswith(("file://", "s3://")):
-                raise ValueError(f"{PREFIX}{name.upper()} must be a file:// or s3:// URL, got {url!r}")
-        if self.receiver_auth not in ("hmac", "shared"):
-            raise ValueError(f"{PREFIX}RECEIVER_AUTH must be 'hmac' or 'shared', got {self.receiver_auth!r}")
-        if self.duration_tolerance_s < 0 or self.duration_tolerance_ratio < 0:
-            raise ValueError("duration tolerances must not be negative")
-        if self.download_mode not in ("inprocess", "kubernetes"):
-            raise ValueError(
-                f"{PREFIX}DOWNLOAD_MODE must be 'inprocess' or 'kubernetes', got {self.download_mode!r}"
-            )
-        if self.export_poll_interval_s <= 0 or self.export_max_wait_s <= 0 or self.export_max_polls < 1:
-            raise ValueError("export poll interval, max wait and max polls must be positive")
-        if self.export_max_throttled_s <= 0:
-            raise ValueError(f"{PREFIX}EXPORT_MAX_THROTTLED_S must be positive")
-        if not 1 <= self.reconciliation_max_calls_per_plan <= 3000:
-            raise ValueError(f"{PREFIX}RECONCILIATION_MAX_CALLS_PER_PLAN must be 1..3000")
-        if self.retention_safety_days >= self.ocp_retention_days:
-            raise ValueError("RETENTION_SAFETY_DAYS must be smaller than OCP_RETENTION_DAYS")
-        if self.audit_batch_size < 1 or self.report_sla_hours <= 0:
-            raise ValueError(f"{PREFIX}AUDIT_BATCH_SIZE and {PREFIX}REPORT_SLA_HOURS must be positive")
-        if self.object_lock_mode is not None:
-            if self.object_lock_mode not in ("GOVERNANCE", "COMPLIANCE"):
-                raise ValueError(
-                    f"{PREFIX}OBJECT_LOCK_MODE must be GOVERNANCE or COMPLIANCE: {self.object_lock_mode!r}"
-                )
-            self.object_lock_days_by_lob()  # fails early on a malformed value
-        return self
+    # -- reading ---------------------------------------------------------------------------------------
 
     @property
     def sweep_groups(self) -> tuple[str, ...]:
@@ -245,21 +308,7 @@ class Settings:
 
     def object_lock_days_by_lob(self) -> dict[str, int]:
         """``OCP_INGEST_OBJECT_LOCK_DAYS`` as ``{lob or "default": days}`` (a bare number is the default)."""
-        import json
-
-        raw = self.object_lock_days.strip()
-        if not raw:
-            return {}
-        try:
-            value = json.loads(raw)
-            days = {"default": value} if isinstance(value, int) else dict(value)
-            if not all(isinstance(d, int) and d > 0 for d in days.values()):
-                raise ValueError("days must be positive integers")
-        except (ValueError, TypeError) as exc:
-            raise ValueError(
-                f"{PREFIX}OBJECT_LOCK_DAYS must be a number of days or a JSON map per LOB, got {raw!r}"
-            ) from exc
-        return {str(k): int(v) for k, v in days.items()}
+        return _object_lock_days(self.object_lock_days)
 
     def object_lock_days_for(self, lob: str) -> int | None:
         """Retention days for a LOB's recordings, or None when WORM is off for it."""
@@ -270,4 +319,117 @@ class Settings:
 
     def describe(self) -> dict[str, str]:
         """Settings as ``{ENV_NAME: value}`` for `ocp-ingest config` (nothing secret lives here)."""
-        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+        return {variable(name): str(getattr(self, name)) for name in type(self).model_fields}
+
+    def sources(self) -> dict[str, str]:
+        """Where each value came from, as ``{ENV_NAME: environment | default | derived from ... | given}``."""
+        return {variable(name): self._sources.get(name, SOURCE_DEFAULT) for name in type(self).model_fields}
+
+
+def variable(name: str) -> str:
+    """The environment variable a field is read from (the AWS region uses the standard AWS names)."""
+    return "AWS_DEFAULT_REGION" if name == "aws_region" else PREFIX + name.upper()
+
+
+def known_variables() -> frozenset[str]:
+    """Every OCP_INGEST_* variable the code reads: the settings and :data:`READ_ELSEWHERE`."""
+    names = {variable(name) for name in Settings.model_fields}
+    return frozenset({n for n in names if n.startswith(PREFIX)} | READ_ELSEWHERE)
+
+
+def _env_names(name: str) -> tuple[str, ...]:
+    return ("AWS_DEFAULT_REGION", "AWS_REGION") if name == "aws_region" else (PREFIX + name.upper(),)
+
+
+def _sources(values: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, str]:
+    sources = {}
+    for name in Settings.model_fields:
+        if name in values:
+            sources[name] = SOURCE_GIVEN
+        elif any(environ.get(env) for env in _env_names(name)):
+            sources[name] = SOURCE_ENV
+        elif name in DERIVED_FROM_HOME:
+            sources[name] = SOURCE_DERIVED
+        else:
+            sources[name] = SOURCE_DEFAULT
+    return sources
+
+
+_warned: set[str] = set()
+
+
+def warn_unknown(environ: Mapping[str, str]) -> list[str]:
+    """Log each unknown OCP_INGEST_* variable once per process, with the closest known name; return them."""
+    known = known_variables()
+    unknown = sorted(k for k in environ if k.startswith(PREFIX) and k not in known)
+    for name in unknown:
+        if name in _warned:
+            continue
+        _warned.add(name)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        log.warning("%s is not a setting and is ignored%s", name, hint)
+    return unknown
+
+
+# -- error messages -------------------------------------------------------------------------------------
+
+_UNITS = {"_s": "seconds", "_hours": "hours", "_days": "days", "_bytes": "bytes"}
+_BOUNDS: dict[type, tuple[str, str]] = {
+    annotated_types.Gt: (">", "gt"),
+    annotated_types.Ge: (">=", "ge"),
+    annotated_types.Lt: ("<", "lt"),
+    annotated_types.Le: ("<=", "le"),
+}
+
+
+def expected_form(name: str) -> str:
+    """What a field's variable must hold, in words (from its type, bounds and name)."""
+    field = Settings.model_fields[name]
+    extra = field.json_schema_extra
+    if isinstance(extra, dict) and isinstance(extra.get("expected"), str):
+        return str(extra["expected"])
+    annotation: Any = field.annotation
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and len(args) == 1:
+        annotation = args[0]
+    if typing.get_origin(annotation) is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(annotation))
+    if annotation is bool:
+        return "true or false"
+    if name.endswith("_url") and name in DERIVED_FROM_HOME:
+        return "a file:// or s3:// URL"
+    unit = next((u for suffix, u in _UNITS.items() if name.endswith(suffix)), None)
+    if annotation is int:
+        text = f"a whole number of {unit}" if unit else "a whole number"
+    elif annotation is float:
+        text = f"a number of {unit}" if unit else "a number"
+    elif annotation is Path:
+        return "a path"
+    else:
+        return "text"
+    bounds = [
+        f"{_BOUNDS[type(m)][0]} {getattr(m, _BOUNDS[type(m)][1])}"
+        for m in field.metadata
+        if type(m) in _BOUNDS
+    ]
+    return text + (" " + " and ".join(bounds) if bounds else "")
+
+
+def explain(exc: ValidationError, values: Mapping[str, Any] | None = None) -> str:
+    """A ValidationError as one line per bad variable: ``NAME: expected <form>, got <value>``."""
+    lines: list[str] = []
+    for error in exc.errors(include_url=False):
+        loc = error.get("loc", ())
+        name = str(loc[0]) if loc else ""
+        if name in ("AWS_DEFAULT_REGION", "AWS_REGION"):
+            name = "aws_region"
+        if name in Settings.model_fields:
+            line = f"{variable(name)}: expected {expected_form(name)}, got {error.get('input')!r}"
+        elif not loc and error.get("type") == "value_error":
+            line = str(error.get("ctx", {}).get("error") or error.get("msg"))
+        else:
+            line = f"{name or 'settings'}: {error.get('msg')}"
+        if line not in lines:
+            lines.append(line)
+    return "\n".join(lines)

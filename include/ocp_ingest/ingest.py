@@ -190,19 +190,23 @@ class RecordingIngestor:
         self, received: ObjectPath | BinaryIO, record: CallRecord, *, known_sha256: str | None = None
     ) -> AudioVerdict:
         expected = record.duration_ms / 1000 if record.duration_ms is not None else None
-        kwargs = {
-            "expected_duration_s": expected,
-            "tolerance_s": self.limits.duration_tolerance_s,
-            "tolerance_ratio": self.limits.duration_tolerance_ratio,
-            "max_bytes": self.limits.max_recording_bytes,
-            "known_sha256": known_sha256,
-        }
+
+        def check(source: str | BinaryIO) -> AudioVerdict:
+            return validate_audio(
+                source,
+                expected_duration_s=expected,
+                tolerance_s=self.limits.duration_tolerance_s,
+                tolerance_ratio=self.limits.duration_tolerance_ratio,
+                max_bytes=self.limits.max_recording_bytes,
+                known_sha256=known_sha256,
+            )
+
         if not is_object_path(received):
-            return validate_audio(received, **kwargs)
+            return check(received)
         if is_local(received):
-            return validate_audio(local_path(received), **kwargs)
+            return check(local_path(received))
         with received.open("rb") as handle:
-            return validate_audio(handle, **kwargs)
+            return check(handle)
 
     def _already_there(self, record: CallRecord, sha256: str, keep: Callable[[str], str]) -> IngestOutcome:
         if record.sha256 == sha256:
@@ -222,11 +226,14 @@ class RecordingIngestor:
     def _destination(self, record: CallRecord, verdict: AudioVerdict) -> ObjectPath:
         if record.lob is None or record.ocp_group is None:
             raise ValueError(f"call {record.dialog_id} has no LOB/OCP group yet; it cannot be stored")
+        call_start = record.call_start_ts or record.call_end_ts
+        if call_start is None:
+            raise ValueError(f"call {record.dialog_id} has no start or end time yet; it cannot be stored")
         return self.layout.recording_path(
             lob=record.lob,
             ocp_group=record.ocp_group,
             dialog_id=record.dialog_id,
-            call_start=record.call_start_ts or record.call_end_ts,
+            call_start=call_start,
             extension=verdict.format or "wav",
         )
 

@@ -28,11 +28,14 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ocp_ingest.audio import mpeg
 from ocp_ingest.audio.stream import ByteStream
 from ocp_ingest.audio.verdict import Findings
+
+if TYPE_CHECKING:
+    from av.audio.codeccontext import AudioCodecContext
 
 WINDOW = 256 * 1024  # bytes walked per buffer refill; far larger than any frame
 TAIL_MAX = 4 << 20  # trailing tags larger than this (e.g. APE with cover art) are reported as junk
@@ -56,9 +59,11 @@ class _Decoder:
         import av  # imported lazily: callers that only sniff or skip decoding need not load FFmpeg
 
         self._av = av
+        self._ctx: AudioCodecContext
         try:
             # The floating-point decoder is FFmpeg's default for MP3 and twice as fast as the fixed-point one.
-            self._ctx = av.CodecContext.create("mp3float", "r")
+            # PyAV's stubs list the codec names they know; mp3float is an audio decoder they do not.
+            self._ctx = cast("AudioCodecContext", av.CodecContext.create("mp3float", "r"))
         except Exception:  # an FFmpeg build without it
             self._ctx = av.CodecContext.create("mp3", "r")
         self._ctx.options = {"err_detect": "crccheck+explode"}

@@ -123,7 +123,8 @@ def event_from_transition(
     transition: Transition, old: CallRecord | None, new: CallRecord, actor: str | None
 ) -> AuditEvent:
     """The audit row for an applied transition (``new`` is the record as written)."""
-    conflicting = isinstance(transition, ConflictingAudio)
+    # For a conflict the interesting bytes are the refused ones, in quarantine.
+    object_url = transition.quarantine_url if isinstance(transition, ConflictingAudio) else new.object_url
     return AuditEvent(
         event_type=_event_type(transition).value,
         event_ts=new.updated_at,
@@ -136,8 +137,7 @@ def event_from_transition(
         transition=transition.name,
         call_start_ts=new.call_start_ts,
         call_end_ts=new.call_end_ts,
-        # For a conflict the interesting bytes are the refused ones, in quarantine.
-        object_url=transition.quarantine_url if conflicting else new.object_url,
+        object_url=object_url,
         sha256=getattr(transition, "sha256", None) or new.sha256,
         size_bytes=getattr(transition, "size_bytes", None) or new.size_bytes,
         export_id=new.export_id,

@@ -187,7 +187,8 @@ def write_snapshot(ledger: Ledger, settings: Settings, day: date) -> list[str]:
     if root.exists():  # a derived table: a re-run for the same day replaces it
         for old in root.iterdir():
             old.unlink()
-    written, rows = [], []
+    written: list[str] = []
+    rows: list[dict[str, Any]] = []
 
     def flush() -> None:
         dest = snapshot_file(settings.audit_url, day, len(written))

@@ -10,16 +10,24 @@ import json
 import sys
 from datetime import UTC, datetime, timedelta
 
-from ocp_ingest.config import Settings
+# Building the parser imports nothing heavy (no Airflow, pandas, pyarrow, boto3, uvicorn, not even pydantic):
+# each command imports what it needs when it runs, so ``--help`` answers at once (tests/test_cli_help.py).
 
 
 def _cmd_config(args: argparse.Namespace) -> int:
-    for name, value in Settings.from_env().describe().items():
-        print(f"{name}={value}")
+    from ocp_ingest.config import Settings
+
+    settings = Settings.from_env()
+    sources = settings.sources()
+    values = settings.describe()
+    width = max(len(f"{name}={value}") for name, value in values.items())
+    for name, value in values.items():
+        print(f"{name}={value}".ljust(width), f"  # {sources[name]}")
     return 0
 
 
 def _cmd_ledger(args: argparse.Namespace) -> int:
+    from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
 
     settings = Settings.from_env()
@@ -48,6 +56,7 @@ def _cmd_ledger(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from ocp_ingest.audio import validate_audio
+    from ocp_ingest.config import Settings
 
     settings = Settings.from_env()
     exit_code = 0
@@ -62,6 +71,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         print(json.dumps({"file": path, **verdict.to_dict()}))
         exit_code = exit_code or (0 if verdict.ok else 2)
     return exit_code
+
+
+def _cmd_receiver(args: argparse.Namespace) -> int:
+    from ocp_ingest.receiver.server import serve
+
+    serve(args.host, args.port)
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,9 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--expected-duration", type=float, default=None, help="CDR duration in seconds")
     validate.set_defaults(func=_cmd_validate)
 
-    from ocp_ingest.receiver.server import add_cli as add_receiver_cli
+    receiver = sub.add_parser("receiver", help="run the receiver (ingress for OCP pushes)")
+    receiver.add_argument("--host", default=None, help="bind address (default OCP_INGEST_RECEIVER_HOST)")
+    receiver.add_argument("--port", type=int, default=None, help="port (default OCP_INGEST_RECEIVER_PORT)")
+    receiver.set_defaults(func=_cmd_receiver)
 
-    add_receiver_cli(sub)
     from ocp_ingest.cli.download import add_cli as add_download_cli
 
     add_download_cli(sub)
@@ -113,7 +131,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from ocp_ingest.config import SettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as exc:  # a bad OCP_INGEST_* value: one line each, no traceback
+        for line in str(exc).splitlines():
+            print(f"ocp-ingest: {line}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

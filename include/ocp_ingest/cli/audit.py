@@ -10,8 +10,6 @@ import sys
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from ocp_ingest.config import Settings
-
 
 def _day(value: str) -> date:
     return date.fromisoformat(value)
@@ -32,6 +30,7 @@ def operator_actor() -> str:
 
 def _cmd_audit(args: argparse.Namespace) -> int:
     from ocp_ingest.audit import tables
+    from ocp_ingest.config import Settings
 
     settings = Settings.from_env()
     if args.audit_command == "ddl":
@@ -55,6 +54,7 @@ def _cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest.report.completeness import build_report, render_html, report_json, sla_breach_message
 
@@ -74,6 +74,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
+    from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest.report.verify import verify as run_verify
     from ocp_ingest.report.verify import window
@@ -88,7 +89,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
     audit = subparsers.add_parser("audit", help="audit tables: ledger snapshot, compaction, Athena DDL")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True)
     snapshot = audit_sub.add_parser("snapshot", help="write every call's state as Parquet for a day")

@@ -39,7 +39,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_cli(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "download-export", help="store the planned calls' recordings from a completed OCP export"
     )

@@ -150,7 +150,7 @@ class Ledger:
         now = self.clock()
         seen: set[str] = set()
         later: list[int] = []
-        batch: list[tuple[int, CallRecord | None, TransitionResult, int]] = []
+        batch: list[tuple[int, CallRecord | None, TransitionResult, CallRecord, int]] = []
         for i, transition in enumerate(transitions):
             if transition.dialog_id in seen:
                 later.append(i)
@@ -163,21 +163,20 @@ class Ledger:
                 continue
             expected = old.version if old is not None else 0
             result.record.version = expected + 1
-            batch.append((i, old, result, expected))
+            batch.append((i, old, result, result.record, expected))
         if batch:
-            items = [(result.record, expected) for _, _, result, expected in batch]
+            items = [(record, expected) for _, _, _, record, expected in batch]
             write_many = getattr(self.backend, "write_many", None)
             if write_many is not None:
                 written = write_many(items)
             else:
                 written = [self.backend.write(record, expected) for record, expected in items]
-            for (i, old, result, _), ok in zip(batch, written, strict=True):
+            for (i, old, result, record, _), ok in zip(batch, written, strict=True):
                 if not ok:
                     later.append(i)
                     continue
-                assert result.record is not None
                 if self.audit is not None:
-                    self.audit.record_transition(transitions[i], old, result.record)
+                    self.audit.record_transition(transitions[i], old, record)
                 results[i] = result
         for i in sorted(later):
             results[i] = self.apply(transitions[i])

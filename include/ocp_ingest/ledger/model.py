@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 
 class CallStatus(enum.StrEnum):
@@ -51,6 +51,12 @@ def utcnow() -> datetime:
 TS_WIDTH = len("2026-11-25T10:00:00.000000Z")
 
 
+@overload
+def format_ts(value: datetime) -> str: ...
+@overload
+def format_ts(value: None) -> None: ...
+@overload
+def format_ts(value: datetime | None) -> str | None: ...
 def format_ts(value: datetime | None) -> str | None:
     """Fixed-width UTC ISO 8601 (``2026-11-25T10:00:00.000000Z``): sorts as text."""
     if value is None:

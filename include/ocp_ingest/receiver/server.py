@@ -15,7 +15,6 @@ the routes (``receiver.guard``, ``receiver.app``).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import logging
@@ -200,7 +199,7 @@ def start_receiver(
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     server = uvicorn.Server(receiver_config(app, host, bound, limits, log_level="warning"))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # main thread owns signals
+    # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-receiver", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -222,10 +221,3 @@ def serve(host: str | None = None, port: int | None = None) -> None:
         app, host or settings.receiver_host, port or settings.receiver_port, limits, log_level="info"
     )
     uvicorn.Server(config).run()
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("receiver", help="run the receiver (ingress for OCP pushes)")
-    parser.add_argument("--host", default=None, help="bind address (default OCP_INGEST_RECEIVER_HOST)")
-    parser.add_argument("--port", type=int, default=None, help="port (default OCP_INGEST_RECEIVER_PORT)")
-    parser.set_defaults(func=lambda args: serve(args.host, args.port) or 0)

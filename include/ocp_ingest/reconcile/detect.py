@@ -136,7 +136,8 @@ def backfill_groups(ledger: Ledger, query: PendingQuery) -> tuple[str, ...]:
     if query.ocp_groups:
         return tuple(sorted(set(query.ocp_groups)))
     groups: set[str] = set()
-    for lob in list(query.lobs) or [None]:
+    lobs: list[str | None] = [*query.lobs] or [None]  # no LOB given: all of them
+    for lob in lobs:
         groups |= {r.ocp_group for r in ledger.calls_started_between(*window, lob=lob) if r.ocp_group}
     return tuple(sorted(groups))
 

@@ -103,7 +103,8 @@ def build_report(
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     cutoff = now - timedelta(hours=settings.report_sla_hours)
     open_cutoff = now - timedelta(seconds=settings.open_call_timeout_s)
-    total, by_lob = Tally(), defaultdict(Tally)
+    total = Tally()
+    by_lob: defaultdict[str, Tally] = defaultdict(Tally)
     unresolved: list[CallRecord] = []
     without_end: Counter[str] = Counter()
     overdue: list[CallRecord] = []

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from typing import IO, TypeAlias
+from typing import IO, TYPE_CHECKING, TypeAlias
 
 from airflow.sdk import ObjectStoragePath
+
+if TYPE_CHECKING:
+    from typing_extensions import TypeIs  # typing.TypeIs from Python 3.13
 
 #: A path on local disk (``file://``) or S3 (``s3://``): ``/`` joins, ``open``, ``exists``, ``iterdir``...
 ObjectPath: TypeAlias = ObjectStoragePath
@@ -23,7 +26,7 @@ def object_path(url: str | ObjectPath) -> ObjectPath:
     return url if isinstance(url, ObjectStoragePath) else ObjectStoragePath(url)
 
 
-def is_object_path(value: object) -> bool:
+def is_object_path(value: object) -> TypeIs[ObjectStoragePath]:
     return isinstance(value, ObjectStoragePath)
 
 

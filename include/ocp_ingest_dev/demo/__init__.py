@@ -5,9 +5,9 @@ invariants), progress (the progress line), cli (the subcommand).
 """
 
 from ocp_ingest_dev.demo.airflow_env import airflow_environment, prepare_airflow
-from ocp_ingest_dev.demo.cli import add_cli, run_demo
+from ocp_ingest_dev.demo.cli import run_demo
 from ocp_ingest_dev.demo.config import FlowConfig
 from ocp_ingest_dev.demo.flow import Flow
 from ocp_ingest_dev.demo.progress import Progress
 
-__all__ = ["Flow", "FlowConfig", "Progress", "add_cli", "airflow_environment", "prepare_airflow", "run_demo"]
+__all__ = ["Flow", "FlowConfig", "Progress", "airflow_environment", "prepare_airflow", "run_demo"]

@@ -62,7 +62,8 @@ def _quiet_logging() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
+    """``ocp-ingest demo`` (its parser is in :mod:`ocp_ingest_dev.cli`)."""
     home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
     airflow_env = airflow_environment(home / "airflow_home")
     if os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
@@ -125,19 +126,3 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         print(f"  timed out after {args.timeout_s:g} s", file=console)
         return 3
     return 0 if summary["ok"] else 1
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``ocp-ingest demo``."""
-    p = subparsers.add_parser(
-        "demo",
-        help="the whole flow unattended (simulator, receiver, both DAGs via dag.test); exit 0 if complete",
-    )
-    p.add_argument("--calls", type=int, default=500)
-    p.add_argument("--push-loss", type=float, default=0.10, help="share of audio pushes dropped (0..1)")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--json", default=None, help="write the JSON summary here")
-    p.add_argument("--timeout-s", type=float, default=900.0)
-    p.add_argument("--home", default=None, help="data and AIRFLOW_HOME of this run (default: a new temp dir)")
-    p.add_argument("--no-progress", action="store_true", help="no progress lines")
-    p.set_defaults(func=_cmd_demo)

@@ -11,6 +11,7 @@ import math
 import random
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 from ocp_ingest.ocp import wire
 from ocp_ingest_dev.simulator import audio
@@ -78,9 +79,7 @@ class SimCall:
         return data
 
     # -- CDR events ---------------------------------------------------------------------------------
-    def _event(
-        self, message_type: wire.MessageType, time_ms: int, tag: str, **extra: object
-    ) -> wire.CdrEvent:
+    def _event(self, message_type: wire.MessageType, time_ms: int, tag: str, **extra: Any) -> wire.CdrEvent:
         # Stable per (call, event): a duplicate delivery carries the same event_id.
         event_id = "evt_" + hashlib.sha256(f"{self.dialog_id}:{tag}".encode()).hexdigest()[:24]
         return wire.CdrEvent(

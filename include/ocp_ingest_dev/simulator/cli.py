@@ -7,8 +7,8 @@ import logging
 import os
 import threading
 import time
-from datetime import UTC, datetime
 
+from ocp_ingest_dev.cli import add_simulator_cli as add_cli
 from ocp_ingest_dev.simulator import ground_truth
 from ocp_ingest_dev.simulator.app import Simulator, SimulatorConfig
 from ocp_ingest_dev.simulator.auth import AuthSettings
@@ -18,57 +18,6 @@ from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_
 from ocp_ingest_dev.simulator.server import start
 
 log = logging.getLogger(__name__)
-
-
-def _when(value: str) -> datetime:
-    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def add_cli(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:  # type: ignore[type-arg]
-    """Register the ``simulator`` subcommand (the caller dispatches to ``args.func(args)``)."""
-    p = subparsers.add_parser("simulator", help="serve a simulated OCP tenant (Exports API, auth, pushes)")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8090, help="0 picks a free port")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--calls", type=int, default=100)
-    p.add_argument("--window-start", type=_when, default=None, help="ISO 8601; default: two hours ago")
-    p.add_argument("--window-hours", type=float, default=1.0)
-    p.add_argument("--mean-duration-s", type=float, default=180.0)
-    p.add_argument("--max-duration-s", type=float, default=3600.0)
-    p.add_argument("--no-recording-share", type=float, default=0.05)
-    # Exports API
-    p.add_argument("--prep-s", type=float, default=2.0, help="export preparation time")
-    p.add_argument("--ttl-s", type=float, default=86400.0, help="export results lifetime")
-    p.add_argument("--retention-days", type=float, default=60.0)
-    p.add_argument("--export-fail-share", type=float, default=0.0)
-    p.add_argument("--page-size", type=int, default=100)
-    # Auth
-    p.add_argument("--access-lifetime-s", type=float, default=300.0)
-    p.add_argument("--refresh-lifetime-s", type=float, default=1800.0)
-    # API faults
-    p.add_argument("--rate-limit", type=float, default=None, help="requests per second before 429")
-    p.add_argument("--error-share", type=float, default=0.0, help="share of API requests answered 503")
-    p.add_argument("--broken-download-share", type=float, default=0.0)
-    # Push
-    p.add_argument("--push-url", default=None, help="receiver base URL; pushes events and audio there")
-    p.add_argument(
-        "--push-rate", type=float, default=None, help="calls per second (default: as fast as possible)"
-    )
-    p.add_argument("--push-concurrency", type=int, default=4)
-    p.add_argument("--drop-share", type=float, default=0.10, help="share of audio pushes dropped")
-    p.add_argument("--duplicate-share", type=float, default=0.02)
-    p.add_argument("--out-of-order-share", type=float, default=0.02)
-    p.add_argument("--delay-share", type=float, default=0.02)
-    p.add_argument("--delay-s", type=float, default=5.0)
-    p.add_argument("--truncate-share", type=float, default=0.01)
-    p.add_argument("--corrupt-share", type=float, default=0.01)
-    p.add_argument("--lost-end-share", type=float, default=0.01)
-    p.add_argument("--reset-share", type=float, default=0.01)
-    p.add_argument("--ground-truth", default=None, help="write the ground truth JSON here")
-    p.add_argument("--exit-after-push", action="store_true", help="stop once every call is pushed")
-    p.set_defaults(func=run)
-    return p
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -157,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry point (``python -m ocp_ingest_dev.simulator``) until the lead wires add_cli."""
+    """Stand-alone entry point (``python -m ocp_ingest_dev.simulator``)."""
     parser = argparse.ArgumentParser(prog="ocp-simulator")
     sub = parser.add_subparsers(dest="command", required=True)
     add_cli(sub)

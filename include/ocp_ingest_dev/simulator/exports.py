@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from ocp_ingest.ocp import wire
 from ocp_ingest_dev.simulator import audio
@@ -32,7 +32,7 @@ CDR_TYPES = {wire.DataType.DIALOG_START, wire.DataType.DIALOG_STEP, wire.DataTyp
 class ExportRuleError(Exception):
     """A request the platform refuses; ``status`` and ``code`` become the HTTP answer."""
 
-    def __init__(self, status: int, code: str, message: str, **extra: object) -> None:
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
@@ -248,7 +248,11 @@ class ExportsService:
             account_id=call.account_id,
             dialog_timestamp=call.start,
         )
-        return SimFile(meta, lambda a, b, c=call: audio.iter_wav(c.dialog_id, c.duration_ms, start=a, end=b))
+
+        def produce(start: int, end: int) -> Iterator[bytes]:
+            return audio.iter_wav(call.dialog_id, call.duration_ms, start=start, end=end)
+
+        return SimFile(meta, produce)
 
     def _cdr_file(
         self,

@@ -51,8 +51,7 @@ def start_asgi(
         app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=1
     )
     server = uvicorn.Server(config)
-    # Signal handlers can only be installed from the main thread; the caller owns process signals.
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-asgi", daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

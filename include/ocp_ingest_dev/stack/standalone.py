@@ -40,6 +40,6 @@ def airflow_health(port: int, timeout: float = 2.0) -> dict[str, dict[str, str]]
 
 def is_healthy(health: dict[str, dict[str, str]] | None) -> bool:
     components = ("metadatabase", "scheduler", "triggerer", "dag_processor")
-    return bool(health) and all(
-        health.get(name, {}).get("status") == "healthy" for name in components if name in health
-    )
+    if not health:
+        return False
+    return all(health.get(name, {}).get("status") == "healthy" for name in components if name in health)
