@@ -3,6 +3,7 @@ publishing is idempotent by event id, whatever step a SIGKILL interrupts."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -17,8 +18,8 @@ from ocp_ingest.audit import outbox
 from ocp_ingest.audit.sink import AuditSink
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.config import Settings
-from ocp_ingest.ledger import Ledger
-from ocp_ingest.ledger.transitions import CdrEnd, ExportRequested
+from ocp_ingest.ledger import IngestionSource, Ledger
+from ocp_ingest.ledger.transitions import CdrEnd, ExportRequested, Stored
 from ocp_ingest.report.verify import verify
 from tests.ledger import outbox_crash_child as child
 from tests.ledger.conftest import make_backend
@@ -180,3 +181,35 @@ def test_sigkill_at_each_step_loses_no_event_and_duplicates_none(
         assert result.checked == len(stored_now) and result.checked > 0
         assert [f for f in result.findings if f.kind == "audit_missing"] == []
         assert result.findings == []
+
+
+def test_verify_counts_a_stored_event_still_in_the_outbox(ledger_spec, tmp_path: Path) -> None:
+    """Committed with its transition but not published yet (the process died first): not AUDIT_MISSING."""
+    audit_url = (tmp_path / "audit").as_uri()
+    recording = tmp_path / "one.wav"
+    recording.write_bytes(b"audio")
+    sha = hashlib.sha256(b"audio").hexdigest()
+    ledger = Ledger(make_backend(ledger_spec), audit=AuditSink(audit_url))
+    d = did(4000)
+    ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+    ledger.apply(Stored(d, recording.as_uri(), sha, 5, IngestionSource.REALTIME, "wav", 1.0))
+    settings = Settings(home=tmp_path, audit_url=audit_url)
+    result = verify(ledger, settings, T0 - timedelta(days=1), T0 + timedelta(days=1))
+    assert trail(audit_url) == [] and result.checked == 1 and result.findings == []
+    ledger.close()
+    assert_trail_matches_ledger(Ledger(make_backend(ledger_spec)), audit_url, [d])
+
+
+def test_the_cli_publishes_what_a_crashed_process_left(ingest_home: Path) -> None:
+    from ocp_ingest.audit.events import AuditEvent
+    from ocp_ingest.cli import main
+    from ocp_ingest.ledger import open_ledger
+
+    settings = Settings.from_env()
+    event = AuditEvent(event_type="CDR_END", event_ts=datetime.now(UTC), dialog_id=did(5000), lob="retail")
+    with Ledger(make_backend({"kind": "sqlite", "path": str(settings.ledger_sqlite_path)})) as ledger:
+        ledger.backend.outbox_add([outbox.entry_for(event)])
+    assert main(["audit", "publish", "--grace-seconds", "0"]) == 0
+    assert [e["event_id"] for e in trail(settings.audit_url)] == [event.event_id]
+    with open_ledger(settings) as ledger:
+        assert ledger.backend.outbox_list(FAR_FUTURE, 10) == []
