@@ -213,3 +213,28 @@ def test_the_cli_publishes_what_a_crashed_process_left(ingest_home: Path) -> Non
     assert [e["event_id"] for e in trail(settings.audit_url)] == [event.event_id]
     with open_ledger(settings) as ledger:
         assert ledger.backend.outbox_list(FAR_FUTURE, 10) == []
+
+
+def test_racing_writers_and_publishers_leave_one_event_per_change(ledger_spec, tmp_path: Path) -> None:
+    """Four writers (own ledgers, own sinks) race on the same calls and all publish, leftovers too, at once:
+    every call has exactly one event per version, no event twice."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    audit_url = (tmp_path / "audit").as_uri()
+    ids = [did(6000 + i) for i in range(6)]
+
+    def writer(n: int) -> None:
+        with audited(ledger_spec, audit_url) as ledger:
+            for round_ in range(3):
+                ledger.apply_many([CdrEnd(d, T0, 1000, "NORMAL", IDENTITY) for d in ids])
+                for d in ids:
+                    ledger.apply(ExportRequested(d, f"exp-{n}-{round_}"))
+                ledger.flush_audit()
+                ledger.publish_audit(grace=timedelta(0))
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(writer, range(4)))
+    with audited(ledger_spec, audit_url) as ledger:
+        ledger.publish_audit(grace=timedelta(0))
+        assert_trail_matches_ledger(ledger, audit_url, ids)
+        assert all(ledger.get(d).version > 3 for d in ids)
