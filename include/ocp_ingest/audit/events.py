@@ -1,8 +1,8 @@
 """Audit events: one append-only row per applied ledger transition (plus export milestones).
 
 :func:`event_from_transition` is the one mapping from a transition to an event; the ledger calls it
-through :class:`~ocp_ingest.audit.sink.AuditSink` after every applied change, so no code path can change a
-call without leaving a row.
+through :class:`~ocp_ingest.audit.sink.AuditSink` for every change it writes and commits the event in the
+same transaction (the outbox), so no code path can change a call without leaving a row.
 """
 
 from __future__ import annotations
