@@ -1,12 +1,13 @@
 """Audit events: one append-only row per applied ledger transition (plus export milestones).
 
 :func:`event_from_transition` is the one mapping from a transition to an event; the ledger calls it
-through :class:`~ocp_ingest.audit.sink.AuditSink` after every applied change, so no code path can change a
-call without leaving a row.
+through :class:`~ocp_ingest.audit.sink.AuditSink` for every change it writes and commits the event in the
+same transaction (the outbox), so no code path can change a call without leaving a row.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -68,6 +69,22 @@ class AuditEvent:
                 row[name] = value.astimezone(UTC).replace(tzinfo=None)
         row.pop("lob")  # a partition column: in the path, not in the file
         return row
+
+    def to_json(self) -> str:
+        """The event as stored in the ledger's audit outbox (timestamps ISO 8601 with their zone)."""
+        plain = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in self.__dict__.items()}
+        return json.dumps(plain, separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> AuditEvent:
+        plain: dict[str, Any] = json.loads(text)
+        for name in _TIMESTAMPS:
+            if plain.get(name):
+                plain[name] = datetime.fromisoformat(plain[name])
+        return cls(**plain)
+
+
+_TIMESTAMPS = ("event_ts", "call_start_ts", "call_end_ts")
 
 
 def _source_of(transition: Transition, new: CallRecord) -> str | None:

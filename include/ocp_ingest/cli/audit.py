@@ -1,4 +1,4 @@
-"""``ocp-ingest audit snapshot|compact|ddl``, ``ocp-ingest report`` and ``ocp-ingest verify``."""
+"""``ocp-ingest audit snapshot|compact|publish|ddl``, ``ocp-ingest report`` and ``ocp-ingest verify``."""
 
 from __future__ import annotations
 
@@ -41,12 +41,20 @@ def _cmd_audit(args: argparse.Namespace) -> int:
         for table in ("audit_events", "ledger_snapshot"):
             print(tables.render_ddl(table, location, lobs))
         return 0
+    from ocp_ingest.ledger import open_ledger
+
+    if args.audit_command == "publish":
+        with open_ledger(settings, actor=operator_actor()) as ledger:
+            events = ledger.publish_audit(timedelta(seconds=args.grace_seconds))
+        print(json.dumps({"published": events}))
+        return 0
     day = args.date or _yesterday()
     if args.audit_command == "compact":
+        with open_ledger(settings, actor=operator_actor()) as ledger:
+            ledger.publish_audit()  # a crashed process's leftovers first, so the day is complete
         done = tables.compact_day(settings.audit_url, day)
         print(json.dumps([c.__dict__ for c in done], indent=1, default=str))
         return 0
-    from ocp_ingest.ledger import open_ledger
 
     with open_ledger(settings, actor=operator_actor()) as ledger:
         print("\n".join(tables.write_snapshot(ledger, settings, day)))
@@ -96,6 +104,12 @@ def add_cli(subparsers: argparse._SubParsersAction) -> None:
     snapshot.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (default yesterday, UTC)")
     compact = audit_sub.add_parser("compact", help="merge a day's small audit event files")
     compact.add_argument("--date", type=_day, default=None, help="YYYY-MM-DD (default yesterday, UTC)")
+    publish = audit_sub.add_parser(
+        "publish", help="publish audit events left in the ledger's outbox (a crashed process's)"
+    )
+    publish.add_argument(
+        "--grace-seconds", type=float, default=300, help="leave younger events to their own process"
+    )
     ddl = audit_sub.add_parser("ddl", help="print the Athena CREATE EXTERNAL TABLE statements")
     ddl.add_argument("--location", default=None, help="s3://bucket/prefix (default OCP_INGEST_AUDIT_URL)")
     audit.set_defaults(func=_cmd_audit)

@@ -12,7 +12,8 @@ def open_ledger(settings: Settings | None = None, *, actor: str | None = None) -
     """The ledger the configuration selects: SQLite (embedded default) or DynamoDB (production).
 
     With ``OCP_INGEST_AUDIT_EVENTS`` on (the default) every applied transition also becomes an audit event,
-    attributed to ``actor`` and flushed to Parquet on close (or :meth:`Ledger.flush_audit`).
+    attributed to ``actor``, committed with the change in the ledger's outbox and published to Parquet on
+    close (or :meth:`Ledger.flush_audit`). Off: no event, no outbox row.
     """
     settings = settings or Settings.from_env()
     audit = None

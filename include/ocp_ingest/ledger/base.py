@@ -12,6 +12,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -23,18 +24,59 @@ class LedgerContention(RuntimeError):
     """Too many concurrent writers on one call; the caller's task should be retried."""
 
 
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One audit event in the ledger's outbox: committed in the same transaction as its ledger change, so a
+    crash can never keep the change and lose the event; published to the Parquet trail later
+    (:mod:`ocp_ingest.audit.outbox`) and then deleted.
+
+    ``body`` is opaque to the backend. ``claim``: the audit file a publisher is writing it to (set in one
+    transaction for the whole file, so any later publisher re-writes exactly that file, create-only).
+    """
+
+    event_id: str
+    body: str
+    created_at: str  # ISO 8601 UTC, when it was committed
+    claim: str | None = None
+    claimed_at: str | None = None
+
+
 class LedgerBackend(Protocol):
-    """Storage for call records. Implementations must make :meth:`write` atomic per record."""
+    """Storage for call records. Implementations must make :meth:`write` atomic per record.
+
+    The ``outbox_*`` methods and the ``outbox`` argument of :meth:`write` are the audit outbox: an entry
+    given to :meth:`write` is stored iff the record is (one transaction).
+    """
 
     def get(self, dialog_id: str) -> CallRecord | None: ...
 
     def get_many(self, dialog_ids: Sequence[str]) -> dict[str, CallRecord]: ...
 
-    def write(self, record: CallRecord, expected_version: int) -> bool:
-        """Store ``record`` iff the stored version equals ``expected_version`` (0: must not exist).
+    def write(self, record: CallRecord, expected_version: int, outbox: OutboxEntry | None = None) -> bool:
+        """Store ``record`` iff the stored version equals ``expected_version`` (0: must not exist), and
+        ``outbox`` with it in the same transaction.
 
         Returns False on a version conflict, never overwriting a concurrent writer's change.
         """
+        ...
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> None:
+        """Store entries that belong to no ledger change (export milestones)."""
+        ...
+
+    def outbox_claim(self, event_ids: Sequence[str], claim: str, at: str) -> set[str]:
+        """Claim the unclaimed entries among ``event_ids`` for the file ``claim``, in one transaction (at most
+        :attr:`outbox_claim_limit` ids); returns those claimed now."""
+        ...
+
+    def outbox_list(self, created_before: str, limit: int) -> list[OutboxEntry]:
+        """Entries not yet published (claimed or not) committed before ``created_before``, oldest first."""
+        ...
+
+    def outbox_unclaim(self, event_ids: Sequence[str]) -> None: ...
+
+    def outbox_delete(self, event_ids: Sequence[str]) -> None:
+        """Published: remove them (missing ones are ignored)."""
         ...
 
     def pending(
@@ -84,7 +126,11 @@ def state_label(record: CallRecord) -> str:
 
 
 class TransitionObserver(Protocol):
-    """Told about every applied transition (the audit trail); buffered, flushed by the caller."""
+    """Told about every applied transition (the audit trail); buffered, flushed by the caller.
+
+    An observer with ``outbox_entry``/``recorded`` (the audit sink) gets its event committed in the ledger
+    write's own transaction; one without them is told after the write (``record_transition``).
+    """
 
     actor: str | None
 
@@ -100,8 +146,9 @@ class TransitionObserver(Protocol):
 class Ledger:
     """The call ledger. Use :func:`ocp_ingest.ledger.open_ledger` to get one for the configuration.
 
-    ``audit``, when given, sees every applied transition after its write succeeded: the one place audit
-    events come from, whichever path changed the call.
+    ``audit``, when given, sees every applied transition: the one place audit events come from, whichever
+    path changed the call. Its event is written to the backend's outbox in the same transaction as the
+    change (:class:`OutboxEntry`), and published to the Parquet trail by :meth:`flush_audit`.
     """
 
     #: A write that loses the version check re-reads and re-applies; this bounds the loop.
@@ -116,6 +163,30 @@ class Ledger:
         self.backend = backend
         self.clock = clock
         self.audit = audit
+        bind = getattr(audit, "bind", None)
+        if bind is not None:
+            bind(backend)
+
+    def _outbox_entry(
+        self, transition: Transition, old: CallRecord | None, new: CallRecord
+    ) -> OutboxEntry | None:
+        make = getattr(self.audit, "outbox_entry", None)
+        return make(transition, old, new) if make is not None else None
+
+    def _written(
+        self, transition: Transition, old: CallRecord | None, new: CallRecord, entry: OutboxEntry | None
+    ) -> None:
+        if self.audit is None:
+            return
+        if entry is not None:
+            self.audit.recorded(entry)  # committed: the observer publishes it on its next flush
+        else:
+            self.audit.record_transition(transition, old, new)
+
+    def _write(self, record: CallRecord, expected: int, entry: OutboxEntry | None) -> bool:
+        if entry is None:
+            return self.backend.write(record, expected)
+        return self.backend.write(record, expected, entry)
 
     def apply(self, transition: Transition) -> TransitionResult:
         """Apply one transition with optimistic concurrency; returns the outcome and new record."""
@@ -126,9 +197,9 @@ class Ledger:
                 return TransitionResult(result.outcome, current)
             expected = current.version if current is not None else 0
             result.record.version = expected + 1
-            if self.backend.write(result.record, expected):
-                if self.audit is not None:
-                    self.audit.record_transition(transition, current, result.record)
+            entry = self._outbox_entry(transition, current, result.record)
+            if self._write(result.record, expected, entry):
+                self._written(transition, current, result.record, entry)
                 return result
             # Lost the race: back off a little (jittered) and re-read the winner's version.
             time.sleep(min(0.05, 0.001 * (2**attempt)) * random.random())
@@ -139,7 +210,8 @@ class Ledger:
 
     def apply_many(self, transitions: Sequence[Transition]) -> list[TransitionResult]:
         """:meth:`apply` for a batch: one read of all the records, one write batch where the backend has
-        ``write_many`` (SQLite: one transaction, so one lock and one commit instead of one per call).
+        ``write_many`` (SQLite: one transaction, so one lock and one commit instead of one per call;
+        DynamoDB: transactions of up to 50 records, each with its outbox event).
 
         Same outcomes and audit events as applying them one by one. Every record keeps its own version
         check: a record another writer changed meanwhile (and a call repeated in the batch) goes through
@@ -150,7 +222,7 @@ class Ledger:
         now = self.clock()
         seen: set[str] = set()
         later: list[int] = []
-        batch: list[tuple[int, CallRecord | None, TransitionResult, CallRecord, int]] = []
+        batch: list[tuple[int, CallRecord | None, TransitionResult, CallRecord, int, OutboxEntry | None]] = []
         for i, transition in enumerate(transitions):
             if transition.dialog_id in seen:
                 later.append(i)
@@ -163,20 +235,21 @@ class Ledger:
                 continue
             expected = old.version if old is not None else 0
             result.record.version = expected + 1
-            batch.append((i, old, result, result.record, expected))
+            entry = self._outbox_entry(transition, old, result.record)
+            batch.append((i, old, result, result.record, expected, entry))
         if batch:
-            items = [(record, expected) for _, _, _, record, expected in batch]
+            items = [(record, expected) for _, _, _, record, expected, _ in batch]
+            entries = [entry for *_, entry in batch]
             write_many = getattr(self.backend, "write_many", None)
             if write_many is not None:
-                written = write_many(items)
+                written = write_many(items, entries) if any(entries) else write_many(items)
             else:
-                written = [self.backend.write(record, expected) for record, expected in items]
-            for (i, old, result, record, _), ok in zip(batch, written, strict=True):
+                written = [self._write(r, e, entry) for (r, e), entry in zip(items, entries, strict=True)]
+            for (i, old, result, record, _, entry), ok in zip(batch, written, strict=True):
                 if not ok:
                     later.append(i)
                     continue
-                if self.audit is not None:
-                    self.audit.record_transition(transitions[i], old, record)
+                self._written(transitions[i], old, record, entry)
                 results[i] = result
         for i in sorted(later):
             results[i] = self.apply(transitions[i])
@@ -241,9 +314,22 @@ class Ledger:
             self.audit.emit(event)
 
     def flush_audit(self) -> None:
-        """Write buffered audit events now (end of a task batch or a request)."""
+        """Publish this process's audit events to the Parquet trail now (end of a task batch or a request).
+
+        Every applied transition's event is already durable in the outbox (committed with the change);
+        publishing is opportunistic: a failure leaves them there for the next publish.
+        """
         if self.audit is not None:
             self.audit.flush()
+
+    def publish_audit(self, grace: timedelta = timedelta(minutes=5)) -> int:
+        """Publish outbox events any process left behind (a crash before its flush) older than ``grace``.
+
+        Idempotent by event id: a file another publisher wrote is never written twice. Returns how many
+        events were published.
+        """
+        publish = getattr(self.audit, "publish_leftovers", None)
+        return publish(grace).events if publish is not None else 0
 
     def close(self) -> None:
         try:
@@ -259,4 +345,12 @@ class Ledger:
         self.close()
 
 
-__all__ = ["Ledger", "LedgerBackend", "LedgerContention", "Outcome", "TransitionObserver", "state_label"]
+__all__ = [
+    "Ledger",
+    "LedgerBackend",
+    "LedgerContention",
+    "OutboxEntry",
+    "Outcome",
+    "TransitionObserver",
+    "state_label",
+]

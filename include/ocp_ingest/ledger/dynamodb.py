@@ -10,13 +10,22 @@
 - Window queries use the ``calls_by_start_day`` GSI (one partition per UTC day of call start).
 - Swept hours (an OCP group's hour whose dialog_end CDRs a completed export was diffed against) are items
   keyed ``SWEEP#<group>#<hour>`` in the same table, read with BatchGetItem; they carry no index keys.
+- The audit outbox: a change's event is an item keyed ``OUTBOX#<event_id>`` in the same table, put in one
+  ``TransactWriteItems`` with the ledger item (whose version check stays its ConditionExpression). Outbox
+  items carry only the keys of the sparse ``audit_outbox`` GSI (``outbox_shard``: one of 16 shards,
+  ``outbox_since`` = ``<created_at>#<event_id>``), none of the call indexes' keys; a publisher reads leftovers
+  there. Batches become transactions of at most 50 records + 50 events (the 100-item limit).
 The table definition is ``dynamodb_table.json`` beside this module
 (``aws dynamodb create-table --cli-input-json file://dynamodb_table.json``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
+import random
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -28,12 +37,23 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ocp_ingest.ledger.base import OutboxEntry
 from ocp_ingest.ledger.model import CallRecord, format_ts, hours_between, parse_ts
+
+log = logging.getLogger(__name__)
 
 PENDING_INDEX = "pending_by_day"
 OPEN_INDEX = "open_by_day"
 SWEEP_PREFIX = "SWEEP#"
 START_INDEX = "calls_by_start_day"
+OUTBOX_PREFIX = "OUTBOX#"
+OUTBOX_INDEX = "audit_outbox"
+OUTBOX_SHARDS = 16
+#: TransactWriteItems takes at most 100 items and 4 MB: records per transaction (each with its event), and
+#: a byte budget well under the limit (an item is at most 400 KB; ours are a few KB).
+TRANSACTION_RECORDS = 50
+TRANSACTION_BYTES = 3_000_000
+_LOST_RACE = {"ConditionalCheckFailed", "TransactionConflict"}
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -72,6 +92,41 @@ def _from_item(item: dict[str, Any]) -> CallRecord:
     for key in ("pending_day", "pending_since", "open_day", "open_since", "start_day"):
         plain.pop(key, None)
     return CallRecord.from_item(plain)
+
+
+def _outbox_key(event_id: str) -> dict[str, Any]:
+    return {"dialog_id": {"S": f"{OUTBOX_PREFIX}{event_id}"}}
+
+
+def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
+    shard = int(hashlib.sha256(entry.event_id.encode()).hexdigest()[:8], 16) % OUTBOX_SHARDS
+    return {
+        **_outbox_key(entry.event_id),
+        "event_id": {"S": entry.event_id},
+        "body": {"S": entry.body},
+        "created_at": {"S": entry.created_at},
+        "outbox_shard": {"S": str(shard)},
+        "outbox_since": {"S": f"{entry.created_at}#{entry.event_id}"},
+    }
+
+
+def _outbox_entry(item: dict[str, Any]) -> OutboxEntry:
+    return OutboxEntry(
+        event_id=item["event_id"]["S"],
+        body=item["body"]["S"],
+        created_at=item["created_at"]["S"],
+        claim=item.get("claim", {}).get("S"),
+        claimed_at=item.get("claimed_at", {}).get("S"),
+    )
+
+
+def _cancel_codes(exc: ClientError, items: int) -> list[str] | None:
+    """Per item, why a cancelled transaction failed (``None`` codes are 'None'); None if not a cancel."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return None
+    reasons = exc.response.get("CancellationReasons") or []
+    codes = [str(r.get("Code") or "None") for r in reasons]
+    return codes if len(codes) == items else None
 
 
 def _days(start: datetime, end: datetime) -> Iterator[str]:
@@ -138,14 +193,19 @@ class DynamoLedgerBackend:
                 request = response.get("UnprocessedKeys") or {}
         return found
 
-    def write(self, record: CallRecord, expected_version: int) -> bool:
+    @staticmethod
+    def _condition(expected_version: int) -> dict[str, Any]:
         if expected_version == 0:
-            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(dialog_id)"}
-        else:
-            condition = {
-                "ConditionExpression": "version = :expected",
-                "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
-            }
+            return {"ConditionExpression": "attribute_not_exists(dialog_id)"}
+        return {
+            "ConditionExpression": "version = :expected",
+            "ExpressionAttributeValues": {":expected": {"N": str(expected_version)}},
+        }
+
+    def write(self, record: CallRecord, expected_version: int, outbox: OutboxEntry | None = None) -> bool:
+        if outbox is not None:
+            return self.write_many([(record, expected_version)], [outbox])[0]
+        condition = self._condition(expected_version)
         try:
             self.client.put_item(TableName=self.table_name, Item=_to_item(record), **condition)
         except ClientError as exc:
@@ -153,6 +213,155 @@ class DynamoLedgerBackend:
                 return False
             raise
         return True
+
+    def write_many(
+        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[OutboxEntry | None] | None = None
+    ) -> list[bool]:
+        """Several :meth:`write`; with outbox entries, each record and its entry commit together.
+
+        Records go in transactions of at most :data:`TRANSACTION_RECORDS` (and :data:`TRANSACTION_BYTES`).
+        A transaction is all or nothing, so one record that lost its version check cancels the others: they
+        go again without it. Without entries each record is its own conditional put (no transaction cost).
+        """
+        if outbox is None or not any(outbox):
+            return [self.write(record, expected) for record, expected in items]
+        written = [False] * len(items)
+        chunk: list[tuple[int, list[dict[str, Any]]]] = []
+        size = 0
+        for i, ((record, expected), entry) in enumerate(zip(items, outbox, strict=True)):
+            actions = [
+                {"Put": {"TableName": self.table_name, "Item": _to_item(record), **self._condition(expected)}}
+            ]
+            if entry is not None:
+                outbox_put = {
+                    "TableName": self.table_name,
+                    "Item": _outbox_item(entry),
+                    "ConditionExpression": "attribute_not_exists(dialog_id)",
+                }
+                actions.append({"Put": outbox_put})
+            cost = len(json.dumps(actions))
+            if chunk and (len(chunk) >= TRANSACTION_RECORDS or size + cost > TRANSACTION_BYTES):
+                self._transact(chunk, written)
+                chunk, size = [], 0
+            chunk.append((i, actions))
+            size += cost
+        if chunk:
+            self._transact(chunk, written)
+        return written
+
+    def _transact(self, chunk: list[tuple[int, list[dict[str, Any]]]], written: list[bool]) -> None:
+        """Commit the records of ``chunk`` (index, actions) still passing their checks; mark them written."""
+        todo = list(chunk)
+        for attempt in range(16):
+            if not todo:
+                return
+            flat = [action for _, actions in todo for action in actions]
+            try:
+                self.client.transact_write_items(TransactItems=flat)
+            except ClientError as exc:
+                codes = _cancel_codes(exc, len(flat))
+                if codes is None:
+                    raise
+                failed: set[int] = set()
+                position = 0
+                for index, actions in todo:
+                    mine = codes[position : position + len(actions)]
+                    position += len(actions)
+                    if any(c not in ("None", *_LOST_RACE) for c in mine):
+                        raise
+                    if any(c in _LOST_RACE for c in mine):
+                        failed.add(index)  # lost its version check (or a race): the caller re-reads it
+                if not failed:  # cancelled for no item's own reason: try the same again
+                    time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
+                todo = [(i, a) for i, a in todo if i not in failed]
+                continue
+            for index, _ in todo:
+                written[index] = True
+            return
+        raise RuntimeError("DynamoDB transaction kept being cancelled")
+
+    # -- the audit outbox ------------------------------------------------------------------------
+    #: Entries one publisher claims (and puts in one audit file) at once: one transaction.
+    outbox_claim_limit = 100
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> None:
+        requests = [{"PutRequest": {"Item": _outbox_item(e)}} for e in entries]
+        self._batch_write(requests)
+
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
+        for i in range(0, len(requests), 25):  # BatchWriteItem's limit
+            pending: dict[str, Any] = {self.table_name: requests[i : i + 25]}
+            attempt = 0
+            while pending:
+                response = self.client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if pending:
+                    attempt += 1
+                    time.sleep(min(1.0, 0.01 * 2**attempt) * random.random())
+
+    def outbox_claim(self, event_ids: Sequence[str], claim: str, at: str) -> set[str]:
+        ids = list(dict.fromkeys(event_ids))
+        if len(ids) > self.outbox_claim_limit:
+            raise ValueError(f"at most {self.outbox_claim_limit} outbox entries per claim")
+        for attempt in range(16):
+            if not ids:
+                return set()
+            actions = [
+                {
+                    "Update": {
+                        "TableName": self.table_name,
+                        "Key": _outbox_key(i),
+                        "UpdateExpression": "SET claim = :claim, claimed_at = :at",
+                        "ConditionExpression": "attribute_exists(dialog_id) AND attribute_not_exists(claim)",
+                        "ExpressionAttributeValues": {":claim": {"S": claim}, ":at": {"S": at}},
+                    }
+                }
+                for i in ids
+            ]
+            try:
+                self.client.transact_write_items(TransactItems=actions)
+            except ClientError as exc:
+                codes = _cancel_codes(exc, len(actions))
+                if codes is None or any(c not in ("None", *_LOST_RACE) for c in codes):
+                    raise
+                # Claimed by another publisher, or published and gone: not ours. Conflicts: try again.
+                ids = [i for i, c in zip(ids, codes, strict=True) if c != "ConditionalCheckFailed"]
+                time.sleep(min(0.2, 0.005 * 2**attempt) * random.random())
+                continue
+            return set(ids)
+        raise RuntimeError("could not claim outbox entries: transactions kept being cancelled")
+
+    def outbox_list(self, created_before: str, limit: int) -> list[OutboxEntry]:
+        found: list[OutboxEntry] = []
+        paginator = self.client.get_paginator("query")
+        for shard in range(OUTBOX_SHARDS):
+            pages = paginator.paginate(
+                TableName=self.table_name,
+                IndexName=OUTBOX_INDEX,
+                KeyConditionExpression="outbox_shard = :shard AND outbox_since < :bound",
+                ExpressionAttributeValues={":shard": {"S": str(shard)}, ":bound": {"S": created_before}},
+                PaginationConfig={"MaxItems": limit},
+            )
+            for page in pages:
+                found.extend(_outbox_entry(item) for item in page["Items"])
+        found.sort(key=lambda e: (e.created_at, e.event_id))
+        return found[:limit]
+
+    def outbox_unclaim(self, event_ids: Sequence[str]) -> None:
+        for event_id in event_ids:
+            try:
+                self.client.update_item(
+                    TableName=self.table_name,
+                    Key=_outbox_key(event_id),
+                    UpdateExpression="REMOVE claim, claimed_at",
+                    ConditionExpression="attribute_exists(dialog_id)",
+                )
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+
+    def outbox_delete(self, event_ids: Sequence[str]) -> None:
+        self._batch_write([{"DeleteRequest": {"Key": _outbox_key(i)}} for i in dict.fromkeys(event_ids)])
 
     def _query(self, **kwargs: Any) -> Iterator[CallRecord]:
         paginator = self.client.get_paginator("query")

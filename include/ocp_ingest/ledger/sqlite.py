@@ -3,7 +3,8 @@
 WAL mode lets the receiver and several Airflow task processes read and write at once; a busy timeout
 rides out short write locks. Atomic per-record writes are single statements guarded by the version
 column. The pending list and the open-calls list are partial indexes (only pending, resp. open, rows are
-in them), the SQLite twins of the DynamoDB sparse indexes.
+in them), the SQLite twins of the DynamoDB sparse indexes. The audit outbox (``audit_outbox``) gets a
+change's event row in the change's own transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ocp_ingest.ledger.base import OutboxEntry
 from ocp_ingest.ledger.model import RECORD_FIELDS, CallRecord, format_ts, parse_ts
 
 _INT_FIELDS = {"duration_ms", "retry_count", "size_bytes", "version"}
@@ -50,7 +52,17 @@ CREATE TABLE IF NOT EXISTS swept_hours (
     swept_at TEXT NOT NULL,
     PRIMARY KEY (ocp_group, hour)
 );
+-- Audit events committed with their ledger change, waiting to be published to the Parquet trail.
+CREATE TABLE IF NOT EXISTS audit_outbox (
+    event_id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    body TEXT NOT NULL,
+    claim TEXT,
+    claimed_at TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_outbox_by_age ON audit_outbox (created_at, event_id);
 """
+_OUTBOX_INSERT = "INSERT INTO audit_outbox (event_id, created_at, body) VALUES (?, ?, ?)"
 # After the migration below: a ledger created before a column existed gets it first.
 INDEXES = """
 CREATE INDEX IF NOT EXISTS calls_pending ON calls (pending_since) WHERE pending_since IS NOT NULL;
@@ -143,7 +155,12 @@ class SqliteLedgerBackend:
                 found[row["dialog_id"]] = self._record(row)
         return found
 
-    def write(self, record: CallRecord, expected_version: int) -> bool:
+    #: Entries one publisher claims (and puts in one audit file) at once.
+    outbox_claim_limit = 5000
+
+    def write(self, record: CallRecord, expected_version: int, outbox: OutboxEntry | None = None) -> bool:
+        if outbox is not None:
+            return self.write_many([(record, expected_version)], [outbox])[0]
         values = _row_values(record)
         with self._lock:
             if expected_version == 0:
@@ -152,27 +169,73 @@ class SqliteLedgerBackend:
                 cursor = self._conn.execute(self._update, {**values, "expected_version": expected_version})
         return cursor.rowcount == 1
 
-    def write_many(self, items: Sequence[tuple[CallRecord, int]]) -> list[bool]:
+    def write_many(
+        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[OutboxEntry | None] | None = None
+    ) -> list[bool]:
         """Several :meth:`write` (record, expected version) in one transaction: one lock, one commit.
 
         Each record keeps its own version check; the result says, per record, whether it was written.
+        ``outbox[i]``, if given, is stored iff record ``i`` is.
         """
         rows = [(_row_values(record), expected) for record, expected in items]
+        entries = list(outbox) if outbox is not None else [None] * len(rows)
         written: list[bool] = []
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for values, expected in rows:
+                for (values, expected), entry in zip(rows, entries, strict=True):
                     if expected == 0:
                         cursor = self._conn.execute(self._insert, values)
                     else:
                         cursor = self._conn.execute(self._update, {**values, "expected_version": expected})
-                    written.append(cursor.rowcount == 1)
+                    ok = cursor.rowcount == 1
+                    if ok and entry is not None:
+                        self._conn.execute(_OUTBOX_INSERT, (entry.event_id, entry.created_at, entry.body))
+                    written.append(ok)
                 self._conn.execute("COMMIT")
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
         return written
+
+    def _transaction(self, sql: str, rows: Sequence[Sequence[Any]]) -> list[int]:
+        """Run ``sql`` once per row in one write transaction; the row counts."""
+        counts: list[int] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for row in rows:
+                    counts.append(self._conn.execute(sql, row).rowcount)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return counts
+
+    def outbox_add(self, entries: Sequence[OutboxEntry]) -> None:
+        sql = "INSERT OR IGNORE INTO audit_outbox (event_id, created_at, body) VALUES (?, ?, ?)"
+        self._transaction(sql, [(e.event_id, e.created_at, e.body) for e in entries])
+
+    def outbox_claim(self, event_ids: Sequence[str], claim: str, at: str) -> set[str]:
+        sql = "UPDATE audit_outbox SET claim = ?, claimed_at = ? WHERE event_id = ? AND claim IS NULL"
+        ids = list(dict.fromkeys(event_ids))
+        counts = self._transaction(sql, [(claim, at, i) for i in ids])
+        return {i for i, n in zip(ids, counts, strict=True) if n == 1}
+
+    def outbox_list(self, created_before: str, limit: int) -> list[OutboxEntry]:
+        rows = self._query(
+            "SELECT event_id, body, created_at, claim, claimed_at FROM audit_outbox WHERE created_at < ? "
+            "ORDER BY created_at, event_id LIMIT ?",
+            (created_before, limit),
+        )
+        return [OutboxEntry(**dict(row)) for row in rows]
+
+    def outbox_unclaim(self, event_ids: Sequence[str]) -> None:
+        sql = "UPDATE audit_outbox SET claim = NULL, claimed_at = NULL WHERE event_id = ?"
+        self._transaction(sql, [(i,) for i in event_ids])
+
+    def outbox_delete(self, event_ids: Sequence[str]) -> None:
+        self._transaction("DELETE FROM audit_outbox WHERE event_id = ?", [(i,) for i in event_ids])
 
     def _sparse(
         self, column: str, before: datetime, limit: int, ocp_groups: Sequence[str] | None

@@ -218,7 +218,9 @@ def create_app(
                     reused.append({"index": index, "event_id": event.event_id, "reason": str(exc)})
                     continue
                 accepted.append({"index": index, "event_id": event.event_id, "duplicate": not created})
-            ledger.flush_audit()  # before the 200: an acknowledged event has its audit row on storage
+            # An acknowledged event's audit row is durable already (the ledger's outbox, committed with
+            # the change); publish it to Parquet now, before the answer.
+            ledger.flush_audit()
 
         await anyio.to_thread.run_sync(apply_all, limiter=event_threads)
         rejected = sorted(rejected + reused, key=lambda r: r["index"])

@@ -1,5 +1,8 @@
 """Integrity check: re-read stored recordings, recompute SHA-256, compare with the ledger and the audit.
 
+The audit side is the Parquet trail plus the events still waiting in the ledger's outbox (committed with
+their transition, not published yet).
+
 ``ocp-ingest verify`` lists every stored call whose object is missing, whose bytes or size differ from the
 ledger, or whose audit STORED event names other bytes, and exits non-zero when there is any.
 """
@@ -64,6 +67,21 @@ def audit_stored_sha(audit_url: str, first: date, last: date, lob: str | None) -
     return found
 
 
+def outbox_stored_sha(ledger: Ledger, lob: str | None, limit: int = 100_000) -> dict[str, set[str]]:
+    """STORED events committed in the ledger's outbox, not published yet: recorded, durably."""
+    listing = getattr(ledger.backend, "outbox_list", None)
+    if listing is None:
+        return {}
+    from ocp_ingest.audit.events import AuditEvent
+
+    found: dict[str, set[str]] = {}
+    for entry in listing("9999", limit):
+        event = AuditEvent.from_json(entry.body)
+        if event.event_type == AuditEventType.STORED.value and event.dialog_id and lob in (None, event.lob):
+            found.setdefault(event.dialog_id, set()).add(event.sha256 or "")
+    return found
+
+
 def verify(
     ledger: Ledger,
     settings: Settings,
@@ -80,7 +98,11 @@ def verify(
     if sample is not None and sample < len(calls):
         calls = random.Random(seed).sample(calls, sample)
     today = (now or datetime.now(UTC)).date()
-    audit = audit_stored_sha(settings.audit_url, start.date(), today, lob) if settings.audit_events else None
+    audit = None
+    if settings.audit_events:
+        audit = audit_stored_sha(settings.audit_url, start.date(), today, lob)
+        for dialog_id, sha in outbox_stored_sha(ledger, lob).items():
+            audit.setdefault(dialog_id, set()).update(sha)
     result = VerifyResult()
     for record in sorted(calls, key=lambda r: r.dialog_id):
         result.checked += 1

@@ -74,6 +74,12 @@ def new_audit_events_file(audit_url: str, day: date | str, lob: str) -> ObjectPa
     return audit_events_day(audit_url, day) / f"lob={lob}" / f"part-{uuid.uuid4().hex}.parquet"
 
 
+def audit_events_file(audit_url: str, day: date | str, lob: str, name: str) -> ObjectPath:
+    """The Parquet file ``part-<name>`` of the ``(dt, lob)`` partition: the outbox publisher's name for one
+    claimed batch of events, the same on every re-publish of that batch."""
+    return audit_events_day(audit_url, day) / f"lob={lob}" / f"part-{name}.parquet"
+
+
 def new_audit_compaction_record(audit_url: str, day: date | str, lob: str) -> ObjectPath:
     """A new record of what one compaction of ``(dt, lob)`` replaced."""
     folder = object_path(audit_url) / AUDIT_COMPACTIONS_TABLE / f"dt={_day(day)}" / f"lob={lob}"
