@@ -38,7 +38,7 @@ def test_reconciliation_params_have_titles_pickers_and_optional_lists(settings: 
         ["retail", "cards", "insurance", "mortgages", "unrouted"]
     )  # the packaged routing file's LOBs: the UI's multi-select
     assert params["lobs"].schema["items"] == {"type": "string", "minLength": 1}
-    assert "examples" not in params["ocp_groups"].schema  # no group known without I/O by default
+    assert "examples" not in params["ocp_groups"].schema and "Known" not in params["ocp_groups"].description
     for name, param in params.items():
         param.resolve()  # the defaults are valid (a scheduled run validates them too)
         assert param.value == {"ocp_groups": [], "lobs": []}.get(name, param.value)
@@ -68,7 +68,8 @@ def test_choices_come_from_the_configured_routing_file_and_sweep_groups(
     monkeypatch.setenv("OCP_INGEST_SWEEP_OCP_GROUPS", "ocp-banking")
     params = reconciliation_params(Settings.from_env())
     assert params["lobs"].schema["examples"] == ["loans", "other"]
-    assert params["ocp_groups"].schema["examples"] == ["ocp-banking", "ocp-loans"]
+    assert "Known: ocp-banking, ocp-loans." in params["ocp_groups"].description
+    assert "examples" not in params["ocp_groups"].schema  # free text: the tenant may have other groups
 
     monkeypatch.setenv("OCP_INGEST_LOB_ROUTING_FILE", str(tmp_path / "missing.toml"))
     assert lob_choices(Settings.from_env()) == []  # the DAG still imports; the form offers free text

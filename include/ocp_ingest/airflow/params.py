@@ -37,7 +37,7 @@ def group_choices(settings: Settings) -> list[str]:
 
 
 def _names_param(title: str, description: str, choices: list[str]) -> Any:
-    """An optional list of names: null (cleared in the form) or [] mean all; choices if known."""
+    """An optional list of names: null (cleared in the form) or [] mean all; ``choices``: a multi-select."""
     from airflow.sdk import Param
 
     schema: dict[str, Any] = {
@@ -75,10 +75,13 @@ def reconciliation_params(settings: Settings) -> dict[str, Any]:
             title="Window end (UTC)",
             description="End of the backfill window (exclusive); after Window start.",
         ),
+        # Free text, not a multi-select: the UI's multi-select offers only its choices, and the groups
+        # known here (routing rules, sweep groups) need not be all of the tenant's.
         "ocp_groups": _names_param(
             "OCP groups",
-            "Only these OCP groups; empty means all.",
-            groups,
+            "Only these OCP groups (one per line); empty means all."
+            + (f" Known: {', '.join(groups)}." if groups else ""),
+            [],
         ),
         "lobs": _names_param(
             "Lines of business",
