@@ -18,6 +18,7 @@ from ocp_ingest.airflow.tasks import realtime as realtime_tasks
 
 @dag(
     dag_id="ocp_realtime_ingest",
+    description="Stage 1: validate and store recordings pushed by OCP, in batches, as they land",
     schedule="@continuous",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -32,7 +33,7 @@ def ocp_realtime_ingest() -> None:
         task_id="wait_for_arrivals", poll_interval_s=1.0, max_wait_s=600.0, timeout=3600
     )
 
-    @task(execution_timeout=timedelta(minutes=30))
+    @task(execution_timeout=timedelta(minutes=30), multiple_outputs=False)
     def store_arrivals() -> dict:
         return realtime_tasks.store_arrivals()
 

@@ -26,50 +26,57 @@
 
 Params: a date window (backfill), OCP groups or LOBs, a grace override, and ``dry_run`` (plan and report
 only: nothing is asked of OCP and nothing is written).
+
+Backfill: either one run with ``window_start``/``window_end``, or Airflow's own Backfill (the trigger
+dialog's "Backfill", ``POST /api/v2/backfills`` or ``airflow backfill create``), which makes one run per
+schedule interval; each such run reconciles the calls started in its data interval (its export widened to
+whole hours), exactly as if the interval had been given as the window. Scheduled and manual runs without a
+window work on the pending list.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import Param, XComArg, dag, get_current_context, task, task_group
+from airflow.sdk import XComArg, dag, get_current_context, task, task_group
 
+from ocp_ingest.airflow.notifiers import EscalationNotifier
+from ocp_ingest.airflow.params import reconciliation_params, reconciliation_schedule
 from ocp_ingest.airflow.sensors import PLAN_LABEL_TEMPLATE, OcpExportSensor
 from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
 from ocp_ingest.config import Settings
 
-settings = Settings.from_env()  # environment only: no I/O at parse time
+settings = Settings.from_env()  # environment only (the form's LOB list reads the routing file, nothing else)
 WAIT_TASK_ID = "export_chain.request_and_wait"
+# Logs, records (audit area) and forwards an alert when a run escalated calls; add Slack/SNS notifiers
+# with forward_to=[...] (README, "Alerts").
+escalation_alert = EscalationNotifier()
 
 
 @dag(
     dag_id="ocp_reconciliation",
-    schedule=settings.reconciliation_schedule,
+    description="Stage 2: find calls without a stored recording and recover them from OCP exports",
+    schedule=reconciliation_schedule(settings.reconciliation_schedule),
     start_date=datetime(2026, 1, 1),
     catchup=False,
     max_active_runs=1,  # with one plan per group per run, a group's exports are strictly serial
     default_args={"owner": "ocp-ingest", "retries": 2, "retry_delay": timedelta(seconds=30)},
     tags=["ocp", "reconciliation", "stage-2"],
-    params={
-        "window_start": Param(None, type=["null", "string"], description="backfill window start (ISO 8601)"),
-        "window_end": Param(None, type=["null", "string"], description="backfill window end (ISO 8601)"),
-        "ocp_groups": Param([], type="array", description="only these OCP groups (empty: all)"),
-        "lobs": Param([], type="array", description="only calls of these lines of business (empty: all)"),
-        "grace_s": Param(None, type=["null", "number"], description="override OCP_INGEST_PENDING_GRACE_S"),
-        "dry_run": Param(False, type="boolean", description="plan and report only; change nothing"),
-    },
+    params=reconciliation_params(settings),
     doc_md=__doc__,
 )
 def ocp_reconciliation() -> None:
-    @task
+    @task(multiple_outputs=False)  # one XCom, not one per key
     def detect_pending() -> dict:
-        return reconciliation_tasks.detect_pending(get_current_context()["params"])
+        return reconciliation_tasks.detect_pending(get_current_context())
 
     @task
     def plan_exports(detected: dict) -> list[dict]:
         return reconciliation_tasks.plan(detected)
 
-    @task(map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6))
+    @task(
+        map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6), multiple_outputs=False
+    )
     def download_and_store(wait_result: dict) -> dict:
         return reconciliation_tasks.download(get_current_context(), wait_result)
 
@@ -91,9 +98,10 @@ def ocp_reconciliation() -> None:
     # all_done: a failed chain is still closed (no attempt counted, retention still enforced); then the
     # task fails the run
     @task(
+        multiple_outputs=False,
         trigger_rule="all_done",
-        on_success_callback=reconciliation_tasks.alert_on_escalation,
-        on_failure_callback=reconciliation_tasks.alert_on_escalation,
+        on_success_callback=escalation_alert,
+        on_failure_callback=escalation_alert,
     )
     def close_and_escalate(detected: dict, plans: list[dict], downloads: list[dict]) -> dict:
         context = get_current_context()

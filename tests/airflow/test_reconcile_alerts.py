@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
+from ocp_ingest.airflow.notifiers import EscalationNotifier
 from ocp_ingest.airflow.tasks import reconcile as tasks
 from ocp_ingest.config import Settings
 from ocp_ingest.reconcile.detect import Detection, PendingCall
@@ -64,7 +65,7 @@ def test_an_anomaly_fails_the_run_with_its_summary_and_is_alerted(ingest_home: P
     summary = ti.pushed["return_value"]  # pushed before failing: the callback and the UI read it
     assert summary["anomalies"] and "lists 12 recording(s)" in summary["anomalies"][0]
     assert summary["failed_chains"] == []
-    tasks.alert_on_escalation({"ti": ti, "run_id": RUN})
+    EscalationNotifier().notify({"ti": ti, "run_id": RUN})
     (alert,) = _alerts(Settings.from_env())
     body = json.loads(alert.read_text())
     assert body["run_id"] == RUN and body["anomalies"] == summary["anomalies"]
@@ -74,5 +75,5 @@ def test_a_run_without_anomaly_succeeds_and_writes_no_alert(ingest_home: Path) -
     ti = FakeTi()
     summary = tasks.close(*_inputs(""), RUN, ti)
     assert summary["anomalies"] == []
-    tasks.alert_on_escalation({"ti": FakeTi(), "run_id": RUN})
+    EscalationNotifier().notify({"ti": FakeTi(), "run_id": RUN})
     assert _alerts(Settings.from_env()) == []

@@ -24,16 +24,17 @@ REPORT = {
 
 def test_a_report_is_kept_as_json_and_html_and_a_repeat_keeps_the_first(tmp_path: Path) -> None:
     audit = tmp_path / "audit"
-    url = publish_report(audit.as_uri(), DAY, REPORT, now=NOW)
+    urls = publish_report(audit.as_uri(), DAY, REPORT, now=NOW)
     folder = audit / "reports" / "dt=2026-11-20"
-    assert url.endswith("/reports/dt=2026-11-20/completeness-20261121T020005Z.json")
+    assert urls["json"].endswith("/reports/dt=2026-11-20/completeness-20261121T020005Z.json")
+    assert urls["html"].endswith("/reports/dt=2026-11-20/completeness-20261121T020005Z.html")
     assert sorted(p.name for p in folder.iterdir()) == [
         "completeness-20261121T020005Z.html",
         "completeness-20261121T020005Z.json",
     ]
     assert json.loads((folder / "completeness-20261121T020005Z.json").read_text()) == REPORT
     changed = {**REPORT, "sla_hours": 1.0}
-    assert publish_report(audit.as_uri(), DAY, changed, now=NOW) == url  # same second: kept, not rewritten
+    assert publish_report(audit.as_uri(), DAY, changed, now=NOW) == urls  # same second: kept, not rewritten
     assert json.loads((folder / "completeness-20261121T020005Z.json").read_text()) == REPORT
 
 

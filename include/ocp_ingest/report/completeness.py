@@ -91,6 +91,23 @@ class Tally:
         }
 
 
+def human_duration(seconds: float | None) -> str:
+    """``8344.92`` -> ``"2 h 19 min"``: a unit and the next one below it (rounded down); "-" for none."""
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{max(seconds, 0):.3g} s"
+    units = (("d", 86400), ("h", 3600), ("min", 60), ("s", 1))
+    whole = int(seconds)
+    for n, (unit, size) in enumerate(units):
+        if whole >= size:
+            text = f"{whole // size} {unit}"
+            next_unit, next_size = units[n + 1]
+            rest = whole % size // next_size
+            return f"{text} {rest} {next_unit}" if rest else text
+    return "0 s"  # pragma: no cover - seconds >= 60 always has a unit
+
+
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
@@ -180,6 +197,7 @@ def sla_breach_message(report: dict[str, Any]) -> str | None:
 
 
 # -------------------------------------------------------------------------------------------- HTML
+_NONE = "<p class='none'>none</p>"
 _COLOURS = {
     "stored_realtime": "#2e7d32",
     "stored_reconciliation": "#1565c0",
@@ -191,7 +209,10 @@ _COLOURS = {
 def _stacked_bars(rows: list[tuple[str, dict[str, Any]]]) -> str:
     width, bar_h, label_w = 640, 22, 110
     height = bar_h * len(rows) + 40
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">'
+    ]
     for i, (label, tally) in enumerate(rows):
         y, x = 10 + i * bar_h, label_w
         total = tally["calls_ended"] or 1
@@ -216,17 +237,22 @@ def _stacked_bars(rows: list[tuple[str, dict[str, Any]]]) -> str:
 
 def _latency_bars(rows: list[tuple[str, dict[str, Any]]]) -> str:
     values = [v for _, t in rows for v in t["time_to_storage_s"].values() if v is not None]
+    if not values:
+        return _NONE
     top = max(values, default=0) or 1
     width, label_w, bar_h = 640, 110, 14
     height = len(rows) * bar_h * 3 + 20
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img">'
+    ]
     y = 5
     for label, tally in rows:
         for name, value in tally["time_to_storage_s"].items():
             w = (width - label_w - 80) * (value or 0) / top
             parts.append(f'<text x="0" y="{y + 11}" font-size="11">{html.escape(label)} {name}</text>')
             parts.append(f'<rect x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h - 3}" fill="#6a1b9a"/>')
-            shown = "-" if value is None else f"{value:g} s"
+            shown = human_duration(value)
             parts.append(f'<text x="{label_w + w + 4:.1f}" y="{y + 11}" font-size="11">{shown}</text>')
             y += bar_h
     parts.append("</svg>")
@@ -246,10 +272,11 @@ def _without_end_html(section: dict[str, Any] | None) -> str:
         "<table><tr><th>dialog id</th><th>LOB</th><th>started</th><th>attempts</th><th>past SLA</th></tr>"
         f"{overdue}</table>"
         if overdue
-        else ""
+        else ""  # the counts line above already says "none"
     )
+    since = human_duration(section["open_timeout_s"])
     return (
-        f"<h2>Calls without a dialog_end (started more than {section['open_timeout_s']:g} s ago)</h2>"
+        f"<h2>Calls without a dialog_end (started more than {since} ago)</h2>"
         f"<p>{html.escape(counts)}</p>{table}"
     )
 
@@ -260,39 +287,49 @@ def render_html(report: dict[str, Any]) -> str:
     head = (
         "<tr><th>LOB</th><th>ended</th><th>stored realtime</th><th>stored reconciliation</th>"
         "<th>terminal (by reason)</th><th>unresolved</th><th>past SLA</th><th>complete %</th>"
-        "<th>p50 / p95 / p99 s</th></tr>"
+        "<th>time to storage p50 / p95 / p99</th></tr>"
     )
     body = []
     for label, t in rows:
         reasons = ", ".join(f"{k}: {v}" for k, v in t["terminal_by_reason"].items()) or "-"
-        lat = " / ".join("-" if v is None else f"{v:g}" for v in t["time_to_storage_s"].values())
+        lat = " / ".join(human_duration(v) for v in t["time_to_storage_s"].values())
         body.append(
             f"<tr><td>{html.escape(label)}</td><td>{t['calls_ended']}</td><td>{t['stored_realtime']}</td>"
             f"<td>{t['stored_reconciliation']}</td><td>{t['terminal']} ({html.escape(reasons)})</td>"
             f"<td>{t['unresolved']}</td><td>{t['unresolved_past_sla']}</td><td>{t['completeness_pct']}</td>"
             f"<td>{lat}</td></tr>"
         )
-    unresolved = "".join(
+    unresolved_rows = "".join(
         f"<tr><td>{c['dialog_id']}</td><td>{html.escape(str(c['lob']))}</td><td>{c['call_end_ts']}</td>"
         f"<td>{c['retry_count']}</td><td>{'yes' if c['past_sla'] else 'no'}</td>"
         f"<td>{html.escape(c['last_error'] or '')}</td></tr>"
         for c in report["unresolved_calls"]
     )
+    unresolved = (
+        "<table><tr><th>dialog id</th><th>LOB</th><th>ended</th><th>attempts</th><th>past SLA</th>"
+        f"<th>last error</th></tr>{unresolved_rows}</table>"
+        if unresolved_rows
+        else _NONE
+    )
+    by_outcome = (
+        f"{_stacked_bars(rows)}<table>{head}{''.join(body)}</table>"
+        if report["total"]["calls_ended"]
+        else _NONE
+    )
     title = f"OCP call recordings: completeness {report['date']}"
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+        "svg{max-width:100%;height:auto}.none{color:#666;font-style:italic}"
         "</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(report['population'])}; generated "
-        f"{html.escape(report['generated_at'])}; SLA {report['sla_hours']:g} h.</p>"
-        f"<h2>Calls by outcome</h2>{_stacked_bars(rows)}"
-        f"<table>{head}{''.join(body)}</table>"
+        f"{html.escape(report['generated_at'])}; SLA {human_duration(report['sla_hours'] * 3600)}.</p>"
+        f"<h2>Calls by outcome</h2>{by_outcome}"
         f"<h2>Time from end of call to storage</h2>{_latency_bars(rows)}"
         f"{_without_end_html(report.get('without_dialog_end'))}"
-        f"<h2>Unresolved calls (oldest first, at most {UNRESOLVED_LISTED})</h2>"
-        "<table><tr><th>dialog id</th><th>LOB</th><th>ended</th><th>attempts</th><th>past SLA</th>"
-        f"<th>last error</th></tr>{unresolved}</table>"
+        f"<h2>Unresolved calls (oldest first, at most {UNRESOLVED_LISTED})</h2>{unresolved}"
         "</body></html>"
     )
 

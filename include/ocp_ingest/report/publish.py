@@ -12,16 +12,22 @@ from ocp_ingest.storage import ObjectExists, write_create_only
 from ocp_ingest.storage.layout import report_path, sla_alert_path
 
 
-def publish_report(audit_url: str, day: date, report: dict[str, Any], now: datetime | None = None) -> str:
-    """Store ``report`` as JSON and HTML (``reports/dt=.../completeness-<time>.json|html``); the JSON's URL.
+def publish_report(
+    audit_url: str, day: date, report: dict[str, Any], now: datetime | None = None
+) -> dict[str, str]:
+    """Store ``report`` as JSON and HTML (``reports/dt=.../completeness-<time>.json|html``); their URLs as
+    ``{"json": ..., "html": ...}``.
 
     A repeat within the same second finds its files already there and keeps them.
     """
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    urls = {}
     for suffix, text in (("json", report_json(report)), ("html", render_html(report))):
+        dest = report_path(audit_url, day, stamp, suffix)
         with contextlib.suppress(ObjectExists):
-            write_create_only(report_path(audit_url, day, stamp, suffix), [text.encode()])
-    return str(report_path(audit_url, day, stamp, "json"))
+            write_create_only(dest, [text.encode()])
+        urls[suffix] = str(dest)
+    return urls
 
 
 def record_sla_alert(audit_url: str, run_id: str, message: str, now: datetime | None = None) -> str:

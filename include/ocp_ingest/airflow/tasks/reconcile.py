@@ -1,18 +1,15 @@
 """Task callables of the ``ocp_reconciliation`` DAG: params and XComs in, a domain call, small JSON out.
 
 The rules live in :mod:`ocp_ingest.reconcile`; here is only what Airflow adds: params, the OCP
-connection, the task context, the metrics and the alert callback.
+connection, the task context and the metrics (the alerts: :mod:`ocp_ingest.airflow.notifiers`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
-import re
 from collections.abc import Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ocp_ingest.airflow.audit_actor import task_actor
@@ -24,7 +21,6 @@ from ocp_ingest.reconcile.detect import Detection, PendingQuery, detect
 from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
 from ocp_ingest.reconcile.sweep import due_sweeps
 from ocp_ingest.reconcile.windows import parse_when
-from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 
 log = logging.getLogger(__name__)
 
@@ -41,24 +37,68 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v).strip() for v in value if str(v).strip())
 
 
-def query_from_params(params: Mapping[str, Any], settings: Settings) -> PendingQuery:
-    """The run's pending query: the scheduled default, or the window/groups/LOBs a user triggered with."""
+#: ``DagRun.run_type`` of a run made by Airflow's own Backfill (``DagRunType.BACKFILL_JOB``).
+BACKFILL_RUN_TYPE = "backfill"
+
+
+def query_from_params(
+    params: Mapping[str, Any],
+    settings: Settings,
+    data_interval: tuple[datetime | None, datetime | None] | None = None,
+) -> PendingQuery:
+    """The run's pending query: the scheduled default, or the window/groups/LOBs a user triggered with.
+
+    ``data_interval`` (a backfill run's) stands in for the window when the params give none.
+    """
     grace = params.get("grace_s")
+    window_start = parse_when(params.get("window_start"))
+    window_end = parse_when(params.get("window_end"))
+    if window_start is None and window_end is None and data_interval is not None:
+        window_start, window_end = data_interval
     return PendingQuery(
         grace=timedelta(seconds=settings.pending_grace_s if grace in (None, "") else float(grace)),
         limit=settings.reconciliation_max_pending,
         open_after=timedelta(seconds=settings.open_call_timeout_s),
         ocp_groups=_names(params.get("ocp_groups")),
         lobs=_names(params.get("lobs")),
-        window_start=parse_when(params.get("window_start")),
-        window_end=parse_when(params.get("window_end")),
+        window_start=window_start,
+        window_end=window_end,
     )
 
 
-def detect_pending(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Pending calls (compact rows, oldest first) plus the window and groups a backfill asked for."""
+def backfill_interval(context: Mapping[str, Any]) -> tuple[datetime | None, datetime | None] | None:
+    """A backfill run's data interval (Airflow's Backfill: one run per interval), else None.
+
+    Scheduled and manual runs keep the pending list: their data interval is the schedule's last slot, not
+    a request to look only there.
+    """
+    dag_run = context.get("dag_run")
+    run_type = getattr(dag_run, "run_type", None)
+    if str(getattr(run_type, "value", run_type)) != BACKFILL_RUN_TYPE:
+        return None
+    start = context.get("data_interval_start") or getattr(dag_run, "data_interval_start", None)
+    end = context.get("data_interval_end") or getattr(dag_run, "data_interval_end", None)
+    start, end = parse_when(start), parse_when(end)
+    if start is None or end is None or end <= start:
+        # a trigger timetable's point in time: nothing to bound a window with
+        log.warning("backfill run without a data interval (%s .. %s): the pending list instead", start, end)
+        return None
+    return start, end
+
+
+def query_for_run(context: Mapping[str, Any], settings: Settings) -> PendingQuery:
+    """The query of the running DAG run: its params, and a backfill run's data interval as its window."""
+    return query_from_params(context.get("params") or {}, settings, backfill_interval(context))
+
+
+def detect_pending(context: Mapping[str, Any]) -> dict[str, Any]:
+    """Pending calls (compact rows, oldest first) plus the window and groups a backfill asked for.
+
+    ``context`` is the task context (its params, run type and data interval).
+    """
     settings = Settings.from_env()
-    query = query_from_params(params, settings)
+    params = context.get("params") or {}
+    query = query_for_run(context, settings)
     with open_ledger(settings, actor=task_actor()) as ledger:
         detection = detect(ledger, query, dry_run=bool(params.get("dry_run")))
     result = detection.to_dict()
@@ -143,7 +183,7 @@ def close(
     failed after its retries has no download result; the wait results (``wait_task_id``, pulled only
     then) tell which step failed. Its calls count no attempt (the failure is ours) but are still escalated
     at OCP's retention deadline, and the other plans are settled as usual. The task then fails (no retry:
-    the settling is done) so the run shows failed; the summary is pushed first, for the alert callback
+    the settling is done) so the run shows failed; the summary is pushed first, for the alert notifier
     and the UI.
     """
     from airflow.sdk.exceptions import AirflowFailException
@@ -197,44 +237,3 @@ def close(
         log.error("reconciliation run %s: %s", run_id, message)
         raise AirflowFailException(message)
     return result
-
-
-def _record_name(run_id: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9_-]", "-", run_id).strip("-_") or "run"
-    return f"{clean[:47]}-{hashlib.sha256(run_id.encode()).hexdigest()[:16]}"
-
-
-def alert_on_escalation(context: Any) -> None:
-    """on_success/on_failure_callback of close_and_escalate: an alert naming every escalated call and
-    every anomaly (an export listing recordings but none of its planned calls).
-
-    It logs one ERROR line per run and keeps the alert as a JSON record in the audit area
-    (``reconciliation/alerts/``), where a notifier (Slack, PagerDuty, e-mail) or an auditor picks it up.
-    Replace or extend it with an Airflow notifier in the DAG if your deployment has one.
-    """
-    ti = context["ti"]
-    summary = ti.xcom_pull(task_ids=ti.task_id, map_indexes=ti.map_index) or {}
-    escalations = summary.get("escalations") or []
-    anomalies = summary.get("anomalies") or []
-    if not escalations and not anomalies:
-        return
-    run_id = context.get("run_id") or summary.get("run_id") or "run"
-    if escalations:
-        log.error(
-            "ALERT reconciliation run %s escalated %d call(s): %s",
-            run_id,
-            summary.get("escalated", len(escalations)),
-            ", ".join(f"{e['dialog_id']} ({e['state']})" for e in escalations),
-        )
-    for anomaly in anomalies:
-        log.error("ALERT reconciliation run %s anomaly: %s", run_id, anomaly)
-    layout = StorageLayout.from_settings(Settings.from_env())
-    dest = layout.reconciliation_record_path("alerts", _record_name(run_id))
-    body = {
-        "run_id": run_id,
-        "escalated": summary.get("escalated"),
-        "escalations": escalations,
-        "anomalies": anomalies,
-    }
-    with contextlib.suppress(ObjectExists):
-        write_create_only(dest, [json.dumps(body, sort_keys=True, indent=1).encode()])

@@ -16,7 +16,7 @@ from ocp_ingest.audit import tables
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.report.completeness import CompletenessSlaBreached, build_report, sla_breach_message
-from ocp_ingest.report.publish import publish_report, record_sla_alert
+from ocp_ingest.report.publish import publish_report
 
 log = logging.getLogger(__name__)
 
@@ -49,26 +49,27 @@ def compact(day: date) -> dict[str, Any]:
     }
 
 
-def report(day: date) -> dict[str, Any]:
-    """Build, store (new files each run), then judge: past the SLA the task fails."""
+def report(day: date, ti: Any = None) -> dict[str, Any]:
+    """Build, store (new files each run), then judge: past the SLA the task fails.
+
+    The return value (one XCom) is the report's JSON and HTML URLs and the day's totals; with ``ti`` it is
+    pushed before an SLA breach fails the task, so the run still links to its report.
+    """
     settings = Settings.from_env()
     with open_ledger(settings) as ledger:
         result = build_report(ledger, settings, day)
     stored = publish_report(settings.audit_url, day, result)
+    summary = {
+        "date": day.isoformat(),
+        "json_url": stored["json"],
+        "html_url": stored["html"],
+        **result["total"],
+    }
     log.info("completeness %s: %s", day, json.dumps(result["total"]))
+    log.info("report: %s", stored["html"])
     message = sla_breach_message(result)
     if message:
+        if ti is not None:
+            ti.xcom_push(key="return_value", value=summary)
         raise CompletenessSlaBreached(message)
-    return {"date": day.isoformat(), "report": stored, **result["total"]}
-
-
-def alert_on_sla_breach(context: Any) -> None:
-    """on_failure_callback of ``completeness_report``: an ERROR alert line and a JSON record (audit area).
-
-    Wire an Airflow notifier (Slack, PagerDuty, e-mail) here or in the DAG if your deployment has one.
-    """
-    exception = context.get("exception")
-    if not isinstance(exception, CompletenessSlaBreached):
-        return
-    log.error("ALERT %s", exception)
-    record_sla_alert(Settings.from_env().audit_url, str(context.get("run_id") or "run"), str(exception))
+    return summary
