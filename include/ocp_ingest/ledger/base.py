@@ -178,8 +178,9 @@ class Ledger:
     ) -> None:
         if self.audit is None:
             return
-        if entry is not None:
-            self.audit.recorded(entry)  # committed: the observer publishes it on its next flush
+        recorded = getattr(self.audit, "recorded", None)
+        if entry is not None and recorded is not None:
+            recorded(entry)  # committed: the observer publishes it on its next flush
         else:
             self.audit.record_transition(transition, old, new)
 
