@@ -65,7 +65,7 @@ def test_escalations_are_logged_recorded_and_forwarded(ingest_home: Path, caplog
     assert sent == [f"OCP: {context[ALERT_CONTEXT_KEY]}"] and "a" * 32 in sent[0]
     (record,) = (ingest_home / "audit" / "reconciliation" / "alerts").glob("*.json")
     body = json.loads(record.read_text())
-    assert body == {"run_id": context["run_id"], **SUMMARY}
+    assert body == {"run_id": context["run_id"], "anomalies": [], **SUMMARY}
     notifier(context)  # a second call (the failure callback after a retry) keeps the one record
     assert len(list(record.parent.glob("*.json"))) == 1
 
@@ -96,3 +96,13 @@ def test_the_amazon_providers_sns_notifier_plugs_in() -> None:
     sns = SnsNotifier(target_arn="arn:aws:sns:eu-west-1:123456789012:ocp-alerts", message="{{ ocp_alert }}")
     notifier = EscalationNotifier(forward_to=[sns])
     assert isinstance(sns, BaseNotifier) and notifier.forward_to == (sns,)
+
+
+def test_an_anomaly_alone_is_alerted_and_recorded(ingest_home: Path, caplog) -> None:
+    anomaly = "export exp-1 lists 3 recording(s) but none of its 2 planned call(s)"
+    summary = {"escalated": 0, "escalations": [], "anomalies": [anomaly]}
+    with caplog.at_level(logging.ERROR):
+        EscalationNotifier()({"ti": FakeTi(summary), "run_id": "r1"})
+    assert f"ALERT reconciliation run r1 anomaly: {anomaly}" in caplog.text
+    (record,) = (ingest_home / "audit" / "reconciliation" / "alerts").glob("*.json")
+    assert json.loads(record.read_text())["anomalies"] == [anomaly]
