@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -190,24 +191,39 @@ class RunningReceiver:
         self.thread.join(timeout)
 
 
-def start_receiver(
-    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, limits: ReceiverLimits | None = None
-) -> RunningReceiver:
-    """Serve ``app`` with the receiver's uvicorn configuration on ``host:port`` (0 = a free port)."""
+def serve_in_thread(
+    config_for: Callable[[int], uvicorn.Config], host: str, port: int, name: str
+) -> tuple[str, uvicorn.Server, threading.Thread]:
+    """Serve the uvicorn config ``config_for(bound_port)`` in a daemon thread on ``host:port`` (0 = a free
+    port); return (url, server, thread) once it accepts connections."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
-    server = uvicorn.Server(receiver_config(app, host, bound, limits, log_level="warning"))
+    server = uvicorn.Server(config_for(bound))
     # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-receiver", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"receiver on {host}:{bound} failed to start")
+            raise RuntimeError(f"{name} on {host}:{bound} failed to start")
         time.sleep(0.005)
-    return RunningReceiver(f"http://{host}:{bound}", server, thread)
+    return f"http://{host}:{bound}", server, thread
+
+
+def start_receiver(
+    app: ASGIApp, host: str = "127.0.0.1", port: int = 0, limits: ReceiverLimits | None = None
+) -> RunningReceiver:
+    """Serve ``app`` with the receiver's uvicorn configuration on ``host:port`` (0 = a free port)."""
+    return RunningReceiver(
+        *serve_in_thread(
+            lambda bound: receiver_config(app, host, bound, limits, log_level="warning"),
+            host,
+            port,
+            "ocp-receiver",
+        )
+    )
 
 
 def serve(host: str | None = None, port: int | None = None) -> None:

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 from starlette.types import ASGIApp
 
+from ocp_ingest.receiver.server import serve_in_thread
 from ocp_ingest_dev.simulator.app import Simulator
 
 
@@ -43,23 +42,13 @@ def start_asgi(
     app: ASGIApp, host: str = "127.0.0.1", port: int = 0, *, log_level: str = "critical"
 ) -> RunningServer:
     """Serve ``app`` on ``host:port`` (0 = a free port) and return once it accepts connections."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    bound_port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="ocp-asgi", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"server on {host}:{bound_port} failed to start")
-        time.sleep(0.005)
-    return RunningServer(f"http://{host}:{bound_port}", server, thread)
+
+    def config_for(_bound: int) -> uvicorn.Config:
+        return uvicorn.Config(
+            app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=1
+        )
+
+    return RunningServer(*serve_in_thread(config_for, host, port, "ocp-asgi"))
 
 
 def start(
