@@ -15,13 +15,10 @@ report for each day of calls and prints where the reports and the Airflow runs a
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +30,7 @@ import httpx
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest_dev.checkout import project_root
 from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
+from ocp_ingest_dev.stack.supervise import Processes, StackError, raise_interrupt
 
 #: What `make run` changes from the production defaults, so both stages visibly finish within minutes:
 #: reconciliation every 2 minutes, a 1-minute grace, a call without dialog_end counted as lost after
@@ -45,11 +43,6 @@ LOCAL_CADENCE = {
     "OCP_INGEST_EXPORT_POLL_INTERVAL_S": "2",
     "OCP_INGEST_EXPORT_POLL_MAX_INTERVAL_S": "10",
 }
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM (e.g. from a supervisor) stops the stack the same way as Ctrl-C.
-    raise KeyboardInterrupt
 
 
 @dataclass
@@ -76,7 +69,7 @@ class LocalStack:
     airflow_home: Path | None = None
     #: Where the components' output goes (None: this terminal, as `make run` wants).
     log_path: Path | None = None
-    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    processes: Processes = field(default_factory=Processes)
     #: The push-signing secret of this run (set by start(); handed to receiver and simulator by env).
     push_secret: str | None = field(default=None, repr=False)
 
@@ -169,33 +162,21 @@ class LocalStack:
 
     def _wait_for_receiver(self, timeout_s: float = 120.0) -> None:
         url = f"http://127.0.0.1:{self.receiver_port}/healthz"
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.processes["receiver"].poll() is not None:
-                raise RuntimeError("the receiver exited while starting (see the stack log)")
-            try:
-                if httpx.get(url, timeout=2.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.25)
-        raise RuntimeError(f"the receiver did not answer {url} within {timeout_s:g} s")
+        self.processes.wait_healthy(
+            "receiver",
+            lambda: httpx.get(url, timeout=2.0).status_code == 200,
+            timeout_s,
+            watch=("receiver",),
+            log_path=self.log_path,
+        )
 
     def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
-        # A new session each: Ctrl-C in the terminal reaches only us, and we stop every group ourselves.
-        output = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115 - lives with the process
-        self.processes[name] = subprocess.Popen(
-            command,
-            env=env,
-            start_new_session=True,
-            stdout=output,
-            stderr=subprocess.STDOUT if output else None,
-        )
+        self.processes.spawn(name, command, env, log_path=self.log_path)
 
     def wait_until_healthy(self, timeout_s: float = 300.0) -> bool:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self.processes.values()):
+            if not self.processes.alive():
                 return False
             if is_healthy(airflow_health(self.port)):
                 return True
@@ -229,100 +210,37 @@ class LocalStack:
 
         False if a component died or ``timeout_s`` passed first.
         """
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        from ocp_ingest.config import Settings
-        from ocp_ingest.ledger import open_ledger
-        from ocp_ingest_dev.stack.tally import load_truth, tally
+        from ocp_ingest_dev.stack.watch import watch_calls
 
-        tty = bool(getattr(stream, "isatty", lambda: False)())
-        settings = Settings.from_env()
-        last = 0.0
-        with open_ledger(settings) as ledger:
-            while self.alive() and (deadline is None or time.monotonic() < deadline):
-                time.sleep(0.5)
-                if time.monotonic() - last < interval_s:
-                    continue
-                last = time.monotonic()
-                truth = load_truth(self.truth_path)
-                if truth is None:
-                    continue
-                now = tally(ledger, truth)
-                line = now.line(time.monotonic() - started)
-                stream.write(("\r\x1b[K" + line) if tty else line + "\n")
-                stream.flush()
-                if now.settled:
-                    stream.write("\n" if tty else "")
-                    self.report(now, truth, started, stream)
-                    return True
-        return False
+        done = watch_calls(self.truth_path, self.alive, started, interval_s, stream, timeout_s)
+        if done is None:
+            return False
+        self.report(*done, started, stream)
+        return True
 
     def report(self, settled: Any, truth: dict[str, Any], started: float, stream: Any) -> None:
         """Every call is settled: say so, then run the completeness report of each day of calls."""
-        from ocp_ingest.config import Settings
         from ocp_ingest_dev.stack.airflow_api import AirflowApi
-        from ocp_ingest_dev.stack.reports import run_reports
-        from ocp_ingest_dev.stack.tally import call_days
+        from ocp_ingest_dev.stack.watch import report_settled
 
-        reasons = ", ".join(f"{k} {v}" for k, v in sorted(settled.terminal.items())) or "none"
-        stream.write(
-            f"All {settled.calls} calls settled in {time.monotonic() - started:.0f} s: "
-            f"{settled.stored_realtime} stored by realtime, {settled.stored_reconciliation} by "
-            f"reconciliation, terminal with a reason: {reasons}.\nRunning the completeness report...\n"
-        )
-        stream.flush()
-        reports_root = Path(Settings.from_env().audit_url.removeprefix("file://")) / "reports"
         api = AirflowApi.for_standalone(f"http://localhost:{self.port}", self.resolved_airflow_home)
-        try:
-            for outcome in run_reports(api, call_days(truth), reports_root):
-                stream.write(outcome.line() + "\n")
-        except (httpx.HTTPError, OSError, ValueError) as exc:
-            stream.write(f"  the report could not be run through the Airflow API: {exc}\n")
-        finally:
-            api.close()
-        stream.write(f"Airflow UI: http://localhost:{self.port}  (Ctrl-C stops everything)\n")
-        stream.flush()
+        ui_url = f"http://localhost:{self.port}"
+        report_settled(settled, truth, time.monotonic() - started, stream, api, ui_url)
 
     def alive(self) -> bool:
-        return all(p.poll() is None for p in self.processes.values())
+        return self.processes.alive()
 
     def stop(self, grace_s: float = 30.0) -> None:
-        """SIGINT each process group (Airflow shuts its components down), then SIGKILL stragglers.
-
-        A second Ctrl-C (or SIGTERM) while stopping is ignored: an interrupted shutdown would leave
-        Airflow's components running.
-        """
-        saved = []
-        if threading.current_thread() is threading.main_thread():  # only there may handlers change
-            saved = [(n, signal.signal(n, signal.SIG_IGN)) for n in (signal.SIGINT, signal.SIGTERM)]
-        try:
-            self._stop_processes(grace_s)
-        finally:
-            for number, handler in saved:
-                signal.signal(number, handler)
-
-    def _stop_processes(self, grace_s: float) -> None:
-        for proc in self.processes.values():
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
-        deadline = time.monotonic() + grace_s
-        for proc in self.processes.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        # Airflow's subcommands run in the same group; make sure none survives its parent.
-        for proc in self.processes.values():
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        """SIGINT each process group (Airflow shuts its components down), then SIGKILL stragglers."""
+        self.processes.stop(grace_s)
 
     def run_forever(self, progress_interval_s: float = 5.0) -> int:
         """Start, report where things are and how the calls progress, and block until Ctrl-C / SIGTERM
         or a component dies."""
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, raise_interrupt)
         started = time.monotonic()
-        self.start()
         try:
+            self.start()  # inside the try: whatever did start is stopped if a later step fails
             if not self.wait_until_healthy():
                 where = f" (see {self.log_path})" if self.log_path else " (see its output above)"
                 print(f"Airflow did not become healthy{where}.", file=sys.stderr)
@@ -333,6 +251,9 @@ class LocalStack:
             while self.alive():
                 time.sleep(1.0)
             print("A component stopped unexpectedly; shutting down.", file=sys.stderr)
+            return 1
+        except StackError as exc:
+            print(str(exc), file=sys.stderr)
             return 1
         except KeyboardInterrupt:
             print("\nStopping the local stack...", flush=True)
