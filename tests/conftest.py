@@ -56,34 +56,11 @@ def moto_endpoint() -> Iterator[str]:
     os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
-    _serialize_moto_dynamodb_writes()
+    from ocp_ingest_dev.stack.moto_endpoint import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes()  # moto's DynamoDB conditions and writes atomic, as on DynamoDB
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
-
-
-def _serialize_moto_dynamodb_writes() -> None:
-    """DynamoDB applies a conditional write or a transaction atomically; moto's threaded server checks the
-    conditions and then writes without a lock, so two racing transactions can both pass their checks. One
-    lock over moto's write paths gives the atomicity the ledger's contract tests rely on (real DynamoDB and
-    dynalite have it)."""
-    import functools
-    import threading
-
-    from moto.dynamodb.models import DynamoDBBackend
-
-    if getattr(DynamoDBBackend, "_ocp_ingest_serialized", False):
-        return
-    lock = threading.RLock()  # re-entrant: a transaction calls put_item/update_item itself
-    for name in ("put_item", "update_item", "delete_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        @functools.wraps(original)
-        def locked(self, *args, _original=original, **kwargs):  # type: ignore[no-untyped-def]
-            with lock:
-                return _original(self, *args, **kwargs)
-
-        setattr(DynamoDBBackend, name, locked)
-    DynamoDBBackend._ocp_ingest_serialized = True  # type: ignore[attr-defined]
