@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed
 PORT ?= 8080
 CALLS ?= 2000
 DEMO_CALLS ?= 500
+# embedded (SQLite, LocalExecutor, local disk) or distributed (Postgres, Celery, Redis, S3/DynamoDB, haproxy).
+TOPOLOGY ?= embedded
 
 .PHONY: install run test demo bench clean
 
@@ -22,7 +24,7 @@ $(STAMP): $(BIN)/python requirements.txt requirements-test.txt constraints.txt p
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/ocp-ingest run --port $(PORT) --calls $(CALLS)
+	$(BIN)/ocp-ingest run --topology $(TOPOLOGY) --port $(PORT) --calls $(CALLS)
 
 # The whole flow unattended: exits 0 only when every call is stored or terminal with a reason.
 demo: $(STAMP)

@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from pathlib import Path
 
 Subparsers = argparse._SubParsersAction
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ocp_ingest_dev.stack import LOCAL_CADENCE, LocalStack
+
+    if args.topology == "distributed":
+        from ocp_ingest_dev.stack.distributed import DistributedStack
+
+        return DistributedStack(
+            home=args.home,
+            port=args.port,
+            calls=args.calls,
+            window_hours=args.hours,
+            push_rate=args.push_rate,
+            seed=args.seed,
+            settings_env=LOCAL_CADENCE,
+        ).run_forever()
 
     stack = LocalStack(
         port=args.port,
@@ -45,7 +59,23 @@ def _cmd_simulator(args: argparse.Namespace) -> int:
 
 
 def add_dev_cli(sub: Subparsers) -> None:
-    run = sub.add_parser("run", help="start the local stack (Airflow standalone on the embedded default)")
+    run = sub.add_parser(
+        "run",
+        help="start the local stack: the embedded default (Airflow standalone) or the production topology",
+    )
+    run.add_argument(
+        "--topology",
+        choices=("embedded", "distributed"),
+        default="embedded",
+        help="embedded: SQLite, LocalExecutor, local disk (default); distributed: Postgres, Celery + Redis, "
+        "two workers, S3/DynamoDB/KMS (moto), two receivers behind haproxy",
+    )
+    run.add_argument(
+        "--home",
+        type=Path,
+        default=None,
+        help="distributed: the run directory (default <project>/var/distributed)",
+    )
     run.add_argument("--port", type=int, default=8080, help="Airflow UI/API port (default 8080)")
     run.add_argument("--receiver-port", type=int, default=8787)
     run.add_argument("--simulator-port", type=int, default=8788)

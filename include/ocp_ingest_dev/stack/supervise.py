@@ -65,6 +65,8 @@ class Child:
     process: subprocess.Popen[bytes]
     log_path: Path | None
     tier: int
+    #: What asks it to stop cleanly (SIGINT: Airflow, Postgres, Redis, uvicorn; haproxy wants SIGTERM).
+    stop_signal: int = signal.SIGINT
 
     def where(self) -> str:
         return f"see {self.log_path}" if self.log_path else "see its output above"
@@ -85,6 +87,7 @@ class Processes:
         log_path: Path | None = None,
         cwd: Path | None = None,
         tier: int = 0,
+        stop_signal: int = signal.SIGINT,
     ) -> subprocess.Popen[bytes]:
         """Start ``command`` in a new session; its output goes to ``log_path`` (None: this terminal)."""
         output: IO[bytes] | None = None
@@ -104,7 +107,7 @@ class Processes:
         finally:
             if output is not None:
                 output.close()  # the child has its own copy of the descriptor
-        self.children[name] = Child(name, process, log_path, tier)
+        self.children[name] = Child(name, process, log_path, tier, stop_signal)
         return process
 
     def __getitem__(self, name: str) -> subprocess.Popen[bytes]:
@@ -150,7 +153,8 @@ class Processes:
             time.sleep(poll_s)
 
     def stop(self, grace_s: float = 30.0) -> None:
-        """Stop every group, highest tier first: SIGINT, then SIGKILL what is left after ``grace_s``.
+        """Stop every group, highest tier first: its stop signal, then SIGKILL what is left after ``grace_s``
+        (per tier).
 
         A second Ctrl-C (or SIGTERM) while stopping is ignored: an interrupted shutdown would leave
         components running.
@@ -170,7 +174,7 @@ class Processes:
         for child in children:
             if child.process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGINT)
+                    os.killpg(child.process.pid, child.stop_signal)
         deadline = time.monotonic() + grace_s
         for child in children:
             try:
