@@ -102,6 +102,13 @@ def add_demo_cli(subparsers: Subparsers) -> None:
     p.add_argument("--timeout-s", type=float, default=900.0)
     p.add_argument("--home", default=None, help="data and AIRFLOW_HOME of this run (default: a new temp dir)")
     p.add_argument("--no-progress", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--topology",
+        choices=("embedded", "distributed"),
+        default="embedded",
+        help="embedded: both DAGs via dag.test() in this process (default); distributed: the production "
+        "topology as processes (Postgres, Celery + Redis, two workers, S3/DynamoDB/KMS, haproxy)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +65,8 @@ def _quiet_logging() -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``ocp-ingest demo`` (its parser is in :mod:`ocp_ingest_dev.cli`)."""
+    if getattr(args, "topology", "embedded") == "distributed":
+        return cmd_demo_distributed(args)
     home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
     airflow_env = airflow_environment(home / "airflow_home")
     if os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
@@ -110,6 +113,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
             os.dup2(saved[1], 2)
     summary["home"] = str(home)
     summary["log"] = str(log_path)
+    return finish(summary, args, console)
+
+
+def finish(summary: dict[str, Any], args: argparse.Namespace, console: Any) -> int:
+    """Write the JSON summary, print the verdict; the exit code (0 ok, 1 not ok, 3 timed out)."""
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(summary, indent=2, default=str))
@@ -120,9 +128,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
         f"checksum mismatches {summary['checksum_mismatches']}, {summary['elapsed_s']} s",
         file=console,
     )
+    if "topology" in summary:
+        t = summary["topology"]
+        print(
+            f"  topology: {t['executor']}, {t['metadata_db']}, ledger {t['ledger_backend']}, storage "
+            f"{t['storage_scheme']}; tasks per worker {t['tasks_per_worker']}, pushes per receiver "
+            f"{t['pushes_per_receiver']}",
+            file=console,
+        )
     for violation in summary["violations"][:20]:
         print(f"  violation: {violation}", file=console)
     if summary["timed_out"]:
         print(f"  timed out after {args.timeout_s:g} s", file=console)
         return 3
     return 0 if summary["ok"] else 1
+
+
+def cmd_demo_distributed(args: argparse.Namespace) -> int:
+    """``ocp-ingest demo --topology distributed``: every part its own process (see
+    :mod:`ocp_ingest_dev.demo.distributed`); the terminal gets the start-up steps, progress and verdict."""
+    from ocp_ingest_dev.demo.distributed import run_distributed_demo
+    from ocp_ingest_dev.stack.supervise import StackError
+
+    home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
+    if (home / "ground_truth.json").exists() or (home / "airflow").exists():
+        print(f"{home} holds an earlier run; give a fresh --home", file=sys.stderr)
+        return 2
+    console = sys.stdout
+    print(
+        f"demo (distributed topology): {args.calls} calls, push loss {args.push_loss:g}, seed {args.seed}\n"
+        f"      run directory {home}, component logs {home / 'logs'}",
+        file=console,
+        flush=True,
+    )
+    config = FlowConfig(calls=args.calls, seed=args.seed, push_loss=args.push_loss, timeout_s=args.timeout_s)
+    try:
+        summary = run_distributed_demo(
+            config, home, console=console, progress_interval_s=1e9 if args.no_progress else 10.0
+        )
+    except StackError as exc:
+        print(f"demo ERROR: {exc}", file=console)
+        return 4
+    except Exception as exc:
+        home.mkdir(parents=True, exist_ok=True)
+        with open(home / "demo.log", "a") as out:
+            traceback.print_exc(file=out)
+        print(f"demo ERROR: {exc!r} (traceback in {home / 'demo.log'})", file=console)
+        return 4
+    summary["home"] = str(home)
+    summary["log"] = str(home / "logs")
+    return finish(summary, args, console)

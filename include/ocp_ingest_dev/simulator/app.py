@@ -184,7 +184,16 @@ def build_app(sim: Simulator) -> ASGIApp:
         )
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok", "calls": len(sim.calls), "now": sim.clock.now()})
+        # What a harness running the simulator as a separate process reads for its summary.
+        return JSONResponse(
+            {
+                "status": "ok",
+                "calls": len(sim.calls),
+                "now": sim.clock.now(),
+                "faults_injected": dict(sim.faults.injected),
+                "exports_created": len(sim.exports.list(None)),
+            }
+        )
 
     routes = [
         Route("/health", health),

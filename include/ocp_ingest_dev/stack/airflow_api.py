@@ -58,6 +58,21 @@ class AirflowApi:
             state = self.run_state(dag_id, run_id)
         return state
 
+    def dag_runs(self, dag_id: str, page: int = 100) -> list[dict[str, Any]]:
+        """Every run of ``dag_id``, page by page."""
+        found: list[dict[str, Any]] = []
+        while True:
+            response = self._http.get(
+                f"/api/v2/dags/{dag_id}/dagRuns",
+                params={"limit": page, "offset": len(found)},
+                headers=self._headers(),
+            )
+            response.raise_for_status()
+            body = response.json()
+            found += body["dag_runs"]
+            if not body["dag_runs"] or len(found) >= body["total_entries"]:
+                return found
+
     def task_instances(self, dag_id: str = "~", page: int = 100) -> list[dict[str, Any]]:
         """Every task instance of ``dag_id`` (``~``: of every DAG), across all runs, page by page."""
         found: list[dict[str, Any]] = []

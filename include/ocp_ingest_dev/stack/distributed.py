@@ -114,6 +114,26 @@ def quiet_client_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def recordings_sse(stack: DistributedStack, settings: Any) -> dict[str, Any]:
+    """How many stored recordings S3 holds encrypted with the run's KMS key (the buckets have no default
+    encryption, so each such object's writer asked for SSE-KMS)."""
+    from ocp_ingest_dev.demo.verdict import recordings_roots
+
+    s3 = stack._aws_client("s3")
+    objects = with_key = 0
+    for root in recordings_roots(settings.recordings_url, stack.lobs()):
+        bucket = root.split("@", 1)[-1].removeprefix("s3://").split("/", 1)[0]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for item in page.get("Contents", []):
+                head = s3.head_object(Bucket=bucket, Key=item["Key"])
+                objects += 1
+                key = str(head.get("SSEKMSKeyId") or "")
+                with_key += head.get("ServerSideEncryption") == "aws:kms" and key.endswith(
+                    str(stack.kms_key_id)
+                )
+    return {"objects": objects, "with_the_key": with_key, "key_id": stack.kms_key_id}
+
+
 @dataclass
 class DistributedStack:
     """The processes of the production topology on this machine (see the module's docstring)."""
@@ -861,6 +881,8 @@ class DistributedStack:
             {k: v for k, v in env.items() if k.startswith(("OCP_INGEST_", "AWS_", "AIRFLOW_CONN"))}
         )
         os.environ["OCP_INGEST_HOME"] = str(harness)
+        if "airflow" not in sys.modules:  # Airflow reads its configuration once, at import
+            os.environ["AIRFLOW_HOME"] = str(harness / "airflow_home")
 
     def api(self) -> Any:
         from ocp_ingest_dev.stack.airflow_api import AirflowApi

@@ -25,9 +25,11 @@ def watch_calls(
     interval_s: float,
     stream: Any,
     timeout_s: float | None = None,
+    on_tick: Callable[[Any, dict[str, Any]], None] | None = None,
 ) -> tuple[RunTally, dict[str, Any]] | None:
     """Print progress until every call is settled: the settled tally and the truth, or None if a component
-    died (``alive`` turned false) or ``timeout_s`` passed first."""
+    died (``alive`` turned false) or ``timeout_s`` passed first. ``on_tick(ledger, truth)`` runs at each
+    progress line (e.g. to remember what was stored when)."""
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest_dev.stack.tally import load_truth, tally
@@ -45,6 +47,8 @@ def watch_calls(
             if truth is None:
                 continue
             now = tally(ledger, truth)
+            if on_tick is not None:
+                on_tick(ledger, truth)
             line = now.line(time.monotonic() - started)
             stream.write(("\r\x1b[K" + line) if tty else line + "\n")
             stream.flush()
