@@ -26,6 +26,27 @@ from ocp_ingest_dev.demo.config import FlowConfig
 DEMO_DISTRIBUTED_CADENCE = {"OCP_INGEST_RECONCILIATION_SCHEDULE": "* * * * *"}
 
 
+def simulator_args(config: FlowConfig) -> list[str]:
+    """The in-process demo's calls and faults as the simulator's options, so both topologies play the same
+    scenario (a delayed push only slows a demo: none, as in :meth:`Flow.push_faults`)."""
+    c = config
+    options = {
+        "--max-duration-s": c.max_duration_s,
+        "--no-recording-share": c.no_recording_share,
+        "--duplicate-share": c.duplicate_share,
+        "--out-of-order-share": c.out_of_order_share,
+        "--delay-share": 0.0,
+        "--truncate-share": c.truncate_share,
+        "--corrupt-share": c.corrupt_share,
+        "--lost-end-share": c.lost_end_share,
+        "--reset-share": c.reset_share,
+        "--push-concurrency": c.push_concurrency,
+        "--prep-s": c.export_prep_s,
+        "--ttl-s": c.export_ttl_s,
+    }
+    return [str(item) for pair in options.items() for item in pair]
+
+
 class StoredSnapshots:
     """What each call looked like when first seen stored (sha256, object, time): none may change later."""
 
@@ -59,6 +80,7 @@ def run_distributed_demo(
         broken_download_share=config.broken_download_share,
         settings_env={**LOCAL_CADENCE, **DEMO_DISTRIBUTED_CADENCE},
         progress=console,
+        simulator_args=simulator_args(config),
     )
     started = time.monotonic()
     snapshots = StoredSnapshots()

@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -150,6 +151,8 @@ class DistributedStack:
     push_loss: float = 0.10
     api_error_share: float = 0.02
     broken_download_share: float = 0.02
+    #: More simulator options (e.g. the demo's fault shares and durations), appended to its command.
+    simulator_args: list[str] = field(default_factory=list)
     workers: int = 2
     receivers: int = 2
     #: Celery task slots per worker (two workers on a 2-core machine: a few each).
@@ -271,12 +274,19 @@ class DistributedStack:
             self.ports["airflow"] = self.port
         self.push_secret = secrets.token_urlsafe(32)
         self._check_settings()
-        self._start_postgres(binaries["initdb"], binaries["postgres"])
-        self._start_redis(binaries["redis-server"])
-        self._start_moto()
-        self._start_airflow()
-        self._start_receivers()
+        # A part starts once what it needs is healthy; parts that need nothing of each other start
+        # together (services; the receivers while Airflow migrates and boots).
+        moto_healthy = self._start_moto()  # first: the slowest to import
+        redis_healthy = self._start_redis(binaries["redis-server"])
+        postgres_healthy = self._start_postgres(binaries["initdb"], binaries["postgres"])
+        postgres_healthy()
+        redis_healthy()
+        moto_healthy()  # then the KMS key, the buckets and the ledger table
+        receivers_healthy = self._start_receivers()
+        airflow_healthy = self._start_airflow(self._migrate_airflow())
+        receivers_healthy()
         self._start_haproxy(binaries["haproxy"])
+        airflow_healthy()  # api-server, scheduler, dag-processor, triggerer; both workers seen
         if self.calls > 0:
             self._start_simulator()
 
@@ -438,7 +448,7 @@ class DistributedStack:
         (wanted / "WHERE").write_text(f"this run's cluster is in {outside} (its user cannot reach here)\n")
         return outside
 
-    def _start_postgres(self, initdb: str, postgres: str) -> None:
+    def _start_postgres(self, initdb: str, postgres: str) -> Callable[[], None]:
         since = time.monotonic()
         self.postgres_dir = pg = self._postgres_directory()
         data = pg / "data"
@@ -480,22 +490,26 @@ class DistributedStack:
             log_path=self.logs / "postgres.log",
             tier=TIER_SERVICES,
         )
-        self.processes.wait_healthy(
-            "postgres", self._postgres_ready, self.timeouts["postgres"], watch=("postgres",)
-        )
-        import psycopg2  # type: ignore[import-untyped]
 
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user="airflow", dbname="postgres")
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute("CREATE DATABASE airflow")
-                cur.execute("SHOW server_version")
-                row = cur.fetchone()
-                self.postgres_version = str(row[0]).split()[0] if row else "?"
-        finally:
-            conn.close()
-        self._timed("postgres", since, f"(PostgreSQL {self.postgres_version} on :{port})")
+        def healthy() -> None:
+            self.processes.wait_healthy(
+                "postgres", self._postgres_ready, self.timeouts["postgres"], watch=("postgres",)
+            )
+            import psycopg2  # type: ignore[import-untyped]
+
+            conn = psycopg2.connect(host="127.0.0.1", port=port, user="airflow", dbname="postgres")
+            try:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute("CREATE DATABASE airflow")
+                    cur.execute("SHOW server_version")
+                    row = cur.fetchone()
+                    self.postgres_version = str(row[0]).split()[0] if row else "?"
+            finally:
+                conn.close()
+            self._timed("postgres", since, f"(PostgreSQL {self.postgres_version} on :{port})")
+
+        return healthy
 
     def _postgres_ready(self) -> bool:
         import psycopg2
@@ -515,7 +529,7 @@ class DistributedStack:
 
     # -- Redis -----------------------------------------------------------------------------------------
 
-    def _start_redis(self, redis_server: str) -> None:
+    def _start_redis(self, redis_server: str) -> Callable[[], None]:
         since = time.monotonic()
         folder = self.run_dir / "redis"
         folder.mkdir()
@@ -540,17 +554,20 @@ class DistributedStack:
             tier=TIER_SERVICES,
         )
 
-        def ping() -> bool:
-            import redis
+        def healthy() -> None:
+            def ping() -> bool:
+                import redis
 
-            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
-            try:
-                return bool(client.ping())
-            finally:
-                client.close()
+                client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=2)
+                try:
+                    return bool(client.ping())
+                finally:
+                    client.close()
 
-        self.processes.wait_healthy("redis", ping, self.timeouts["redis"], watch=("redis",))
-        self._timed("redis", since, f"(broker on :{port})")
+            self.processes.wait_healthy("redis", ping, self.timeouts["redis"], watch=("redis",))
+            self._timed("redis", since, f"(broker on :{port})")
+
+        return healthy
 
     @property
     def broker_url(self) -> str:
@@ -558,7 +575,7 @@ class DistributedStack:
 
     # -- moto: S3, DynamoDB, KMS -----------------------------------------------------------------------
 
-    def _start_moto(self) -> None:
+    def _start_moto(self) -> Callable[[], None]:
         since = time.monotonic()
         self.processes.spawn(
             "moto",
@@ -567,18 +584,22 @@ class DistributedStack:
             log_path=self.logs / "moto.log",
             tier=TIER_SERVICES,
         )
-        self.processes.wait_healthy(
-            "moto",
-            lambda: httpx.get(f"{self.moto_url}/moto-api/", timeout=2.0).status_code == 200,
-            self.timeouts["moto"],
-            watch=("moto",),
-        )
-        self._provision_aws()
-        self._timed(
-            "moto",
-            since,
-            f"(S3, DynamoDB, KMS on :{self.ports['moto']}; {len(self.lobs())} recordings buckets)",
-        )
+
+        def healthy() -> None:
+            self.processes.wait_healthy(
+                "moto",
+                lambda: httpx.get(f"{self.moto_url}/moto-api/", timeout=2.0).status_code == 200,
+                self.timeouts["moto"],
+                watch=("moto",),
+            )
+            self._provision_aws()
+            self._timed(
+                "moto",
+                since,
+                f"(S3, DynamoDB, KMS on :{self.ports['moto']}; {len(self.lobs())} recordings buckets)",
+            )
+
+        return healthy
 
     def _aws_client(self, service: str) -> Any:
         import boto3
@@ -662,10 +683,14 @@ class DistributedStack:
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.logs / "airflow"),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.ports["trigger_logs"]),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+            # A task's calls to the execution API: the 5 s default times out while the api-server is busy
+            # (seen on 2 shared cores: a task failed its first try and waited out its retry delay).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
             "AIRFLOW_CONN_OCP_DEFAULT": os.environ.get("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn)),
         }
 
-    def _start_airflow(self) -> None:
+    def _migrate_airflow(self) -> dict[str, str]:
+        """Airflow's metadata DB on Postgres; the environment every Airflow component runs with."""
         since = time.monotonic()
         self.airflow_home.mkdir(parents=True)
         self.admin_password = secrets.token_urlsafe(16)
@@ -676,7 +701,11 @@ class DistributedStack:
         airflow = str(Path(sys.executable).with_name("airflow"))
         self._run("airflow db migrate", [airflow, "db", "migrate"], env, self.timeouts["airflow db migrate"])
         self._timed("airflow db", since, "(migrated on PostgreSQL)")
+        return env
+
+    def _start_airflow(self, env: dict[str, str]) -> Callable[[], None]:
         since = time.monotonic()
+        airflow = str(Path(sys.executable).with_name("airflow"))
         for component, command in (
             ("api-server", ["api-server", "--port", str(self.ports["airflow"]), "--host", "127.0.0.1"]),
             ("scheduler", ["scheduler"]),
@@ -691,6 +720,40 @@ class DistributedStack:
                 log_path=self.logs / f"{component}.log",
                 tier=TIER_COMPONENTS,
             )
+        def healthy() -> None:
+            components = ("api-server", "scheduler", "dag-processor", "triggerer")
+            self.processes.wait_healthy(
+                "airflow",
+                lambda: (
+                    is_healthy(health := airflow_health(self.ports["airflow"]))
+                    and health is not None
+                    and all(k in health for k in ("scheduler", "triggerer", "dag_processor"))
+                ),
+                self.timeouts["airflow"],
+                watch=components,
+                log_path=self.logs / "api-server.log",
+            )
+            self._timed("airflow", since, f"(api-server, scheduler, dag-processor, triggerer; {self.ui_url})")
+            # Workers once the api-server answers: a task they ran before could not reach the execution
+            # API and would fail its first try.
+            seen_since = time.monotonic()
+            self._spawn_workers(env)
+            self.processes.wait_healthy(
+                "celery workers",
+                lambda: set(self.worker_names()) <= self.celery_workers_seen(),
+                self.timeouts["celery workers"],
+                watch=tuple(self.worker_names()),
+                log_path=self.logs / f"{self.worker_names()[0]}.log",
+            )
+            self._timed(
+                "celery workers", seen_since, f"({', '.join(self.worker_names())} answer ping via Redis)"
+            )
+
+        return healthy
+
+    def _spawn_workers(self, env: dict[str, str]) -> None:
+        """The Celery workers, each with its own name, working directory, scratch space and log server."""
+        airflow = str(Path(sys.executable).with_name("airflow"))
         for name in self.worker_names():
             worker_env, work = self._private_env(env, name)
             worker_env[HOST_NAME_ENV] = name
@@ -711,28 +774,6 @@ class DistributedStack:
                 log_path=self.logs / f"{name}.log",
                 tier=TIER_COMPONENTS,
             )
-        components = ("api-server", "scheduler", "dag-processor", "triggerer")
-        self.processes.wait_healthy(
-            "airflow",
-            lambda: (
-                is_healthy(health := airflow_health(self.ports["airflow"]))
-                and health is not None
-                and all(k in health for k in ("scheduler", "triggerer", "dag_processor"))
-            ),
-            self.timeouts["airflow"],
-            watch=components,
-            log_path=self.logs / "api-server.log",
-        )
-        self._timed("airflow", since, f"(api-server, scheduler, dag-processor, triggerer; {self.ui_url})")
-        since = time.monotonic()
-        self.processes.wait_healthy(
-            "celery workers",
-            lambda: set(self.worker_names()) <= self.celery_workers_seen(),
-            self.timeouts["celery workers"],
-            watch=tuple(self.worker_names()),
-            log_path=self.logs / f"{self.worker_names()[0]}.log",
-        )
-        self._timed("celery workers", since, f"({', '.join(self.worker_names())} answer ping via Redis)")
 
     def celery_workers_seen(self) -> set[str]:
         """The workers answering a Celery ping through the broker (their names before '@')."""
@@ -747,7 +788,7 @@ class DistributedStack:
 
     # -- receivers and haproxy -------------------------------------------------------------------------
 
-    def _start_receivers(self) -> None:
+    def _start_receivers(self) -> Callable[[], None]:
         since = time.monotonic()
         ocp_ingest = str(Path(sys.executable).with_name("ocp-ingest"))
         base = self._base_env()
@@ -762,15 +803,19 @@ class DistributedStack:
                 log_path=self.logs / f"{name}.log",
                 tier=TIER_COMPONENTS,
             )
-        for name in self.receiver_names():
-            url = f"http://127.0.0.1:{self.ports[name]}/healthz"
-            self.processes.wait_healthy(
-                name,
-                lambda url=url: httpx.get(url, timeout=2.0).status_code == 200,  # type: ignore[misc]
-                self.timeouts["receiver"],
-                watch=(name,),
-            )
-        self._timed("receivers", since, f"({', '.join(self.receiver_names())} on the DynamoDB ledger)")
+
+        def healthy() -> None:
+            for name in self.receiver_names():
+                url = f"http://127.0.0.1:{self.ports[name]}/healthz"
+                self.processes.wait_healthy(
+                    name,
+                    lambda url=url: httpx.get(url, timeout=2.0).status_code == 200,  # type: ignore[misc]
+                    self.timeouts["receiver"],
+                    watch=(name,),
+                )
+            self._timed("receivers", since, f"({', '.join(self.receiver_names())} on the DynamoDB ledger)")
+
+        return healthy
 
     def _start_haproxy(self, haproxy: str) -> None:
         since = time.monotonic()
@@ -854,6 +899,7 @@ class DistributedStack:
                 str(self.push_rate),
                 "--ground-truth",
                 str(self.truth_path),
+                *self.simulator_args,
             ],
             env,
             cwd=work,

@@ -1,0 +1,210 @@
+"""The production topology as processes (``make run TOPOLOGY=distributed``, ``demo --topology distributed``).
+
+The slow test is the whole flow through the real parts: Postgres, Redis, moto (S3, DynamoDB, KMS), Airflow
+with the CeleryExecutor and two workers, two receivers behind haproxy, the simulator pushing with loss. The
+fast ones pin the pieces: haproxy's configuration, its stats, and the fail-fast rules (one line naming
+the component, nothing left running).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ocp_ingest_dev.stack import distributed
+from ocp_ingest_dev.stack.distributed import (
+    DistributedStack,
+    haproxy_server_stats,
+    render_haproxy_config,
+)
+from ocp_ingest_dev.stack.supervise import Processes, StackError, require_binary
+
+needs_postgres = pytest.mark.skipif(
+    not (shutil.which("initdb") or distributed.POSTGRES_BIN_DIRS), reason="PostgreSQL is not installed"
+)
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_haproxy_config_balances_round_robin_over_health_checked_receivers(tmp_path: Path) -> None:
+    text = render_haproxy_config(18000, 18001, [("receiver-1", 18002), ("receiver-2", 18003)])
+    assert "bind 127.0.0.1:18000" in text and "balance roundrobin" in text
+    assert "option httpchk GET /healthz" in text and "http-check expect status 200" in text
+    assert "server receiver-1 127.0.0.1:18002 check" in text
+    assert "server receiver-2 127.0.0.1:18003 check" in text
+    assert "bind 127.0.0.1:18001" in text and "stats uri /stats" in text
+    haproxy = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+    if haproxy:  # haproxy itself accepts it
+        (tmp_path / "haproxy.cfg").write_text(text)
+        checked = subprocess.run([haproxy, "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_haproxy_stats_give_the_receivers_rows_only() -> None:
+    csv = (
+        "# pxname,svname,status,stot,hrsp_2xx,\n"
+        "ocp_push,FRONTEND,OPEN,10,9,\n"
+        "receivers,receiver-1,UP,6,6,\n"
+        "receivers,receiver-2,DOWN,4,3,\n"
+        "receivers,BACKEND,UP,10,9,\n"
+        "stats,FRONTEND,OPEN,1,1,\n"
+    )
+    rows = haproxy_server_stats(csv)
+    assert set(rows) == {"receiver-1", "receiver-2"}
+    assert (rows["receiver-1"]["status"], rows["receiver-2"]["stot"]) == ("UP", "4")
+
+
+def test_a_missing_binary_is_one_line_naming_the_component_and_the_package() -> None:
+    with pytest.raises(StackError) as caught:
+        require_binary("redis", "redis-server-that-is-not-there", "redis-server")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith("redis: ") and "'redis-server-that-is-not-there'" in message
+    assert "Debian package 'redis-server'" in message
+
+
+def test_a_missing_binary_stops_the_stack_before_anything_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = distributed.require_binary
+
+    def without_haproxy(component: str, binary: str, package: str, search: tuple[str, ...] = ()) -> str:
+        if binary == "haproxy":
+            return real(component, "haproxy-not-installed", package, ())
+        return real(component, binary, package, search)
+
+    monkeypatch.setattr(distributed, "require_binary", without_haproxy)
+    stack = DistributedStack(home=tmp_path / "run", calls=0)
+    with pytest.raises(StackError, match=r"^haproxy: .*Debian package 'haproxy'"):
+        stack.start()
+    assert not stack.processes.children
+
+
+def test_a_bad_setting_is_one_line_naming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    haproxy = shutil.which("haproxy", path="/usr/sbin:" + os.environ["PATH"])
+    if not shutil.which("redis-server") or not haproxy:
+        pytest.skip("redis-server or haproxy is not installed")
+    monkeypatch.setenv("OCP_INGEST_PENDING_GRACE_S", "-5")
+    stack = DistributedStack(home=tmp_path / "run", calls=0)
+    with pytest.raises(StackError) as caught:
+        stack.start()
+    assert str(caught.value).startswith("settings: OCP_INGEST_PENDING_GRACE_S: expected")
+    assert "\n" not in str(caught.value) and not stack.processes.children
+
+
+def test_a_component_that_never_becomes_healthy_names_its_log_and_nothing_is_left(tmp_path: Path) -> None:
+    processes = Processes()
+    first = processes.spawn("first", ["sleep", "60"], dict(os.environ), log_path=tmp_path / "first.log")
+    processes.spawn("second", ["sleep", "60"], dict(os.environ), log_path=tmp_path / "second.log", tier=1)
+    try:
+        with pytest.raises(StackError) as caught:
+            processes.wait_healthy("second", lambda: False, 0.5, watch=("second",))
+    finally:
+        processes.stop(grace_s=5)
+    assert str(caught.value) == f"second did not become healthy within 0.5 s (see {tmp_path / 'second.log'})"
+    assert first.poll() is not None and processes["second"].poll() is not None
+
+
+@needs_postgres
+def test_an_unhealthy_redis_stops_the_postgres_already_started(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "redis-server"
+    fake.write_text("#!/bin/sh\nexec sleep 60\n")  # runs, never answers PING
+    fake.chmod(0o755)
+    real = distributed.require_binary
+
+    def fake_redis(component: str, binary: str, package: str, search: tuple[str, ...] = ()) -> str:
+        return str(fake) if binary == "redis-server" else real(component, binary, package, search)
+
+    monkeypatch.setattr(distributed, "require_binary", fake_redis)
+    stack = DistributedStack(home=tmp_path / "run", calls=0)
+    stack.timeouts["redis"] = 2.0
+    with pytest.raises(StackError) as caught:
+        stack.start()
+    log = tmp_path / "run" / "logs" / "redis.log"
+    assert str(caught.value) == f"redis did not become healthy within 2 s (see {log})"
+    assert stack.processes["postgres"].poll() is not None and stack.processes["redis"].poll() is not None
+    assert not _port_open(stack.ports["postgres"])
+    # A cluster outside the run directory (its user cannot reach pytest's tmp) is removed with the stack.
+    assert stack.postgres_dir is not None and (
+        stack.postgres_dir.is_relative_to(tmp_path) or not stack.postgres_dir.exists()
+    )
+
+
+@pytest.mark.slow
+@needs_postgres
+def test_the_distributed_demo_settles_every_call_through_every_real_part(tmp_path: Path) -> None:
+    summary_path = tmp_path / "summary.json"
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("ocp-ingest")),
+            "demo",
+            "--topology",
+            "distributed",
+            "--calls",
+            "60",
+            "--push-loss",
+            "0.3",
+            "--seed",
+            "4",
+            "--json",
+            str(summary_path),
+            "--home",
+            str(tmp_path / "run"),
+            "--timeout-s",
+            "720",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1000,
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    assert "demo OK" in done.stdout
+    summary = json.loads(summary_path.read_text())
+    assert summary["ok"] and not summary["timed_out"] and not summary["violations"]
+    assert summary["calls_generated"] == 60
+    for key in ("unresolved", "duplicates", "checksum_mismatches", "orphan_objects", "overwritten"):
+        assert summary[key] == 0, key
+    assert not summary["audit_disagreements"] and summary["audit_checked"] > 0
+    stored = summary["stored_realtime"] + summary["stored_reconciliation"]
+    assert stored + sum(summary["terminal_by_reason"].values()) == 60
+    assert summary["stored_realtime"] > 0 and summary["stored_reconciliation"] > 0  # loss on: both stages
+    assert [r["total"]["completeness_pct"] for r in summary["reports"]] == [100.0] * len(summary["reports"])
+    assert summary["reports"] and all(r["state"] == "success" for r in summary["reports"])
+    topology = summary["topology"]
+    assert topology["executor"] == "CeleryExecutor"
+    assert topology["metadata_db"].startswith("postgresql ")
+    assert (topology["ledger_backend"], topology["storage_scheme"]) == ("dynamodb", "s3")
+    assert topology["sse_kms"]["objects"] == stored == topology["sse_kms"]["with_the_key"]
+    tasks, pushes = topology["tasks_per_worker"], topology["pushes_per_receiver"]
+    assert set(tasks) == {"worker-1", "worker-2"} and all(n > 0 for n in tasks.values()), tasks
+    assert set(pushes) == {"receiver-1", "receiver-2"} and all(n > 0 for n in pushes.values()), pushes
+    # Storage is s3:// only: no worker, receiver or the simulator spilled anything into its private
+    # OCP_INGEST_HOME (a task that did would have needed a disk shared between hosts).
+    assert not list((tmp_path / "run").glob("*/*/ocp_ingest_home")), "something spilled to local disk"
+    # Nothing of the run is left running: every port of the topology is closed again.
+    assert not [name for name, port in topology["ports"].items() if _port_open(port)]
+
+
+def test_the_distributed_demo_plays_the_in_process_demos_scenario() -> None:
+    from ocp_ingest.cli import build_parser
+    from ocp_ingest_dev.demo.config import FlowConfig
+    from ocp_ingest_dev.demo.distributed import simulator_args
+
+    config = FlowConfig(max_duration_s=12.0, corrupt_share=0.05)
+    args = build_parser().parse_args(["simulator", *simulator_args(config)])
+    assert (args.max_duration_s, args.corrupt_share, args.delay_share) == (12.0, 0.05, 0.0)
+    assert (args.prep_s, args.push_concurrency) == (config.export_prep_s, config.push_concurrency)
+    demo = build_parser().parse_args(["demo", "--topology", "distributed", "--calls", "60"])
+    assert (demo.topology, demo.calls) == ("distributed", 60)
