@@ -208,3 +208,28 @@ def test_the_distributed_demo_plays_the_in_process_demos_scenario() -> None:
     assert (args.prep_s, args.push_concurrency) == (config.export_prep_s, config.push_concurrency)
     demo = build_parser().parse_args(["demo", "--topology", "distributed", "--calls", "60"])
     assert (demo.topology, demo.calls) == ("distributed", 60)
+
+
+def test_the_topologys_settings_are_names_the_code_reads_and_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ocp_ingest.cli import build_parser
+    from ocp_ingest.config import Settings, known_variables
+
+    stack = DistributedStack()
+    stack.ports = {"moto": 15000}
+    stack.kms_key_id = "key-1"
+    env = stack.topology_env()
+    assert {n for n in env if n.startswith("OCP_INGEST_")} <= known_variables()
+    for name in [n for n in os.environ if n.startswith("OCP_INGEST_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings.from_env()
+    assert (settings.ledger_backend, settings.sse_kms_key_id) == ("dynamodb", "key-1")
+    assert settings.recordings_url.endswith("-{lob}") and settings.audit_url.startswith("s3://aws_default@")
+    # Every ocp-ingest command the topology runs exists in the CLI.
+    for command in (
+        *distributed.SET_UP_COMMANDS["ocp-ingest"],
+        distributed.RECEIVER_COMMAND,
+        distributed.SIMULATOR_COMMAND,
+    ):
+        build_parser().parse_args(command)

@@ -55,6 +55,18 @@ REGION = "eu-west-1"
 #: Bucket names of the topology (a bucket per LOB for recordings, as the README's production layout).
 BUCKET_PREFIX = "ocp-ingest"
 LEDGER_TABLE = "ocp_call_ledger"
+#: What each part runs (the command after the ``airflow`` / ``ocp-ingest`` binary, before this machine's
+#: ports and names): the deployment artifacts (compose) run the same commands.
+SET_UP_COMMANDS = {"airflow": [["db", "migrate"]], "ocp-ingest": [["ledger", "init"]]}
+AIRFLOW_COMPONENTS = {
+    "api-server": ["api-server"],
+    "scheduler": ["scheduler"],
+    "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer"],
+}
+WORKER_COMMAND = ["celery", "worker"]
+RECEIVER_COMMAND = ["receiver"]
+SIMULATOR_COMMAND = ["simulator"]
 #: Stop order: the simulator first, then Airflow and the ingress, then the services they use.
 TIER_SERVICES, TIER_COMPONENTS, TIER_TENANT = 0, 1, 2
 
@@ -627,7 +639,7 @@ class DistributedStack:
         env, _ = self._private_env(self._base_env(), "ledger-init")
         self._run(
             "ledger init",
-            [str(Path(sys.executable).with_name("ocp-ingest")), "ledger", "init"],
+            [str(Path(sys.executable).with_name("ocp-ingest")), *SET_UP_COMMANDS["ocp-ingest"][0]],
             env,
             self.timeouts["moto"],
         )
@@ -699,7 +711,8 @@ class DistributedStack:
         self.password_file.write_text(json.dumps({"admin": self.admin_password}) + "\n")
         env = self.airflow_env()
         airflow = str(Path(sys.executable).with_name("airflow"))
-        self._run("airflow db migrate", [airflow, "db", "migrate"], env, self.timeouts["airflow db migrate"])
+        migrate = [airflow, *SET_UP_COMMANDS["airflow"][0]]
+        self._run("airflow db migrate", migrate, env, self.timeouts["airflow db migrate"])
         self._timed("airflow db", since, "(migrated on PostgreSQL)")
         return env
 
@@ -707,10 +720,19 @@ class DistributedStack:
         since = time.monotonic()
         airflow = str(Path(sys.executable).with_name("airflow"))
         for component, command in (
-            ("api-server", ["api-server", "--port", str(self.ports["airflow"]), "--host", "127.0.0.1"]),
-            ("scheduler", ["scheduler"]),
-            ("dag-processor", ["dag-processor"]),
-            ("triggerer", ["triggerer"]),
+            (
+                "api-server",
+                [
+                    *AIRFLOW_COMPONENTS["api-server"],
+                    "--port",
+                    str(self.ports["airflow"]),
+                    "--host",
+                    "127.0.0.1",
+                ],
+            ),
+            ("scheduler", AIRFLOW_COMPONENTS["scheduler"]),
+            ("dag-processor", AIRFLOW_COMPONENTS["dag-processor"]),
+            ("triggerer", AIRFLOW_COMPONENTS["triggerer"]),
         ):
             self.processes.spawn(
                 component,
@@ -720,6 +742,7 @@ class DistributedStack:
                 log_path=self.logs / f"{component}.log",
                 tier=TIER_COMPONENTS,
             )
+
         def healthy() -> None:
             components = ("api-server", "scheduler", "dag-processor", "triggerer")
             self.processes.wait_healthy(
@@ -762,8 +785,7 @@ class DistributedStack:
                 name,
                 [
                     airflow,
-                    "celery",
-                    "worker",
+                    *WORKER_COMMAND,
                     "--celery-hostname",
                     f"{name}@%h",
                     "--concurrency",
@@ -797,7 +819,7 @@ class DistributedStack:
             env["OCP_INGEST_RECEIVER_SECRET"] = self.push_secret or ""
             self.processes.spawn(
                 name,
-                [ocp_ingest, "receiver", "--host", "127.0.0.1", "--port", str(self.ports[name])],
+                [ocp_ingest, *RECEIVER_COMMAND, "--host", "127.0.0.1", "--port", str(self.ports[name])],
                 env,
                 cwd=work,
                 log_path=self.logs / f"{name}.log",
@@ -873,7 +895,7 @@ class DistributedStack:
             "simulator",
             [
                 ocp_ingest,
-                "simulator",
+                *SIMULATOR_COMMAND,
                 "--port",
                 str(port),
                 "--calls",
