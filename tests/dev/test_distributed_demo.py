@@ -179,7 +179,10 @@ def test_the_distributed_demo_settles_every_call_through_every_real_part(tmp_pat
     assert not summary["audit_disagreements"] and summary["audit_checked"] > 0
     stored = summary["stored_realtime"] + summary["stored_reconciliation"]
     assert stored + sum(summary["terminal_by_reason"].values()) == 60
-    assert summary["stored_realtime"] > 0 and summary["stored_reconciliation"] > 0  # loss on: both stages
+    # Loss on: reconciliation recovers what realtime never received. How much realtime stores itself is a
+    # race here (the replayed calls ended long ago, so reconciliation may take a call before realtime's batch
+    # reaches it; the loser finds it ALREADY_STORED): realtime must have run, not won.
+    assert summary["stored_reconciliation"] > 0 and summary["realtime_runs"] > 0
     assert [r["total"]["completeness_pct"] for r in summary["reports"]] == [100.0] * len(summary["reports"])
     assert summary["reports"] and all(r["state"] == "success" for r in summary["reports"])
     topology = summary["topology"]
