@@ -127,7 +127,14 @@ def land_recording(
         account_id=name.account_id,
         dialog_timestamp_ms=name.dialog_timestamp,
     )
-    result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    try:
+        result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    except BaseException:
+        # Not acknowledged, so the sender pushes again: leave no landed bytes without their ledger row
+        # (an identical earlier landing, created=False, may be another push's and stays).
+        if written.created:
+            remove(landing)
+        raise
     if result.outcome is Outcome.ALREADY_STORED:
         remove(landing)
         return LandingResult(LandingStatus.ALREADY_STORED, arrival, "identical recording already stored")
