@@ -8,15 +8,14 @@ where mounting is not allowed.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ocp_ingest.infrastructure import storage_full
+from ocp_ingest_dev.disk import DiskUnavailable, fill, mount_tmpfs
 from ocp_ingest_dev.simulator import audio
 from ocp_ingest_dev.simulator.calls import SimCall
 from tests.receiver.conftest import Receiver
@@ -24,43 +23,16 @@ from tests.receiver.conftest import Receiver
 TMPFS_BYTES = 1024 * 1024
 
 
-def _mount_tmpfs(where: Path, size: int) -> bool:
-    where.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True, check=False
-    )
-    return done.returncode == 0
-
-
 @pytest.fixture
 def landing_disk(ingest_home: Path) -> Iterator[Path]:
     """The landing root on its own 1 MiB tmpfs, unmounted afterwards."""
-    root = ingest_home / "landing"
-    if not _mount_tmpfs(root, TMPFS_BYTES):
+    try:
+        with mount_tmpfs(ingest_home / "landing", TMPFS_BYTES) as root:
+            yield root
+    except DiskUnavailable as exc:
         if os.environ.get("CI"):
-            pytest.fail("CI must be able to mount a tmpfs (root) for the full-disk test")
-        pytest.skip("mounting a tmpfs needs root here")
-    try:
-        yield root
-    finally:
-        subprocess.run(["umount", "-l", str(root)], check=False)
-
-
-def _fill(root: Path, leave_bytes: int) -> Path:
-    """Take all but ``leave_bytes`` of the disk with one filler file (outside the receiver's folders)."""
-    filler = root / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        with contextlib.suppress(OSError):  # ENOSPC: the disk is full
-            while True:
-                os.write(fd, b"\0" * 4096)
-    finally:
-        os.close(fd)
-    stat = os.statvfs(root)
-    free = stat.f_bavail * stat.f_frsize
-    if free < leave_bytes:
-        os.truncate(filler, max(0, filler.stat().st_size - (leave_bytes - free)))
-    return filler
+            pytest.fail(f"CI must be able to mount a tmpfs (root) for the full-disk test: {exc}")
+        pytest.skip(str(exc))
 
 
 def test_a_push_on_a_full_landing_disk_is_507_keeps_nothing_and_lands_once_space_returns(
@@ -69,7 +41,7 @@ def test_a_push_on_a_full_landing_disk_is_507_keeps_nothing_and_lands_once_space
     call = calls[0]
     body = audio.wav_bytes(call.dialog_id, max(call.duration_ms, 4000))
     assert len(body) > 16 * 1024
-    filler = _fill(landing_disk, leave_bytes=8 * 1024)
+    filler = fill(landing_disk, leave_bytes=8 * 1024)
 
     refused = receiver.put_audio(call, body)
     assert refused.status_code == 507, refused.text
@@ -96,7 +68,7 @@ def test_events_on_a_full_landing_disk_are_507_and_a_redelivery_records_each_onc
     landing_disk: Path, receiver: Receiver, calls: list[SimCall]
 ) -> None:
     events = [e for c in calls for e in c.events()]
-    filler = _fill(landing_disk, leave_bytes=0)
+    filler = fill(landing_disk, leave_bytes=0)
     refused = receiver.post_events(events)
     assert refused.status_code == 507, refused.text
     assert "retry-after" in refused.headers
