@@ -7,7 +7,7 @@ PORT ?= 8080
 CALLS ?= 2000
 DEMO_CALLS ?= 500
 
-.PHONY: install run test demo bench clean
+.PHONY: install system-deps run test demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,16 @@ $(STAMP): $(BIN)/python requirements.txt requirements-test.txt constraints.txt p
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Postgres, Redis, haproxy (apt) and dynalite (npm): what the tests and the distributed topology need beyond
+# Python. Installs only what is missing (a no-op in well under a second otherwise); root or sudo only then.
+system-deps:
+	bash tools/system-deps.sh
+
+test: system-deps
+ifeq ($(TOPOLOGY),distributed)
+run: system-deps
+endif
 
 run: $(STAMP)
 	$(BIN)/ocp-ingest run --port $(PORT) --calls $(CALLS)
