@@ -30,6 +30,10 @@ from ocp_ingest.config import PREFIX, Settings, known_variables
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.airflow.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+WORKERS = ["airflow-worker-1", "airflow-worker-2"]
+RECEIVERS = ["receiver-1", "receiver-2"]
+#: ``${NAME:?message}``: compose refuses to start while NAME is unset or empty.
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]+\}")
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +97,15 @@ def test_compose_has_every_airflow_3_component_and_the_supporting_services(compo
     assert any(s.get("image", "").startswith("postgres:") for s in services.values())
     assert any(s.get("image", "").startswith("redis:") for s in services.values())
     assert any(s.get("image", "").startswith(("motoserver/moto", "minio/minio")) for s in services.values())
-    assert commands["receiver"].startswith("ocp-ingest receiver")
-    worker_env = _env(services["airflow-worker"])
-    assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert worker_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+    # The topology: two Celery workers, two receivers behind a load balancer.
+    assert [n for n, c in commands.items() if c == "celery worker"] == WORKERS
+    assert [n for n, c in commands.items() if c.startswith("ocp-ingest receiver")] == RECEIVERS
+    for worker in WORKERS:
+        worker_env = _env(services[worker])
+        assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert worker_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
+            "http://airflow-apiserver:8080/"
+        )
 
 
 def test_every_ocp_ingest_subcommand_used_exists(compose: dict) -> None:
@@ -144,7 +153,7 @@ def test_every_ocp_ingest_variable_is_a_real_setting_and_the_values_validate(
         assert settings.ledger_backend == "dynamodb", name
         assert settings.recordings_url.startswith("s3://aws_default@"), name
         for conn in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_OCP_DEFAULT"):
-            if conn in env:
+            if conn in env and not REQUIRED.fullmatch(_env(service)[conn]):
                 assert json.loads(env[conn])["conn_type"] in ("aws", "ocp"), (name, conn)
 
 
