@@ -2,6 +2,8 @@
 
 The rendered pod is validated against the Kubernetes JSON schema of the version the pinned ``kubernetes``
 client speaks (``kubernetes-validate`` ships the schemas; strict: an unknown or misspelled field fails too).
+That its read-only root holds is shown by a real download through the pod's entrypoint with the root
+filesystem read-only except the temporary directory (a mount namespace; needs root, else skipped).
 """
 
 from __future__ import annotations
@@ -9,7 +11,14 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable
+from datetime import UTC, timedelta
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -20,8 +29,11 @@ from kubernetes.client import ApiClient
 from ocp_ingest.airflow.download_pod import AIRFLOW_UID, build_download_pod
 from ocp_ingest.cli import main
 from ocp_ingest.config import Settings
+from ocp_ingest.ocp import OcpClient, PatAuth
+from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
 from ocp_ingest.reconcile.plan import ExportPlan
 from ocp_ingest.reconcile.windows import parse_when
+from tests.airflow.conftest import PAT, Tenant, sim_config
 
 
 def test_pod_runs_the_entrypoint_in_the_project_image_with_config_by_reference(
@@ -159,3 +171,81 @@ def test_the_schema_check_fails_on_a_broken_copy_of_the_pod(breakage: str, inges
     assert broken != manifest
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, k8s_version(), strict=True)
+
+
+#: Runs a command the way the pod's filesystem is: the root read-only, the temporary directory writable
+#: (the pod's /tmp emptyDir; the XCom file and the test's stand-in storage live there too).
+_READ_ONLY_ROOT = 'mount --bind "$1" "$1" && mount -o remount,bind,ro / && shift && exec "$@"'
+
+
+def _read_only_root_available() -> bool:
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    probe = ["unshare", "-m", "--propagation", "private", "sh", "-c", _READ_ONLY_ROOT, "sh", "/tmp", "true"]
+    return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
+
+
+@pytest.mark.slow  # a second Python process importing the Airflow SDK and the download
+def test_the_entrypoint_downloads_with_a_read_only_root_writing_only_to_tmp(
+    tenant_factory, tmp_path, monkeypatch
+) -> None:
+    """``readOnlyRootFilesystem`` holds: a real download, run with the root read-only except the temp dir."""
+    if not _read_only_root_available():
+        pytest.skip("needs root and mount namespaces (unshare -m) to make the root read-only")
+    scratch = Path(tempfile.gettempdir())
+    assert tmp_path.is_relative_to(scratch)
+    pod = rendered_pod(Settings.from_env())
+    (base,) = [c for c in pod.spec.containers if c.name == "base"]
+    pod_env = {e.name: e.value for e in base.env if e.value is not None}
+    assert pod_env["TMPDIR"] == "/tmp"
+    # Airflow's home as in the image's /opt/airflow: there, read-only, without an airflow.cfg.
+    airflow_home = Path(sys.prefix)
+    assert not (airflow_home / "airflow.cfg").exists() and not airflow_home.is_relative_to(scratch)
+    monkeypatch.setenv("AIRFLOW_HOME", str(airflow_home))
+    monkeypatch.setenv("TMPDIR", str(scratch))
+    monkeypatch.setenv("AIRFLOW__LOGGING__BASE_LOG_FOLDER", pod_env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+
+    tenant: Tenant = tenant_factory(sim_config(calls=6))
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    mine = [c for c in tenant.calls if c.ocp_group == group and c.has_recording]
+    start = tenant.sim.config.window_start.astimezone(UTC)
+    plan = ExportPlan(group, start, start + timedelta(hours=2), tuple(c.dialog_id for c in mine))
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export = client.create_export(plan.ocp_group, plan.start, plan.end, EXPORT_DATA_TYPES)
+        export_id = client.wait_for_export(export.export_id, poll_interval_s=0.05, timeout_s=20).export_id
+    xcom = tmp_path / "xcom" / "return.json"
+    xcom.parent.mkdir()
+    entrypoint = "import sys; from ocp_ingest.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = [*pod_args(plan, export_id), "--xcom-path", str(xcom)]
+    sandbox = ["unshare", "-m", "--propagation", "private", "sh", "-c", _READ_ONLY_ROOT, "sh", str(scratch)]
+    done = subprocess.run(
+        [*sandbox, sys.executable, "-c", entrypoint, *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    result = json.loads(xcom.read_text())
+    assert result["status"] == "done", result
+    assert set(result["outcomes"].values()) == {"stored"} and len(result["outcomes"]) == len(mine), result
+    assert all(tenant.record(c.dialog_id).s3_stored for c in mine)
+    # The sandbox is real: outside the temp dir nothing can be written.
+    probe = airflow_home / "ocp-ingest-read-only-probe"
+    try:
+        denied = subprocess.run([*sandbox, "touch", str(probe)], capture_output=True, text=True, timeout=30)
+        assert denied.returncode != 0 and "Read-only file system" in denied.stderr, denied.stderr
+    finally:
+        probe.unlink(missing_ok=True)
+
+
+def pod_args(plan: ExportPlan, export_id: str) -> list[str]:
+    """The arguments the pod gets once Airflow has rendered its templates for this plan and export."""
+    return [
+        "download-export",
+        "--plan-json",
+        json.dumps(plan.to_dict()),
+        "--export-id",
+        export_id,
+        "--export-status",
+        "COMPLETED",
+        "--run-id",
+        "manual__2026-12-03T00:00",
+    ]
