@@ -215,6 +215,12 @@ class Settings(BaseSettings):
     )
     download_workers: int = Field(4, ge=1, description="Parallel downloads.")
     download_max_resumes: int = Field(5, ge=0, description="Resumes of one interrupted download.")
+    download_timeout_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="The most one export plan's download may take, as a task (its execution_timeout) or "
+        "as a pod (its activeDeadlineSeconds); then that attempt fails and is retried.",
+    )
     # Download pod (download_mode=kubernetes)
     image: str = Field("ocp-ingest:latest", description="The download pod's image.")
     k8s_namespace: str = Field("ocp-ingest", description="The download pod's namespace.")
