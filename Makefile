@@ -9,7 +9,7 @@ DEMO_CALLS ?= 500
 # embedded (SQLite, LocalExecutor, local disk) or distributed (Postgres, Celery, Redis, S3/DynamoDB, haproxy).
 TOPOLOGY ?= embedded
 
-.PHONY: install run test demo bench clean
+.PHONY: install system-deps run test demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,16 @@ $(STAMP): $(BIN)/python requirements.txt requirements-test.txt constraints.txt p
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Postgres, Redis, haproxy (apt) and dynalite (npm): what the tests and the distributed topology need beyond
+# Python. Installs only what is missing (a no-op in well under a second otherwise); root or sudo only then.
+system-deps:
+	bash tools/system-deps.sh
+
+test: system-deps
+ifeq ($(TOPOLOGY),distributed)
+run: system-deps
+endif
 
 run: $(STAMP)
 	$(BIN)/ocp-ingest run --topology $(TOPOLOGY) --port $(PORT) --calls $(CALLS)

@@ -1,16 +1,24 @@
 """Stage 1, realtime: landed recordings -> validate -> store per LOB -> COMPLETED (REALTIME).
 
-    wait_for_arrivals (deferred in the triggerer while idle) >> store_arrivals (one batch per run)
+    wait_for_arrivals (deferred in the triggerer while idle) >> roll_cdr_events >> plan_batch
+        >> store_shard[per shard] >> summarize
 
 The receiver has already recorded every CDR event and FILE_RECEIVED in the ledger; this DAG does the
-heavier half (audio validation and storage) in batches, never one mapped task per call.
+heavier half (audio validation and storage).
+
+* **roll_cdr_events**: the accepted CDR events move from landing into the hourly manifest.
+* **plan_batch**: what has landed is split into shards by a hash of the dialog id (about
+  ``OCP_INGEST_REALTIME_SHARD_SIZE`` recordings each, at most ``OCP_INGEST_REALTIME_MAX_SHARDS``).
+* **store_shard** (mapped per shard, labelled "shard i/n"): validate and store that shard's recordings;
+  any worker takes any shard, so more workers store more. Never one mapped task per call.
+* **summarize**: the shards' figures added up into the run's summary.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag, get_current_context, task
 
 from ocp_ingest.airflow.sensors import LandingArrivalsSensor
 from ocp_ingest.airflow.tasks import realtime as realtime_tasks
@@ -18,7 +26,7 @@ from ocp_ingest.airflow.tasks import realtime as realtime_tasks
 
 @dag(
     dag_id="ocp_realtime_ingest",
-    description="Stage 1: validate and store recordings pushed by OCP, in batches, as they land",
+    description="Stage 1: validate and store recordings pushed by OCP, in shards any worker takes",
     schedule="@continuous",
     start_date=datetime(2026, 1, 1),
     catchup=False,
@@ -33,11 +41,30 @@ def ocp_realtime_ingest() -> None:
         task_id="wait_for_arrivals", poll_interval_s=1.0, max_wait_s=600.0, timeout=3600
     )
 
-    @task(execution_timeout=timedelta(minutes=30), multiple_outputs=False)
-    def store_arrivals() -> dict:
-        return realtime_tasks.store_arrivals()
+    @task
+    def roll_cdr_events() -> int:
+        return realtime_tasks.roll_cdr_events()
 
-    wait_for_arrivals >> store_arrivals()
+    @task
+    def plan_batch() -> list[dict]:
+        return realtime_tasks.plan_batch()
+
+    @task(
+        map_index_template="{{ shard_label | default('shard') }}",
+        execution_timeout=timedelta(minutes=30),
+        multiple_outputs=False,
+    )
+    def store_shard(shard: dict) -> dict:
+        return realtime_tasks.store_shard(get_current_context(), shard)
+
+    @task(multiple_outputs=False, trigger_rule="none_failed")  # also when nothing but CDR events landed
+    def summarize(cdr_events_rolled: int, shards: list[dict]) -> dict:
+        return realtime_tasks.summarize(cdr_events_rolled, shards)
+
+    rolled = roll_cdr_events()
+    shards = plan_batch()
+    wait_for_arrivals >> rolled >> shards
+    summarize(rolled, store_shard.expand(shard=shards))
 
 
 ocp_realtime_ingest()

@@ -75,7 +75,9 @@ def ocp_reconciliation() -> None:
         return reconciliation_tasks.plan(detected)
 
     @task(
-        map_index_template=PLAN_LABEL_TEMPLATE, execution_timeout=timedelta(hours=6), multiple_outputs=False
+        map_index_template=PLAN_LABEL_TEMPLATE,
+        execution_timeout=timedelta(seconds=settings.download_timeout_s),
+        multiple_outputs=False,
     )
     def download_and_store(wait_result: dict) -> dict:
         return reconciliation_tasks.download(get_current_context(), wait_result)

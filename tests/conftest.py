@@ -1,11 +1,14 @@
-"""Shared fixtures: an isolated OCP_INGEST_HOME per test and moto's S3/DynamoDB server on loopback."""
+"""Shared fixtures: one OCP_INGEST_HOME per test; moto's S3/DynamoDB server and dynalite on loopback."""
 
 from __future__ import annotations
 
 import os
+import select
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,9 +56,7 @@ def moto_endpoint() -> Iterator[str]:
     """moto's server mode on a free loopback port: real HTTP, real botocore serialisation."""
     from moto.server import ThreadedMotoServer
 
-    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
-    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
-    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+    _fake_aws_credentials()
     from ocp_ingest_dev.stack.moto_endpoint import serialize_dynamodb_writes
 
     serialize_dynamodb_writes()  # moto's DynamoDB conditions and writes atomic, as on DynamoDB
@@ -64,3 +65,55 @@ def moto_endpoint() -> Iterator[str]:
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+def _fake_aws_credentials() -> None:
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    os.environ.setdefault("AWS_DEFAULT_REGION", "eu-west-1")
+
+
+DYNALITE_DIR = ROOT / "tools" / "dynalite"
+
+
+def in_ci() -> bool:
+    """CI sets CI=true (so does .ci/run): there a missing test dependency is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+
+@pytest.fixture(scope="session")
+def dynalite_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """dynalite (npm), a DynamoDB implementation independent of moto, in memory on a free loopback port.
+
+    Installed into tools/dynalite by tools/system-deps.sh. Missing: a skip on a workstation, a failure in CI.
+    """
+    node = shutil.which("node")
+    if node is None or not (DYNALITE_DIR / "node_modules" / "dynalite" / "package.json").is_file():
+        message = "dynalite is not installed: run `bash tools/system-deps.sh` (make test does)"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    _fake_aws_credentials()
+    log = tmp_path_factory.mktemp("dynalite") / "stderr.log"
+    with log.open("w") as stderr:
+        # stdin stays open: serve.js exits when it closes, so even a killed session leaves no dynalite behind.
+        server = subprocess.Popen(
+            [node, "serve.js"], cwd=DYNALITE_DIR, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+        )
+    assert server.stdout is not None
+    try:
+        line = b""
+        deadline = time.monotonic() + 30
+        while not line.endswith(b"\n") and time.monotonic() < deadline and server.poll() is None:
+            if select.select([server.stdout], [], [], 0.2)[0]:
+                line += os.read(server.stdout.fileno(), 256)
+        if not line.startswith(b"dynalite listening on "):
+            raise RuntimeError(f"dynalite did not start: {line!r} {log.read_text()[-2000:]}")
+        yield f"http://127.0.0.1:{int(line.split()[-1])}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()

@@ -1,10 +1,17 @@
 """The deployment artifacts stay consistent with the code (docker cannot run here, so this is what we check).
 
-docker-compose.airflow.yml: parses; has every Airflow 3 component; every ``ocp-ingest`` subcommand it runs
-exists; every OCP_INGEST_* name is one the code reads, and the values pass ``Settings`` validation; every
-mounted host path exists; the image is the one the KubernetesPodOperator defaults to. Dockerfile: the base
-image matches the pinned Airflow, what it copies exists, and the package it installs (built here from what
-it copies) is the production package alone, whose ``ocp-ingest --help`` works without the dev harness.
+docker-compose.airflow.yml: parses; has every Airflow 3 component, two Celery workers and two receivers;
+every ``ocp-ingest`` subcommand it runs exists; every OCP_INGEST_* name is one the code reads, and the values
+pass ``Settings`` validation; every mounted host path exists; the image is the one the KubernetesPodOperator
+defaults to. Parity with the official Airflow 3 compose file: every long-running service has a health check
+(Airflow's the official ones) and ``restart: always``; the Airflow components share a logs volume; no secret
+has a default (each is ``${X:?message}``, documented in the header); every ``AIRFLOW__*`` it sets is a real
+Airflow option; the login is documented; both workers agree (command, env, check) but each has its own
+scratch. The load balancer's haproxy config passes ``haproxy -c`` and balances over exactly the receivers.
+
+Dockerfile: the base image matches the pinned Airflow, what it copies exists, and the package it installs
+(built here from what it copies) is the production package alone, whose ``ocp-ingest --help`` works without
+the dev harness.
 """
 
 from __future__ import annotations
@@ -30,6 +37,11 @@ from ocp_ingest.config import PREFIX, Settings, known_variables
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = ROOT / "docker-compose.airflow.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+HAPROXY_CFG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+WORKERS = ["airflow-worker-1", "airflow-worker-2"]
+RECEIVERS = ["receiver-1", "receiver-2"]
+#: ``${NAME:?message}``: compose refuses to start while NAME is unset or empty.
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?[^}]+\}")
 
 
 @pytest.fixture(scope="module")
@@ -93,10 +105,15 @@ def test_compose_has_every_airflow_3_component_and_the_supporting_services(compo
     assert any(s.get("image", "").startswith("postgres:") for s in services.values())
     assert any(s.get("image", "").startswith("redis:") for s in services.values())
     assert any(s.get("image", "").startswith(("motoserver/moto", "minio/minio")) for s in services.values())
-    assert commands["receiver"].startswith("ocp-ingest receiver")
-    worker_env = _env(services["airflow-worker"])
-    assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
-    assert worker_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-apiserver:8080/")
+    # The issue's topology: two Celery workers, two receivers behind a load balancer.
+    assert [n for n, c in commands.items() if c == "celery worker"] == WORKERS
+    assert [n for n, c in commands.items() if c.startswith("ocp-ingest receiver")] == RECEIVERS
+    for worker in WORKERS:
+        worker_env = _env(services[worker])
+        assert worker_env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert worker_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith(
+            "http://airflow-apiserver:8080/"
+        )
 
 
 def test_every_ocp_ingest_subcommand_used_exists(compose: dict) -> None:
@@ -144,7 +161,7 @@ def test_every_ocp_ingest_variable_is_a_real_setting_and_the_values_validate(
         assert settings.ledger_backend == "dynamodb", name
         assert settings.recordings_url.startswith("s3://aws_default@"), name
         for conn in ("AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_OCP_DEFAULT"):
-            if conn in env:
+            if conn in env and not REQUIRED.fullmatch(_env(service)[conn]):
                 assert json.loads(env[conn])["conn_type"] in ("aws", "ocp"), (name, conn)
 
 
@@ -167,6 +184,199 @@ def test_mounted_paths_exist_and_the_image_is_the_download_pods(compose: dict) -
     default_image = Settings.model_fields["image"].default
     assert targets == {default_image: None, "ocp-ingest-dev:latest": "dev"}
     assert compose["services"]["ocp-simulator"]["image"] == "ocp-ingest-dev:latest"
+
+
+def one_shot_services(compose: dict[str, Any]) -> set[str]:
+    """Services others wait for to *complete* (init steps): they run once, so no restart and no health."""
+    return {
+        dependency
+        for service in compose["services"].values()
+        for dependency, condition in (service.get("depends_on") or {}).items()
+        if isinstance(condition, dict) and condition.get("condition") == "service_completed_successfully"
+    }
+
+
+def _healthcheck(service: dict[str, Any]) -> str:
+    test = (service.get("healthcheck") or {}).get("test")
+    return _words(test)
+
+
+def test_every_long_running_service_has_a_health_check_and_restarts_always(compose: dict) -> None:
+    one_shot = one_shot_services(compose)
+    assert one_shot == {"airflow-volumes", "airflow-init"}
+    for name, service in compose["services"].items():
+        if name in one_shot:
+            assert service.get("restart", "no") == "no", name
+            continue
+        check = _healthcheck(service)
+        assert check.startswith(("CMD ", "CMD-SHELL ")), f"{name} has no health check"
+        assert not service["healthcheck"].get("disable"), name
+        assert service.get("restart") == "always", f"{name}: restart {service.get('restart')!r}"
+
+
+def test_airflow_health_checks_are_the_official_ones(compose: dict) -> None:
+    services = compose["services"]
+    by_command = {_command_line(s): n for n, s in services.items()}
+    api = services[by_command["api-server"]]
+    assert "http://localhost:8080/api/v2/monitor/health" in _healthcheck(api)
+    # The scheduler's health-check server is on, at the port the check asks.
+    scheduler = services[by_command["scheduler"]]
+    assert _env(scheduler)["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"].lower() == "true"
+    port = _env(scheduler).get("AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_SERVER_PORT", "8974")
+    assert f"http://localhost:{port}/health" in _healthcheck(scheduler)
+    for command, job in (("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob")):
+        check = _healthcheck(services[by_command[command]])
+        assert f'airflow jobs check --job-type {job} --hostname "$${{HOSTNAME}}"' in check, command
+    for worker in WORKERS:
+        assert (
+            "celery --app airflow.providers.celery.executors.celery_executor.app inspect ping "
+            '-d "celery@$${HOSTNAME}"' in _healthcheck(services[worker])
+        )
+    for receiver in RECEIVERS:
+        port = _command_line(services[receiver]).split("--port")[1].split()[0]
+        assert f"http://localhost:{port}/healthz" in _healthcheck(services[receiver])
+
+
+def _airflow_components(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n: s for n, s in compose["services"].items() if "AIRFLOW__CORE__EXECUTOR" in _env(s)}
+
+
+def test_the_airflow_components_share_one_logs_volume(compose: dict) -> None:
+    components = _airflow_components(compose)
+    assert set(components) >= {"airflow-apiserver", "airflow-scheduler", "airflow-init", *WORKERS}
+    assert "airflow-logs" in compose["volumes"]
+    for name, service in components.items():
+        assert "airflow-logs:/opt/airflow/logs" in service["volumes"], name
+
+
+def test_no_secret_has_a_default_and_each_is_documented(compose: dict) -> None:
+    text = COMPOSE.read_text()
+    header = text.split("\nx-", 1)[0]
+    required: set[str] = set()
+    for name, service in compose["services"].items():  # with the x- blocks merged in
+        for key, value in _env(service).items():
+            # A *_FILE names where a secret lives (a path), not the secret.
+            if re.search(r"SECRET|PASSWORD|FERNET_KEY", key) and not key.endswith("_FILE"):
+                match = REQUIRED.fullmatch(value)
+                assert match, f"{name}: {key} must be ${{X:?message}}, not {value!r}"
+                required.add(match.group(1))
+            # A password inside a URL or a connection is required too, never a literal.
+            for url_password in re.findall(r"://[^:/@\s]+:(\$\{[^}]*\}|[^@\s]+)@", value):
+                assert REQUIRED.fullmatch(url_password), f"{name}: {key} has a literal password"
+            if key.startswith("AIRFLOW_CONN_") and "password" in value.lower():
+                assert REQUIRED.fullmatch(value), f"{name}: {key} carries a password by default"
+    assert required >= {
+        "AIRFLOW__CORE__FERNET_KEY",
+        "AIRFLOW__API_AUTH__JWT_SECRET",
+        "AIRFLOW__API__SECRET_KEY",
+        "POSTGRES_PASSWORD",
+        "OCP_INGEST_RECEIVER_SECRET",
+    }
+    # No interpolation anywhere gives a secret-looking variable a default.
+    for variable, operator, default in re.findall(r"\$\{([A-Z0-9_]+)(:?[-?])([^}]*)\}", text):
+        if re.search(r"SECRET|PASSWORD|FERNET|_CONN_|AWS_ACCESS_KEY_ID", variable):
+            assert operator == ":?", f"${{{variable}{operator}{default}}} gives it a default"
+        if operator != ":?":  # a default, not an error message
+            assert not re.search(r"password|secret|whsec_|change-me", default, flags=re.I), variable
+    # Every required variable is named in the header, where the file says how to run it.
+    for variable in set(REQUIRED.findall(text)):
+        assert variable in header, f"{variable} is required but not documented in the header"
+
+
+def test_every_airflow_option_set_is_a_real_airflow_3_option(compose: dict) -> None:
+    from airflow.configuration import conf
+
+    description = conf.configuration_description
+    names = {key for _, s in compose["services"].items() for key in _env(s) if key.startswith("AIRFLOW__")}
+    assert names
+    for name in names:
+        section, option = name.removeprefix("AIRFLOW__").lower().split("__", 1)
+        assert option in description.get(section, {}).get("options", {}), f"{name} is not an Airflow option"
+
+
+def test_the_login_is_the_simple_auth_manager_with_its_passwords_on_a_volume(compose: dict) -> None:
+    api = compose["services"]["airflow-apiserver"]
+    env = _env(api)
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"].endswith("simple_auth_manager.SimpleAuthManager")
+    users = _resolve(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"])
+    assert all(user.split(":")[1] in ("viewer", "user", "op", "admin") for user in users.split(","))
+    passwords = Path(env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE"])
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in api["volumes"]}
+    assert mounts.get(str(passwords.parent)) in compose["volumes"], "the passwords file is not on a volume"
+    header = COMPOSE.read_text().split("\nx-", 1)[0]
+    assert "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS" in header and str(passwords) in header
+
+
+def test_both_workers_run_the_same_command_and_env_each_with_its_own_scratch(compose: dict) -> None:
+    services = compose["services"]
+    first, second = (services[w] for w in WORKERS)
+    for key in ("image", "command", "entrypoint", "environment", "healthcheck", "depends_on", "restart"):
+        assert first.get(key) == second.get(key), key
+    scratch: dict[str, str] = {}
+    for worker in WORKERS:
+        service = services[worker]
+        assert service["hostname"] == worker  # the name the api-server reaches its log server by
+        tmpdir = _env(service)["TMPDIR"]
+        (source,) = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == tmpdir]
+        assert source in compose["volumes"], worker
+        scratch[worker] = source
+        others = [v for v in service["volumes"] if v.split(":")[1] != tmpdir]
+        assert others == [v for v in services[WORKERS[0]]["volumes"] if v.split(":")[1] != tmpdir]
+    assert len(set(scratch.values())) == len(WORKERS), scratch
+    # No other long-running service mounts a worker's scratch (the one-shot chown step aside).
+    for name, service in services.items():
+        if name not in WORKERS and name not in one_shot_services(compose):
+            assert not {v.split(":")[0] for v in service.get("volumes", [])} & set(scratch.values()), name
+
+
+def _haproxy() -> str:
+    binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists() else None)
+    if binary is None:
+        pytest.skip("haproxy is not installed (Debian package haproxy)")
+    return binary
+
+
+def test_the_load_balancer_config_is_valid_haproxy_over_both_receivers(compose: dict) -> None:
+    services = compose["services"]
+    (balancer,) = [n for n, s in services.items() if str(s.get("image", "")).startswith("haproxy:")]
+    lb = services[balancer]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in lb["volumes"]}
+    assert (ROOT / mounted["/usr/local/etc/haproxy/haproxy.cfg"]).resolve() == HAPROXY_CFG
+    # The config is what haproxy accepts; receivers' names need not resolve here (init-addr none).
+    binary = _haproxy()
+    done = subprocess.run([binary, "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=60)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0 and "Configuration file is valid" in output, output
+    warnings = [line for line in output.splitlines() if "[WARNING]" in line or "[ALERT]" in line]
+    assert all("could not resolve address" in w for w in warnings), warnings
+    # The image runs the haproxy version the config was checked with.
+    version = re.search(
+        r"version (\d+\.\d+)", subprocess.run([binary, "-v"], capture_output=True, text=True).stdout
+    )
+    assert version and lb["image"].startswith(f"haproxy:{version.group(1)}"), (lb["image"], version)
+
+    config = HAPROXY_CFG.read_text()
+    backend = re.search(r"^backend (\S+)\n((?:[ \t]+.*\n|\n)*)", config, flags=re.M)
+    assert backend, "no backend"
+    body = backend.group(2)
+    assert re.search(r"^\s+balance roundrobin$", body, flags=re.M)
+    assert re.search(r"^\s+option httpchk GET /healthz$", body, flags=re.M)
+    servers = re.findall(r"^\s+server \S+ ([\w.-]+):(\d+)", body, flags=re.M)
+    receivers = {(name, _command_line(services[name]).split("--port")[1].split()[0]) for name in RECEIVERS}
+    assert set(servers) == receivers and len(servers) == len(RECEIVERS), servers
+    # OCP (the simulator) pushes to the balancer's port, which is published; the balancer's own health.
+    bind = re.search(
+        r"^frontend \S+\n(?:[ \t]+.*\n)*?[ \t]+bind :(\d+)\n(?:[ \t]+.*\n)*?[ \t]+default_backend "
+        + re.escape(backend.group(1)),
+        config,
+        flags=re.M,
+    )
+    assert bind, "no frontend sends to the receivers"
+    assert any(p.split(":")[-2] == bind.group(1) for p in lb["ports"]), lb["ports"]
+    push_url = _command_line(services["ocp-simulator"]).split("--push-url")[1].split()[0]
+    assert push_url == f"http://{balancer}:{bind.group(1)}"
+    monitor = re.search(r"^\s+monitor-uri (\S+)$", config, flags=re.M)
+    assert monitor and monitor.group(1) in _healthcheck(lb)
 
 
 def _stages(dockerfile: str) -> dict[str, tuple[str | None, str]]:

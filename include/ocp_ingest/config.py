@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     sse_kms_key_id: str | None = Field(None, description="KMS key for S3 server-side encryption.")
     audit_events: bool = Field(True, description="Write every ledger transition as a Parquet audit row.")
     audit_batch_size: int = Field(1000, ge=1, description="Audit rows per Parquet file.")
+    # Realtime fan-out
+    realtime_max_shards: int = Field(
+        8, ge=1, le=64, description="Most mapped store tasks per realtime run (any worker takes any shard)."
+    )
+    realtime_shard_size: int = Field(
+        200, ge=1, description="Landed recordings per shard before the realtime run adds another shard."
+    )
+    realtime_batch_size: int = Field(
+        500, ge=1, description="Most recordings one shard stores per run (the rest: the next run)."
+    )
     report_sla_hours: float = Field(
         24.0, gt=0, description="Calls ended and unresolved longer than this fail the daily report."
     )
@@ -205,6 +215,12 @@ class Settings(BaseSettings):
     )
     download_workers: int = Field(4, ge=1, description="Parallel downloads.")
     download_max_resumes: int = Field(5, ge=0, description="Resumes of one interrupted download.")
+    download_timeout_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="The most one export plan's download may take, as a task (its execution_timeout) or "
+        "as a pod (its activeDeadlineSeconds); then that attempt fails and is retried.",
+    )
     # Download pod (download_mode=kubernetes)
     image: str = Field("ocp-ingest:latest", description="The download pod's image.")
     k8s_namespace: str = Field("ocp-ingest", description="The download pod's namespace.")

@@ -128,6 +128,24 @@ def lock_ledger(flow: Flow, hold_s: float = 1.5) -> None:
     flow.run_reconciliation_until_settled()
 
 
+def landing_disk_full(flow: Flow) -> None:
+    """The landing disk (a real 2 MiB tmpfs) fills up while OCP pushes: events that fit are kept, the other
+    pushes are refused 507 and keep nothing. Then space returns (the filler is deleted): realtime stores what
+    landed, reconciliation fetches the rest from OCP."""
+    from ocp_ingest_dev.disk import fill, mount_tmpfs
+
+    landing = Path(flow.settings.landing_url.removeprefix("file://"))
+    with mount_tmpfs(landing, 2 * 1024 * 1024):
+        filler = fill(landing, leave_bytes=700 * 1024)
+        flow.push()
+        flow.notes["pushes_refused_disk_full"] = sum(
+            1 for p in flow.plans.values() for s in [*p.events_status, *p.audio_status] if s == 507
+        )
+        filler.unlink()
+        flow.run_realtime_until_drained()
+        flow.run_reconciliation_until_settled()
+
+
 @dataclass
 class Scenario:
     id: str
@@ -211,6 +229,14 @@ SCENARIOS: list[Scenario] = [
         drive=restart_receiver_mid_upload,
     ),
     Scenario("ledger-locked", "ledger EXCLUSIVE-locked 1.5 s (x3)", clean(push_loss=0.3), drive=lock_ledger),
+    Scenario(
+        "landing-disk-full",
+        "landing disk full (ENOSPC) during pushes, then space returns",
+        clean(),
+        drive=landing_disk_full,
+        expect=_some_reconciled,
+        tags=["needs-root"],
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from ocp_ingest.audit.sink import AuditSink
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import IngestionSource, Ledger
+from ocp_ingest.ledger.base import OutboxEntry
 from ocp_ingest.ledger.transitions import CdrEnd, ExportRequested, Stored
 from ocp_ingest.report.verify import verify
 from tests.ledger import outbox_crash_child as child
@@ -51,6 +52,7 @@ def assert_trail_matches_ledger(ledger: Ledger, audit_url: str, dialog_ids: list
     assert ledger.backend.outbox_list(FAR_FUTURE, 1000) == []
 
 
+@pytest.mark.transactions
 def test_an_applied_transition_is_in_the_outbox_before_any_flush(ledger_spec, tmp_path: Path) -> None:
     audit_url = (tmp_path / "audit").as_uri()
     with audited(ledger_spec, audit_url) as ledger:
@@ -73,6 +75,29 @@ def test_no_audit_events_means_no_outbox_rows(ledger_spec) -> None:
         assert ledger.get(did(2)).export_id == "exp-1"
 
 
+def test_outbox_entries_are_listed_oldest_first_before_a_bound_and_deleted(ledger_spec) -> None:
+    """Adding, listing and deleting entries takes no transaction, so this runs on every backend, dynalite
+    too: the sparse ``audit_outbox`` index lists entries across its 16 shards oldest first, before a bound, up
+    to a limit; the call indexes never see them."""
+    with Ledger(make_backend(ledger_spec)) as ledger:
+        backend = ledger.backend
+        ledger.apply(CdrEnd(did(7000), T0, 1000, "NORMAL", IDENTITY))  # a pending call beside the entries
+        entries = [
+            OutboxEntry(f"{n:032x}", json.dumps({"n": n}), f"2026-11-20T09:00:{n:02d}.000000Z")
+            for n in range(40)
+        ]
+        backend.outbox_add(entries[::-1])  # 40: two BatchWriteItem calls, newest first
+        assert backend.outbox_list(FAR_FUTURE, 100) == entries
+        assert backend.outbox_list(FAR_FUTURE, 10) == entries[:10]
+        assert backend.outbox_list(entries[5].created_at, 100) == entries[:5]  # the bound is exclusive
+        later = T0 + timedelta(days=1)
+        assert [c.dialog_id for c in ledger.pending(timedelta(0), 100, now=later)] == [did(7000)]
+        assert [c.dialog_id for c in ledger.calls_started_between(T0 - timedelta(1), later)] == [did(7000)]
+        backend.outbox_delete([e.event_id for e in entries[:35]])
+        assert backend.outbox_list(FAR_FUTURE, 100) == entries[35:]
+
+
+@pytest.mark.transactions
 def test_a_large_batch_is_several_transactions_each_record_with_its_event(
     ledger_spec, tmp_path: Path
 ) -> None:
@@ -98,6 +123,7 @@ def test_a_large_batch_is_several_transactions_each_record_with_its_event(
         assert_trail_matches_ledger(ledger, audit_url, ids)
 
 
+@pytest.mark.transactions
 def test_a_re_publish_after_a_crash_between_parquet_and_delete_writes_nothing_twice(
     ledger_spec, tmp_path: Path
 ) -> None:
@@ -124,6 +150,7 @@ def test_a_re_publish_after_a_crash_between_parquet_and_delete_writes_nothing_tw
         assert_trail_matches_ledger(ledger, audit_url, ids)
 
 
+@pytest.mark.transactions
 def test_a_claimed_file_missing_some_of_its_events_gets_them_re_queued(ledger_spec, tmp_path: Path) -> None:
     """If a claim's file holds fewer events than the outbox says, those are claimed anew, never lost."""
     audit_url = (tmp_path / "audit").as_uri()
@@ -141,6 +168,7 @@ def test_a_claimed_file_missing_some_of_its_events_gets_them_re_queued(ledger_sp
         assert_trail_matches_ledger(ledger, audit_url, ids)
 
 
+@pytest.mark.transactions
 @pytest.mark.parametrize("step", ["store", "mark", "claim", "parquet", "delete", "none"])
 def test_sigkill_at_each_step_loses_no_event_and_duplicates_none(
     ledger_spec, tmp_path: Path, step: str
@@ -183,6 +211,7 @@ def test_sigkill_at_each_step_loses_no_event_and_duplicates_none(
         assert result.findings == []
 
 
+@pytest.mark.transactions
 def test_verify_counts_a_stored_event_still_in_the_outbox(ledger_spec, tmp_path: Path) -> None:
     """Committed with its transition but not published yet (the process died first): not AUDIT_MISSING."""
     audit_url = (tmp_path / "audit").as_uri()
@@ -215,6 +244,7 @@ def test_the_cli_publishes_what_a_crashed_process_left(ingest_home: Path) -> Non
         assert ledger.backend.outbox_list(FAR_FUTURE, 10) == []
 
 
+@pytest.mark.transactions
 def test_racing_writers_and_publishers_leave_one_event_per_change(ledger_spec, tmp_path: Path) -> None:
     """Four writers (own ledgers, own sinks) race on the same calls and all publish, leftovers too, at once:
     every call has exactly one event per version, no event twice."""

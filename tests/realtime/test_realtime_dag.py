@@ -155,3 +155,20 @@ def test_faulty_pushes_still_store_every_whole_recording(receiver: Receiver, cal
             assert record.s3_stored and record.sha256 == audio.wav_digest(call.dialog_id, call.duration_ms)[0]
         else:
             assert not record.s3_stored and record.has_cdr_end  # left for reconciliation
+
+
+def test_a_run_fans_out_into_shards_that_together_store_every_call(
+    receiver: Receiver, calls, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OCP_INGEST_REALTIME_SHARD_SIZE", "2")
+    monkeypatch.setenv("OCP_INGEST_REALTIME_MAX_SHARDS", "3")
+    push(receiver, calls, PushFaults.none())
+    dag_run = load_dag("ocp_realtime_ingest").test()
+    assert dag_run.state == "success"
+    shards = [ti for ti in dag_run.get_task_instances() if ti.task_id == "store_shard"]
+    assert sorted(ti.map_index for ti in shards) == [0, 1, 2]  # bounded by the setting, not one per call
+    assert {ti.rendered_map_index for ti in shards} == {"shard 1/3", "shard 2/3", "shard 3/3"}
+    with_audio = [c for c in calls if c.has_recording]
+    for call in with_audio:
+        assert receiver.ledger.get(call.dialog_id).call_status is CallStatus.COMPLETED
+    assert receiver.landing_files() == []

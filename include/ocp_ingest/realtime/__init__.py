@@ -2,11 +2,12 @@
 (object storage through :mod:`ocp_ingest.storage.objects`).
 
 The receiver calls :func:`record_cdr_event` and :func:`land_recording` the moment something arrives; the
-continuous DAG rolls CDR events into the manifest (:func:`roll_cdr_manifest`) and hands batches of landed
-recordings to :class:`RealtimeProcessor`.
+continuous DAG rolls CDR events into the manifest (:func:`roll_cdr_manifest`), splits what has landed into
+shards (:func:`plan_shards`) and hands each shard's batch to :class:`RealtimeProcessor` in a mapped task.
 
 - :mod:`~ocp_ingest.realtime.events`: CDR events (ledger, landing, the hourly manifest);
 - :mod:`~ocp_ingest.realtime.landing`: pushed recordings in landing and their sidecars;
+- :mod:`~ocp_ingest.realtime.shards`: which mapped task takes which recording;
 - :mod:`~ocp_ingest.realtime.batch`: the DAG's batch (validate, store, mark).
 """
 
@@ -20,10 +21,12 @@ from ocp_ingest.realtime.landing import (
     LandingStatus,
     RecordingTooLarge,
     count_arrivals,
+    count_landed_recordings,
     land_recording,
     land_sidecar,
     list_arrivals,
 )
+from ocp_ingest.realtime.shards import Shard, plan_shards, shard_of
 
 __all__ = [
     "Arrival",
@@ -34,10 +37,14 @@ __all__ = [
     "LandingStatus",
     "RealtimeProcessor",
     "RecordingTooLarge",
+    "Shard",
     "count_arrivals",
+    "count_landed_recordings",
     "land_recording",
     "land_sidecar",
     "list_arrivals",
+    "plan_shards",
     "record_cdr_event",
     "roll_cdr_manifest",
+    "shard_of",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +18,9 @@ from datetime import timedelta
 from enum import StrEnum
 
 from ocp_ingest.config import Settings
+from ocp_ingest.infrastructure import INFRASTRUCTURE_ERRORS
 from ocp_ingest.ingest import IngestResult, RecordingIngestor, quarantine_copy
-from ocp_ingest.ledger import IngestionSource, Ledger, LedgerContention
+from ocp_ingest.ledger import IngestionSource, Ledger
 from ocp_ingest.ledger.model import CallRecord, parse_ts, utcnow
 from ocp_ingest.ledger.transitions import AudioRejected, ConflictingAudio
 from ocp_ingest.realtime.landing import Arrival, remove
@@ -28,22 +28,6 @@ from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 from ocp_ingest.storage.objects import object_path
 
 log = logging.getLogger(__name__)
-
-
-def _infrastructure_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError, LedgerContention, sqlite3.Error]
-    try:  # the DynamoDB ledger's client errors; botocore is absent where only SQLite and disk are used
-        from botocore.exceptions import BotoCoreError, ClientError
-    except ImportError:
-        pass
-    else:
-        errors += [BotoCoreError, ClientError]
-    return tuple(errors)
-
-
-#: Faults of the platform (disk, network, object store, ledger), not of one call's data: they fail the run,
-#: so Airflow retries it, and a retry repeats nothing already done. Any other exception is the call's fault.
-INFRASTRUCTURE_ERRORS = _infrastructure_errors()
 
 
 class ArrivalState(StrEnum):

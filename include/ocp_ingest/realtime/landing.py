@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
@@ -22,6 +22,7 @@ from ocp_ingest.ledger import Ledger, Outcome
 from ocp_ingest.ledger.model import format_ts, utcnow
 from ocp_ingest.ledger.transitions import ConflictingAudio, FileReceived
 from ocp_ingest.ocp.wire import RecordingName
+from ocp_ingest.realtime.shards import Shard
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 from ocp_ingest.storage.objects import ObjectPath, object_path
 
@@ -127,7 +128,14 @@ def land_recording(
         account_id=name.account_id,
         dialog_timestamp_ms=name.dialog_timestamp,
     )
-    result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    try:
+        result = ledger.apply(FileReceived(name.dialog_id, written.sha256, written.size))
+    except BaseException:
+        # Not acknowledged, so the sender pushes again: leave no landed bytes without their ledger row
+        # (an identical earlier landing, created=False, may be another push's and stays).
+        if written.created:
+            remove(landing)
+        raise
     if result.outcome is Outcome.ALREADY_STORED:
         remove(landing)
         return LandingResult(LandingStatus.ALREADY_STORED, arrival, "identical recording already stored")
@@ -144,21 +152,39 @@ def land_recording(
     return LandingResult(LandingStatus.RECEIVED if written.created else LandingStatus.DUPLICATE, arrival)
 
 
-def list_arrivals(layout: StorageLayout, limit: int) -> list[Arrival]:
-    """New arrivals first, then those waiting for their dialog_end; sorted by name within each (stable)."""
+def _sidecars(layout: StorageLayout) -> Iterator[ObjectPath]:
+    """Every arrival's sidecar: new ones first, then those waiting for their dialog_end; by name in each."""
     folder = object_path(layout.landing_url) / "audio"
-    found: list[Arrival] = []
     for sub in (folder, folder / "waiting"):
-        if not sub.exists():
+        if sub.exists():
+            yield from sorted(sub.glob("*.json"), key=lambda p: p.name)
+
+
+def _dialog_id(sidecar: ObjectPath) -> str:
+    return sidecar.name.split(".", 1)[0]  # sidecars are named {dialog_id}.{token}.json
+
+
+def list_arrivals(layout: StorageLayout, limit: int, shard: Shard | None = None) -> list[Arrival]:
+    """New arrivals first, then those waiting for their dialog_end; sorted by name within each (stable).
+
+    With ``shard``, only that shard's arrivals (chosen by name, before any sidecar is read).
+    """
+    found: list[Arrival] = []
+    for sidecar in _sidecars(layout):
+        if shard is not None and not shard.holds(_dialog_id(sidecar)):
             continue
-        for sidecar in sorted(sub.glob("*.json"), key=lambda p: p.name):
-            if len(found) >= limit:
-                return found
-            try:
-                found.append(Arrival(**json.loads(sidecar.read_bytes())))
-            except (ValueError, TypeError) as exc:  # a damaged sidecar is reported, never crashes the batch
-                log.error("unreadable arrival sidecar %s: %s", sidecar, exc)
+        if len(found) >= limit:
+            break
+        try:
+            found.append(Arrival(**json.loads(sidecar.read_bytes())))
+        except (ValueError, TypeError) as exc:  # a damaged sidecar is reported, never crashes the batch
+            log.error("unreadable arrival sidecar %s: %s", sidecar, exc)
     return found
+
+
+def count_landed_recordings(layout: StorageLayout) -> int:
+    """Recordings in landing, new and waiting for their dialog_end (names only: nothing is read)."""
+    return sum(1 for _ in _sidecars(layout))
 
 
 def count_arrivals(landing_url: str) -> int:

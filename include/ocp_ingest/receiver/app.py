@@ -36,6 +36,7 @@ from ocp_ingest import ids
 from ocp_ingest.audio import sniff_format
 from ocp_ingest.audio.sniff import describe_non_audio
 from ocp_ingest.config import PREFIX, Settings
+from ocp_ingest.infrastructure import is_outage, storage_full
 from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
 from ocp_ingest.realtime import (
@@ -173,6 +174,19 @@ def create_app(
             raise RequestRejected(400, "client disconnected before the body was complete") from None
         return b"".join(parts)
 
+    def unavailable(exc: BaseException, what: str) -> JSONResponse:
+        """Our storage or ledger failed, not the push: 507 when the disk is full, else 503, both with
+        Retry-After. Nothing unacknowledged is kept, so OCP's retry (or reconciliation) gets the call."""
+        full = storage_full(exc)
+        metrics.inc("ocp_receiver_storage_unavailable_total", reason="full" if full else "error")
+        log.error("%s not acknowledged: %s", what, type(exc).__name__, exc_info=not full)
+        reason = "landing storage is full" if full else "landing storage or ledger unavailable"
+        return JSONResponse(
+            {"error": f"{reason}; push again later", "detail": what},
+            status_code=507 if full else 503,
+            headers={"Retry-After": str(limits.retry_after_s)},
+        )
+
     @app.exception_handler(RequestRejected)
     async def _rejected(request: Request, exc: RequestRejected) -> JSONResponse:
         metrics.inc("ocp_receiver_requests_rejected_total", status=str(exc.status))
@@ -222,7 +236,13 @@ def create_app(
             # the change); publish it to Parquet now, before the answer.
             ledger.flush_audit()
 
-        await anyio.to_thread.run_sync(apply_all, limiter=event_threads)
+        try:
+            await anyio.to_thread.run_sync(apply_all, limiter=event_threads)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            # Events recorded before the fault are idempotent duplicates when OCP redelivers the batch.
+            return unavailable(exc, f"events ({len(accepted)} of {len(events)} recorded before the fault)")
         rejected = sorted(rejected + reused, key=lambda r: r["index"])
         duplicates = sum(1 for a in accepted if a["duplicate"])
         metrics.inc("ocp_receiver_events_accepted_total", len(accepted) - duplicates)
@@ -316,6 +336,10 @@ def create_app(
             metrics.inc("ocp_receiver_uploads_aborted_total")
             log.warning("upload of %s aborted by the sender; nothing kept", name.dialog_id)
             return JSONResponse({"error": "client disconnected"}, status_code=400)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            return unavailable(exc, f"recording of {name.dialog_id} (nothing was kept)")
         finally:
             metrics.add_gauge("ocp_receiver_uploads_in_flight", -1)
         metrics.inc("ocp_receiver_recordings_total", status=result.status)

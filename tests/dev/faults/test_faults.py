@@ -8,10 +8,12 @@ without its ledger row; no DAG run failed.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from ocp_ingest_dev.disk import DiskUnavailable
 from ocp_ingest_dev.fault_scenarios import SCENARIOS, Scenario, run_scenario
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -19,7 +21,12 @@ pytestmark = pytest.mark.usefixtures("airflow_db")
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s.id for s in SCENARIOS])
 def test_every_call_ends_stored_or_terminal(scenario: Scenario, ingest_home: Path) -> None:
-    summary = run_scenario(scenario, ingest_home)
+    try:
+        summary = run_scenario(scenario, ingest_home)
+    except DiskUnavailable as exc:  # the full-disk scenario mounts a tmpfs: root only
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(exc))
     assert summary["violations"] == [], summary["violations"]
     assert summary["unresolved"] == 0 and summary["ok"]
     assert (summary["duplicates"], summary["checksum_mismatches"], summary["orphan_objects"]) == (0, 0, 0)
@@ -40,5 +47,7 @@ def test_every_call_ends_stored_or_terminal(scenario: Scenario, ingest_home: Pat
         # Each locked phase waited for the lock (rather than failing) and then completed.
         assert summary["notes"]["lock_realtime_s"] >= 1.0 or summary["notes"]["lock_push_s"] >= 1.0
         assert summary["notes"]["lock_reconciliation_s"] >= 1.0
+    if scenario.id == "landing-disk-full":
+        assert summary["notes"]["pushes_refused_disk_full"] > 0
     if scenario.id == "receiver-restart":
         assert summary["notes"]["pushes_failed_during_restart"] > 0
