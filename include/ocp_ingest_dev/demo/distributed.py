@@ -22,8 +22,12 @@ import httpx
 
 from ocp_ingest_dev.demo.config import FlowConfig
 
-#: The local cadence with reconciliation every minute: a demo of a few dozen calls settles in minutes.
-DEMO_DISTRIBUTED_CADENCE = {"OCP_INGEST_RECONCILIATION_SCHEDULE": "* * * * *"}
+#: The local cadence with reconciliation every minute (a demo of a few dozen calls settles in minutes) and
+#: realtime shards of a few recordings, so a small demo's realtime runs fan out over both workers.
+DEMO_DISTRIBUTED_CADENCE = {
+    "OCP_INGEST_RECONCILIATION_SCHEDULE": "* * * * *",
+    "OCP_INGEST_REALTIME_SHARD_SIZE": "8",
+}
 
 
 def simulator_args(config: FlowConfig) -> list[str]:

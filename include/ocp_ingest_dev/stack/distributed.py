@@ -52,8 +52,9 @@ from ocp_ingest_dev.stack.supervise import (
 POSTGRES_BIN_DIRS = tuple(str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
 #: The AWS region of the stand-in endpoint (any works with moto; the compose file uses the same).
 REGION = "eu-west-1"
-#: Bucket names of the topology (a bucket per LOB for recordings, as the README's production layout).
-BUCKET_PREFIX = "ocp-ingest"
+#: Bucket names: compose's (ocp-landing, ocp-quarantine, ocp-audit), and a recordings bucket per LOB
+#: (ocp-recordings-{lob}) as the README's production layout.
+BUCKET_PREFIX = "ocp"
 LEDGER_TABLE = "ocp_call_ledger"
 #: What each part runs (the command after the ``airflow`` / ``ocp-ingest`` binary, before this machine's
 #: ports and names): the deployment artifacts (compose) run the same commands.
