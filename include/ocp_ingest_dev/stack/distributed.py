@@ -250,11 +250,17 @@ class DistributedStack:
     # -- start / stop ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start every part in order, each healthy before the next; on any failure stop what started and
-        raise :class:`StackError` (one line)."""
+        """Start every part, each once what it needs is healthy; on any failure stop what started and raise
+        :class:`StackError` (one line: the component and its log, the missing binary, the bad setting)."""
         try:
             self._start()
-        except BaseException:
+        except StackError:
+            self.stop()
+            raise
+        except Exception as exc:  # e.g. a set-up call to the stand-in AWS endpoint: still one line
+            self.stop()
+            raise StackError(f"distributed stack: {type(exc).__name__}: {exc} (logs in {self.logs})") from exc
+        except BaseException:  # Ctrl-C while starting
             self.stop()
             raise
 
