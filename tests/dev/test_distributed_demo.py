@@ -26,9 +26,24 @@ from ocp_ingest_dev.stack.distributed import (
 )
 from ocp_ingest_dev.stack.supervise import Processes, StackError, require_binary
 
-needs_postgres = pytest.mark.skipif(
-    not (shutil.which("initdb") or distributed.POSTGRES_BIN_DIRS), reason="PostgreSQL is not installed"
-)
+
+@pytest.fixture
+def topology_binaries() -> None:
+    """PostgreSQL, Redis and haproxy are installed (tools/system-deps.sh): else a skip on a workstation and a
+    failure in CI, where a missing dependency must not pass as green."""
+    from tests.conftest import in_ci
+
+    try:
+        require_binary("postgres", "initdb", "postgresql", distributed.POSTGRES_BIN_DIRS)
+        require_binary("redis", "redis-server", "redis-server")
+        require_binary("haproxy", "haproxy", "haproxy", ("/usr/sbin",))
+    except StackError as exc:
+        if in_ci():
+            pytest.fail(str(exc))
+        pytest.skip(str(exc))
+
+
+needs_postgres = pytest.mark.usefixtures("topology_binaries")
 
 
 def _port_open(port: int) -> bool:

@@ -431,7 +431,8 @@ class DistributedStack:
         # creates it) or, failing that, 'nobody'.
         if os.geteuid() != 0:
             return command
-        return ["runuser", "-u", self._postgres_user(), "--", *command]
+        runuser = require_binary("postgres", "runuser", "util-linux", ("/usr/sbin", "/sbin"))
+        return [runuser, "-u", self._postgres_user(), "--", *command]
 
     @staticmethod
     def _postgres_user() -> str:
@@ -457,7 +458,7 @@ class DistributedStack:
         user = pwd.getpwnam(self._postgres_user())
         os.chown(wanted, user.pw_uid, user.pw_gid)
         reachable = subprocess.run(
-            ["runuser", "-u", user.pw_name, "--", "test", "-w", str(wanted)], check=False
+            self._as_postgres_user(["test", "-w", str(wanted)]), check=False
         ).returncode
         if reachable == 0:
             return wanted
