@@ -159,3 +159,39 @@ def test_no_anomaly_when_one_planned_call_matches_or_nothing_is_listed_or_nothin
     # every planned call is stored already: none expects a recording from this export
     _, stored = _download(tenant, ExportPlan(group, start, end, (real,)))
     assert stored.outcomes[real] == "already_stored" and stored.anomaly == ""
+
+
+def test_an_open_call_is_explained_by_the_dialog_end_ocp_files_under_its_real_end(tenant_factory) -> None:  # noqa: F811
+    """Its dialog_end was lost, so its end is unknown; OCP files the dialog_end under the hour the call
+    really ended (event time), 90 minutes after the start: the plan reaches the latest end it can have."""
+    config = sim_config(calls=4)
+    config.exports.cdr_selection = "event_time"
+    hour_end = int(config.window_start.timestamp() * 1000) + 3_600_000
+    model = Simulator(config).calls[0]
+    long_call = replace(
+        model,
+        ocp_group="ocp-cards",
+        start=hour_end - 1000,
+        duration_ms=90 * 60_000,
+        ends_in_ivr=False,  # an IVR end would tell the ledger when it ended
+        ivr_reason=None,
+        has_recording=False,
+        origin_uri="tel:+302101234567",
+    )
+    tenant: Tenant = tenant_factory(config, [long_call])
+    tenant.receive_events([long_call], lose_dialog_end=True)
+    query = PendingQuery(grace=timedelta(0), limit=10, open_after=timedelta(0))
+    (opened,) = detect(tenant.ledger, query).calls
+    assert opened.end is None
+    (plan,) = plan_exports([opened], open_call_life=timedelta(hours=4)).plans
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        # The start and its margin only (the old plan): the dialog_end is not in that export.
+        start_hour = floor_hour(opened.start)
+        old = ExportPlan("ocp-cards", start_hour - HOUR, start_hour + 2 * HOUR, plan.dialog_ids)
+        old_summary = download_export(old, _completed_export(tenant, client, old), tenant.settings, client)
+        assert old_summary.no_recording == {}
+        summary = download_export(plan, _completed_export(tenant, client, plan), tenant.settings, client)
+    assert summary.no_recording == {long_call.dialog_id: "tel:+302101234567"}
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert [str(c.outcome) for c in run.calls] == ["no_recording_expected"]
+    assert tenant.record(long_call.dialog_id).retry_count == 0

@@ -22,7 +22,11 @@ Assumed (marked ASSUMED below)
     * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
       page tokens, HTTP Range on downloads, audio data type ``recordings``).
     * A call belongs to an export window by its dialog start time (the file name's dialogTimestamp).
-      OCP may select CDR lines by their own event time instead; the simulator can do both.
+      OCP may select CDR lines by their own event time instead; the simulator can do both. Planning
+      covers both: a call's window holds its whole life plus a margin (``reconcile.plan.call_window``).
+    * A call whose dialog_end never came ended within ``OCP_INGEST_OPEN_CALL_TIMEOUT_S`` (4 h) of its
+      start (that is when it is taken for lost), so its window reaches start + that timeout + margin
+      (capped at 2 days); the CDR ``duration`` itself is plausible up to :data:`MAX_DURATION_MS`.
     * CDR exports deliver one NDJSON file per hour of the window, one event per line.
     * ``groupId`` in a recording name is the OCP group (a storage path segment, so a strict token).
     * A dialog group is at most 128 characters (room above the documented 86) of alphanumeric runs joined

@@ -120,6 +120,7 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
         max_calls=settings.reconciliation_max_calls_per_plan,
         window=detection.window,
         ocp_groups=detection.ocp_groups,
+        open_call_life=timedelta(seconds=settings.open_call_timeout_s),
     )
     plans = result.plans
     if detection.window is None and settings.sweep_groups:  # a backfill is a sweep of its own window
