@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
@@ -195,3 +196,60 @@ def test_an_open_call_is_explained_by_the_dialog_end_ocp_files_under_its_real_en
     run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
     assert [str(c.outcome) for c in run.calls] == ["no_recording_expected"]
     assert tenant.record(long_call.dialog_id).retry_count == 0
+
+
+# ------------------------------------------------------------- OCP throttles the download (issue #17)
+def _throttled_tenant(tenant_factory, allowed: int) -> tuple[Tenant, ExportPlan, str]:  # noqa: F811
+    """A completed export, then OCP's quota: ``allowed`` more requests, then 429 with a 10-minute wait."""
+    tenant: Tenant = tenant_factory(sim_config(calls=24))
+    tenant.receive_events(tenant.calls)
+    group = "ocp-banking"
+    mine = tuple(c.dialog_id for c in tenant.calls if c.ocp_group == group)
+    assert len(mine) >= 6
+    plan = ExportPlan(group, *_window(tenant), mine)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+    faults = tenant.sim.faults.settings
+    faults.quota_per_window, faults.quota_window_s, faults.quota_retry_after_s = allowed, 1e9, 600
+    return tenant, plan, export_id
+
+
+def _download_throttled(tenant: Tenant, plan: ExportPlan, export_id: str) -> DownloadSummary:
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:  # default budget: 120 s
+        return download_export(plan, export_id, tenant.settings, client, run_id="r1")
+
+
+def test_throttling_mid_download_stops_asking_and_counts_no_attempt(tenant_factory) -> None:  # noqa: F811
+    # listing + 2 CDR hours + the export's metadata + 2 recordings, then OCP says "come back in 10 min"
+    tenant, plan, export_id = _throttled_tenant(tenant_factory, allowed=6)
+    summary = _download_throttled(tenant, plan, export_id)
+    kinds = Counter(str(o) for o in summary.outcomes.values())
+    assert kinds == {"stored": 2, "throttled": len(plan.dialog_ids) - 2}, summary.to_dict()
+    assert all("429" in summary.details[d] for d, o in summary.outcomes.items() if o == "throttled")
+    # It stopped asking: at most one 429 per download worker, not one per remaining file.
+    assert tenant.sim.faults.injected["429"] <= tenant.settings.download_workers
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert run.to_dict()["throttled"] == len(plan.dialog_ids) - 2
+    for call in run.calls:
+        record = tenant.record(call.dialog_id)
+        assert record.retry_count == 0, call  # OCP's state, not the call's
+        assert str(call.outcome) in ("recovered", "still_pending")
+    # OCP's quota is over: the same export gives the rest.
+    tenant.sim.faults.settings.quota_per_window = None
+    again = _download_throttled(tenant, plan, export_id)
+    assert Counter(str(o) for o in again.outcomes.values()) == {
+        "stored": len(plan.dialog_ids) - 2,
+        "already_stored": 2,
+    }
+
+
+def test_throttling_before_the_listing_is_read_tries_no_call_and_sweeps_no_hour(tenant_factory) -> None:  # noqa: F811
+    tenant, plan, export_id = _throttled_tenant(tenant_factory, allowed=0)
+    summary = _download_throttled(tenant, plan, export_id)
+    assert summary.status == "throttled" and set(summary.outcomes) == set(plan.dialog_ids)
+    assert {str(o) for o in summary.outcomes.values()} == {"throttled"}
+    (outcome,) = match_outcomes([plan], [summary.to_dict()])
+    assert not outcome.manifest_diffed  # its CDRs were never read: no hour of it counts as swept
+    run = close_run(tenant.ledger, tenant.settings, [outcome], run_id="r1")
+    assert {str(c.outcome) for c in run.calls} == {"still_pending"}
+    assert all(tenant.record(d).retry_count == 0 for d in plan.dialog_ids)

@@ -217,6 +217,8 @@ def close(
     log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
     for line in result["calls"]:
         log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)
+    if summary.throttled:  # OCP's state, not a failure of ours: the run succeeds, the next one asks again
+        log.warning("OCP throttled the downloads: %d call(s) not tried (no attempt)", summary.throttled)
     problems = []
     if summary.failed_chains:
         problems.append(
