@@ -17,6 +17,8 @@ Documented
 Assumed (marked ASSUMED below)
     * ``end_type`` / ``duration`` (ms) on dialog_end: seen in practice, not official.
     * ``event_id`` (unique per event, stable across duplicate deliveries) and ``ocp_group`` on every event.
+      The event id is OCP's opaque id: any non-empty printable text of at most :data:`EVENT_ID_MAX_LEN`
+      characters (dots, slashes, unicode); it becomes a key only through ``ids.opaque_key``.
     * "IVR end" is a ``dialog_step`` with ``step="ivr_end"`` and a ``reason``.
     * ``dialogTimestamp`` in file names is the dialog start in epoch milliseconds.
     * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
@@ -156,6 +158,23 @@ def dialog_group(value: object) -> str:
             f"group must be 1-{DIALOG_GROUP_MAX_LEN} characters: runs of [A-Za-z0-9_-] starting with a "
             f"letter or digit, joined by single dots (OCP's documented <hex>.<epoch ms>.<hex>), "
             f"got {value!r:.80}"
+        )
+    return value
+
+
+# ASSUMED: OCP's event ids are opaque; no form is documented. Printable text of any form is accepted; the
+# bound only tells an id from a hostile record (ids in the wild are UUIDs, URNs, composite keys: < 200).
+EVENT_ID_MAX_LEN = 1024
+
+
+def event_id(value: object) -> str:
+    """Validate a pushed event's ``event_id``: non-empty printable text, at most EVENT_ID_MAX_LEN long.
+
+    Never a key as it is: the landing key is ``ids.opaque_key(event_id)`` (safe, collision-free).
+    """
+    if not isinstance(value, str) or not 1 <= len(value) <= EVENT_ID_MAX_LEN or not value.isprintable():
+        raise ids.InvalidIdentifier(
+            f"event_id must be 1-{EVENT_ID_MAX_LEN} printable characters (OCP's opaque id), got {value!r:.80}"
         )
     return value
 
