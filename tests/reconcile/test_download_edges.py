@@ -7,13 +7,15 @@ from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import TerminalState
-from ocp_ingest.ocp import OcpClient, PatAuth
+from ocp_ingest.ocp import OcpClient, PatAuth, Throttled
 from ocp_ingest.reconcile.close import close_run, match_outcomes
 from ocp_ingest.reconcile.detect import PendingQuery, detect
 from ocp_ingest.reconcile.download import DownloadSummary, download_export
-from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
+from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES, recreate_and_wait, replace_expired
 from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
 from ocp_ingest.reconcile.windows import floor_hour
 from ocp_ingest.storage import StorageLayout
@@ -253,3 +255,55 @@ def test_throttling_before_the_listing_is_read_tries_no_call_and_sweeps_no_hour(
     run = close_run(tenant.ledger, tenant.settings, [outcome], run_id="r1")
     assert {str(c.outcome) for c in run.calls} == {"still_pending"}
     assert all(tenant.record(d).retry_count == 0 for d in plan.dialog_ids)
+
+
+# ------------------------------------------------------------- one milestone per export, call and kind
+def _milestones(tenant: Tenant, event_type: str) -> Counter[tuple[str, str]]:
+    tenant.ledger.flush_audit()
+    today = datetime.now(UTC).date()
+    events = read_events(tenant.settings.audit_url, today - timedelta(days=1), today + timedelta(days=1))
+    return Counter(
+        (e["dialog_id"], e["export_id"]) for e in events.to_pylist() if e["event_type"] == event_type
+    )
+
+
+def _expired_export(tenant: Tenant) -> tuple[ExportPlan, str]:
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    plan = ExportPlan(
+        group, *_window(tenant), tuple(c.dialog_id for c in tenant.calls if c.ocp_group == group)
+    )
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+    tenant.sim.exports.jobs[export_id].expire(tenant.sim.clock.now())
+    return plan, export_id
+
+
+def test_a_retried_download_writes_one_expired_milestone_per_call(tenant_factory) -> None:  # noqa: F811
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    plan, expired = _expired_export(tenant)
+    for _ in range(2):  # the task is retried: it starts again from the export it was given, expired
+        with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+            summary = download_export(plan, expired, tenant.settings, client, run_id="r1")
+        assert summary.recreated_exports and set(summary.outcomes.values()) <= {"stored", "already_stored"}
+    once = {(d, expired): 1 for d in plan.dialog_ids}
+    assert dict(_milestones(tenant, "EXPORT_EXPIRED")) == once
+    completed = _milestones(tenant, "EXPORT_COMPLETED")
+    assert all(n == 1 for n in completed.values()) and len(completed) >= len(plan.dialog_ids)
+
+
+def test_an_expiry_seen_again_after_throttling_writes_its_milestone_once(tenant_factory) -> None:  # noqa: F811
+    """The sensor's path: the expiry is recorded, the replacement request is throttled and deferred, and
+    the resumed task handles the same expiry again."""
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    plan, expired = _expired_export(tenant)
+    layout = StorageLayout.from_settings(tenant.settings)
+    tenant.sim.faults.force(429, count=1, path_prefix="/v1/exports", retry_after=600)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        with pytest.raises(Throttled):
+            replace_expired(client, tenant.ledger, layout, plan, expired, "expired while waiting")
+        new_id, _ = replace_expired(client, tenant.ledger, layout, plan, expired, "expired while waiting")
+        # and the downloader, given the expired export by a cleared chain, sees it once more
+        recreate_and_wait(client, tenant.ledger, layout, plan, expired, poll_interval_s=0.05, max_wait_s=20)
+    assert new_id and new_id != expired
+    assert dict(_milestones(tenant, "EXPORT_EXPIRED")) == {(d, expired): 1 for d in plan.dialog_ids}

@@ -443,6 +443,7 @@ def download_export(
                     current = recreate_and_wait(
                         client,
                         ledger,
+                        downloader.layout,
                         plan,
                         current,
                         poll_interval_s=settings.export_poll_interval_s,
