@@ -132,7 +132,7 @@ def audit_milestone(
     """Put an export milestone in each planned call's audit trail, once; returns how many calls got it now.
 
     One export's expiry (or completion) is observed by the sensor, by the downloader, and again by every
-    retried task; the trail must hold it once per (export, kind, call). So the events are flushed to the
+    retried task; the trail must hold it once per (export, kind, call). So the events are put in the
     ledger's outbox, then a create-only marker ``reconciliation/milestones/...`` (named by export, kind and
     the calls) says they are written, and an observer that finds the marker writes nothing. A crash between
     the two writes them again with the same event ids (:func:`milestone_event_id`): never a second event.
@@ -165,7 +165,7 @@ def audit_milestone(
             )
             ledger.audit_event(replace(event, event_id=milestone_event_id(event_type, export_id, dialog_id)))
             written += 1
-    ledger.flush_audit()  # durable in the outbox before the marker says so
+    ledger.persist_audit()  # durable in the outbox before the marker says so (published at the flush)
     body = {"export_id": export_id, "event_type": event_type, "dialog_ids": wanted}
     with contextlib.suppress(ObjectExists):  # another observer got there first: same events, same ids
         write_create_only(marker, [json.dumps(body, sort_keys=True).encode()])
