@@ -369,14 +369,24 @@ def test_dry_run_changes_nothing_then_a_window_backfill_finds_lost_calls(tenant:
         window_end=(hour + timedelta(hours=1)).isoformat(),
         ocp_groups=["ocp-banking"],
     )
+    # The export holds the hour and every planned call's whole life plus its margin (calls at the
+    # hour's edges reach into the hours around it), never more than that.
+    (export,) = tenant.sim.exports.list("ocp-banking")
+    planned = [c for c in in_window if c in known]
     assert [p.split(":")[0] for p in summary["plans"]] == [
-        f"ocp-banking {hour:%Y-%m-%dT%HZ}..{hour + timedelta(hours=1):%Y-%m-%dT%HZ} "
-        f"({sum(c in known for c in in_window)} calls)"
+        f"ocp-banking {export.start:%Y-%m-%dT%HZ}..{export.end:%Y-%m-%dT%HZ} ({len(planned)} calls)"
     ]
+    margin = 10 * 60 * 1000
+    lo, hi = int(export.start.timestamp() * 1000), int(export.end.timestamp() * 1000)
+    assert lo <= hour.timestamp() * 1000 and hour.timestamp() * 1000 + 3_600_000 <= hi
+    assert all(lo <= c.start - margin and c.end + margin < hi for c in planned)
+    assert export.end - export.start <= timedelta(hours=3)
+    exported = [c for c in tenant.calls if c.ocp_group == "ocp-banking" and lo <= c.start < hi]
     for call in in_window:
         assert_recovered(tenant, call)
     for call in tenant.calls:
         if call not in in_window:
             record = tenant.ledger.get(call.dialog_id)
-            assert record is None or not record.s3_stored
-    assert summary["discovered_by_manifest_diff"] == sum(c not in known for c in in_window)
+            # only calls the ledger never saw, found by the export's manifest diff, are recovered too
+            assert (record is not None and record.s3_stored) == (call not in known and call in exported)
+    assert summary["discovered_by_manifest_diff"] == sum(c not in known for c in exported)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import TerminalState
-from ocp_ingest.ocp import OcpClient, PatAuth
+from ocp_ingest.ocp import OcpClient, PatAuth, Throttled
 from ocp_ingest.reconcile.close import close_run, match_outcomes
 from ocp_ingest.reconcile.detect import PendingQuery, detect
 from ocp_ingest.reconcile.download import DownloadSummary, download_export
-from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES
+from ocp_ingest.reconcile.exports import EXPORT_DATA_TYPES, recreate_and_wait, replace_expired
 from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
 from ocp_ingest.reconcile.windows import floor_hour
 from ocp_ingest.storage import StorageLayout
@@ -159,3 +162,148 @@ def test_no_anomaly_when_one_planned_call_matches_or_nothing_is_listed_or_nothin
     # every planned call is stored already: none expects a recording from this export
     _, stored = _download(tenant, ExportPlan(group, start, end, (real,)))
     assert stored.outcomes[real] == "already_stored" and stored.anomaly == ""
+
+
+def test_an_open_call_is_explained_by_the_dialog_end_ocp_files_under_its_real_end(tenant_factory) -> None:  # noqa: F811
+    """Its dialog_end was lost, so its end is unknown; OCP files the dialog_end under the hour the call
+    really ended (event time), 90 minutes after the start: the plan reaches the latest end it can have."""
+    config = sim_config(calls=4)
+    config.exports.cdr_selection = "event_time"
+    hour_end = int(config.window_start.timestamp() * 1000) + 3_600_000
+    model = Simulator(config).calls[0]
+    long_call = replace(
+        model,
+        ocp_group="ocp-cards",
+        start=hour_end - 1000,
+        duration_ms=90 * 60_000,
+        ends_in_ivr=False,  # an IVR end would tell the ledger when it ended
+        ivr_reason=None,
+        has_recording=False,
+        origin_uri="tel:+302101234567",
+    )
+    tenant: Tenant = tenant_factory(config, [long_call])
+    tenant.receive_events([long_call], lose_dialog_end=True)
+    query = PendingQuery(grace=timedelta(0), limit=10, open_after=timedelta(0))
+    (opened,) = detect(tenant.ledger, query).calls
+    assert opened.end is None
+    (plan,) = plan_exports([opened], open_call_life=timedelta(hours=4)).plans
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        # The start and its margin only (the old plan): the dialog_end is not in that export.
+        start_hour = floor_hour(opened.start)
+        old = ExportPlan("ocp-cards", start_hour - HOUR, start_hour + 2 * HOUR, plan.dialog_ids)
+        old_summary = download_export(old, _completed_export(tenant, client, old), tenant.settings, client)
+        assert old_summary.no_recording == {}
+        summary = download_export(plan, _completed_export(tenant, client, plan), tenant.settings, client)
+    assert summary.no_recording == {long_call.dialog_id: "tel:+302101234567"}
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert [str(c.outcome) for c in run.calls] == ["no_recording_expected"]
+    assert tenant.record(long_call.dialog_id).retry_count == 0
+
+
+# ------------------------------------------------------------- OCP throttles the download (issue #17)
+def _throttled_tenant(tenant_factory, allowed: int) -> tuple[Tenant, ExportPlan, str]:  # noqa: F811
+    """A completed export, then OCP's quota: ``allowed`` more requests, then 429 with a 10-minute wait."""
+    tenant: Tenant = tenant_factory(sim_config(calls=24))
+    tenant.receive_events(tenant.calls)
+    group = "ocp-banking"
+    mine = tuple(c.dialog_id for c in tenant.calls if c.ocp_group == group)
+    assert len(mine) >= 6
+    plan = ExportPlan(group, *_window(tenant), mine)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+    faults = tenant.sim.faults.settings
+    faults.quota_per_window, faults.quota_window_s, faults.quota_retry_after_s = allowed, 1e9, 600
+    return tenant, plan, export_id
+
+
+def _download_throttled(tenant: Tenant, plan: ExportPlan, export_id: str) -> DownloadSummary:
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:  # default budget: 120 s
+        return download_export(plan, export_id, tenant.settings, client, run_id="r1")
+
+
+def test_throttling_mid_download_stops_asking_and_counts_no_attempt(tenant_factory) -> None:  # noqa: F811
+    # listing + 2 CDR hours + the export's metadata + 2 recordings, then OCP says "come back in 10 min"
+    tenant, plan, export_id = _throttled_tenant(tenant_factory, allowed=6)
+    summary = _download_throttled(tenant, plan, export_id)
+    kinds = Counter(str(o) for o in summary.outcomes.values())
+    assert kinds == {"stored": 2, "throttled": len(plan.dialog_ids) - 2}, summary.to_dict()
+    assert all("429" in summary.details[d] for d, o in summary.outcomes.items() if o == "throttled")
+    # It stopped asking: at most one 429 per download worker, not one per remaining file.
+    assert tenant.sim.faults.injected["429"] <= tenant.settings.download_workers
+    run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
+    assert run.to_dict()["throttled"] == len(plan.dialog_ids) - 2
+    for call in run.calls:
+        record = tenant.record(call.dialog_id)
+        assert record.retry_count == 0, call  # OCP's state, not the call's
+        assert str(call.outcome) in ("recovered", "still_pending")
+    # OCP's quota is over: the same export gives the rest.
+    tenant.sim.faults.settings.quota_per_window = None
+    again = _download_throttled(tenant, plan, export_id)
+    assert Counter(str(o) for o in again.outcomes.values()) == {
+        "stored": len(plan.dialog_ids) - 2,
+        "already_stored": 2,
+    }
+
+
+def test_throttling_before_the_listing_is_read_tries_no_call_and_sweeps_no_hour(tenant_factory) -> None:  # noqa: F811
+    tenant, plan, export_id = _throttled_tenant(tenant_factory, allowed=0)
+    summary = _download_throttled(tenant, plan, export_id)
+    assert summary.status == "throttled" and set(summary.outcomes) == set(plan.dialog_ids)
+    assert {str(o) for o in summary.outcomes.values()} == {"throttled"}
+    (outcome,) = match_outcomes([plan], [summary.to_dict()])
+    assert not outcome.manifest_diffed  # its CDRs were never read: no hour of it counts as swept
+    run = close_run(tenant.ledger, tenant.settings, [outcome], run_id="r1")
+    assert {str(c.outcome) for c in run.calls} == {"still_pending"}
+    assert all(tenant.record(d).retry_count == 0 for d in plan.dialog_ids)
+
+
+# ------------------------------------------------------------- one milestone per export, call and kind
+def _milestones(tenant: Tenant, event_type: str) -> Counter[tuple[str, str]]:
+    tenant.ledger.flush_audit()
+    today = datetime.now(UTC).date()
+    events = read_events(tenant.settings.audit_url, today - timedelta(days=1), today + timedelta(days=1))
+    return Counter(
+        (e["dialog_id"], e["export_id"]) for e in events.to_pylist() if e["event_type"] == event_type
+    )
+
+
+def _expired_export(tenant: Tenant) -> tuple[ExportPlan, str]:
+    tenant.receive_events(tenant.calls)
+    group = tenant.calls[0].ocp_group
+    plan = ExportPlan(
+        group, *_window(tenant), tuple(c.dialog_id for c in tenant.calls if c.ocp_group == group)
+    )
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+    tenant.sim.exports.jobs[export_id].expire(tenant.sim.clock.now())
+    return plan, export_id
+
+
+def test_a_retried_download_writes_one_expired_milestone_per_call(tenant_factory) -> None:  # noqa: F811
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    plan, expired = _expired_export(tenant)
+    for _ in range(2):  # the task is retried: it starts again from the export it was given, expired
+        with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+            summary = download_export(plan, expired, tenant.settings, client, run_id="r1")
+        assert summary.recreated_exports and set(summary.outcomes.values()) <= {"stored", "already_stored"}
+    once = {(d, expired): 1 for d in plan.dialog_ids}
+    assert dict(_milestones(tenant, "EXPORT_EXPIRED")) == once
+    completed = _milestones(tenant, "EXPORT_COMPLETED")
+    assert all(n == 1 for n in completed.values()) and len(completed) >= len(plan.dialog_ids)
+
+
+def test_an_expiry_seen_again_after_throttling_writes_its_milestone_once(tenant_factory) -> None:  # noqa: F811
+    """The sensor's path: the expiry is recorded, the replacement request is throttled and deferred, and
+    the resumed task handles the same expiry again."""
+    tenant: Tenant = tenant_factory(sim_config(calls=8))
+    plan, expired = _expired_export(tenant)
+    layout = StorageLayout.from_settings(tenant.settings)
+    tenant.sim.faults.force(429, count=1, path_prefix="/v1/exports", retry_after=600)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        with pytest.raises(Throttled):
+            replace_expired(client, tenant.ledger, layout, plan, expired, "expired while waiting")
+        new_id, _ = replace_expired(client, tenant.ledger, layout, plan, expired, "expired while waiting")
+        # and the downloader, given the expired export by a cleared chain, sees it once more
+        recreate_and_wait(client, tenant.ledger, layout, plan, expired, poll_interval_s=0.05, max_wait_s=20)
+    assert new_id and new_id != expired
+    assert dict(_milestones(tenant, "EXPORT_EXPIRED")) == {(d, expired): 1 for d in plan.dialog_ids}

@@ -19,7 +19,8 @@ NO_MARGIN = timedelta(0)
 
 
 def call(n: int, group: str, at: datetime) -> PendingCall:
-    return PendingCall(f"{n:032X}", group, at)
+    """A call of no length (the packing tests); open calls and lengths have tests of their own below."""
+    return PendingCall(f"{n:032X}", group, at, at)
 
 
 def test_adjacent_hours_merge_into_one_hour_aligned_window() -> None:
@@ -129,8 +130,9 @@ def test_a_call_starting_in_the_last_hour_and_ending_after_it_has_its_end_covere
         (T0 + timedelta(minutes=30), T0 + HOUR, (T0, T0 + 2 * HOUR)),  # an end on the hour needs that hour
         (T0 + timedelta(minutes=5), T0 + timedelta(minutes=6), (T0 - HOUR, T0 + HOUR)),  # margin before
         (T0 + timedelta(minutes=30), T0 + timedelta(minutes=55), (T0, T0 + 2 * HOUR)),  # margin after
-        (T0 + timedelta(minutes=30), None, (T0, T0 + HOUR)),  # end unknown (an open call)
-        (T0 + timedelta(minutes=30), T0 - HOUR, (T0, T0 + HOUR)),  # an end before the start is ignored
+        (T0 + timedelta(minutes=30), None, (T0, T0 + 5 * HOUR)),  # end unknown: up to start + 4 h
+        # an end before the start (clock skew): OCP may file the dialog_end under its own, earlier time
+        (T0 + timedelta(minutes=30), T0 - HOUR, (T0 - 2 * HOUR, T0 + HOUR)),
     ],
 )
 def test_call_window_is_hour_aligned_and_covers_start_to_end_plus_margin(
@@ -187,3 +189,90 @@ def test_calls_whose_lives_do_not_fit_the_first_window_are_carried_not_cut() -> 
     both = plan_exports([first, late, inside], max_plans_per_group=2).plans
     assert [p.dialog_ids for p in both] == [(first.dialog_id, inside.dialog_id), (late.dialog_id,)]
     assert covers((both[1].start, both[1].end), late.end)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------- backfill pieces and open calls (issue #17, gaps)
+def _covered_by_their_plans(result, calls: list[PendingCall], **need: timedelta) -> None:
+    """Every call is in at most one plan, whose window holds its whole needed window; the rest carried."""
+    by_id = {c.dialog_id: c for c in calls}
+    seen = [d for p in result.plans for d in p.dialog_ids]
+    assert len(seen) == len(set(seen))
+    for plan in result.plans:
+        assert HOUR <= plan.end - plan.start <= wire.MAX_WINDOW
+        for dialog_id in plan.dialog_ids:
+            lo, hi = call_window(by_id[dialog_id], **need)
+            assert plan.start <= lo and hi <= plan.end, (plan.label, dialog_id)
+    assert len(seen) + sum(result.carried.values()) == len(calls)  # never silently dropped
+
+
+def test_a_backfill_piece_holds_the_whole_life_of_a_call_crossing_its_end() -> None:
+    window = (T0, T0 + timedelta(days=4))
+    first = lived(1, T0 + timedelta(minutes=5), T0 + timedelta(minutes=8))  # margin reaches before T0
+    crossing = lived(2, T0 + timedelta(days=2, minutes=-15), T0 + timedelta(days=2, minutes=20))
+    late = lived(3, T0 + timedelta(days=4, minutes=-20), T0 + timedelta(days=4, minutes=30))  # ends after
+    calls = [first, crossing, late]
+    result = plan_exports(calls, window=window, max_plans_per_group=5)
+    _covered_by_their_plans(result, calls)
+    assert result.carried == {}
+    # The plans still cover the backfill window itself, hour by hour, for the manifest diff.
+    hours = {T0 + HOUR * i for i in range(96)}
+    assert all(any(p.start <= h < p.end for p in result.plans) for h in hours)
+    # One plan per run (the DAG's rule): the crossing call does not fit the first piece and is carried.
+    one = plan_exports(calls, window=window)
+    _covered_by_their_plans(one, calls)
+    assert one.plans[0].dialog_ids == (first.dialog_id,) and one.carried == {"grp-a": 2}
+
+
+def test_a_backfill_call_in_the_windows_last_hour_gets_its_end_and_margin() -> None:
+    window = (T0, T0 + 3 * HOUR)
+    tail = lived(1, T0 + timedelta(hours=2, minutes=50), T0 + timedelta(hours=3, minutes=20))
+    (plan,) = plan_exports([tail], window=window).plans
+    assert (plan.start, plan.end) == (T0, T0 + 4 * HOUR)
+    assert covers((plan.start, plan.end), tail.end + timedelta(minutes=10))  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("max_plans", [1, 2, 4])
+def test_backfill_plans_cover_every_taken_calls_life_whatever_the_calls(seed: int, max_plans: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    start = T0 + timedelta(minutes=rng.randrange(60))
+    window = (start, start + timedelta(hours=rng.randrange(1, 130)))
+    span = (window[1] - window[0]).total_seconds()
+    calls = []
+    for n in range(rng.randrange(1, 40)):
+        begin = window[0] + timedelta(seconds=rng.uniform(0, span))
+        end = None if rng.random() < 0.2 else begin + timedelta(minutes=rng.choice([1, 30, 90, 600]))
+        calls.append(lived(n, begin, end, retries=rng.randrange(4)))
+    life = timedelta(hours=rng.choice([1, 4, 30]))
+    result = plan_exports(
+        calls,
+        window=window,
+        max_plans_per_group=max_plans,
+        max_calls=rng.choice([3, 3000]),
+        open_call_life=life,
+    )
+    _covered_by_their_plans(result, calls, open_call_life=life)
+
+
+@pytest.mark.parametrize("window", [None, (T0, T0 + timedelta(days=3))])
+def test_an_open_call_is_planned_up_to_the_latest_end_it_can_have(window) -> None:
+    """No dialog_end (lost): it ended at most the open-call timeout after its start; the window covers it."""
+    opened = lived(1, T0 + timedelta(minutes=30), None)
+    assert call_window(opened, open_call_life=4 * HOUR) == (T0, T0 + 5 * HOUR)
+    assert call_window(opened, open_call_life=2 * HOUR) == (T0, T0 + 3 * HOUR)
+    # OCP's two days cap it; the start is kept
+    assert call_window(opened, open_call_life=timedelta(days=3)) == (T0, T0 + wire.MAX_WINDOW)
+    (plan,) = plan_exports([opened], window=window, open_call_life=4 * HOUR).plans[:1]
+    assert plan.start <= T0 and plan.end >= T0 + 5 * HOUR
+    # a retried open call still gets a strictly wider window each time
+    widths = [call_window(lived(1, opened.start, None, r), open_call_life=4 * HOUR) for r in range(4)]
+    assert all(b[0] < a[0] and b[1] > a[1] for a, b in itertools.pairwise(widths))
+
+
+def test_the_planning_default_for_open_calls_is_the_settings_default() -> None:
+    from ocp_ingest.config import Settings
+    from ocp_ingest.reconcile.plan import OPEN_CALL_LIFE
+
+    assert Settings.model_fields["open_call_timeout_s"].default == OPEN_CALL_LIFE.total_seconds()

@@ -170,6 +170,7 @@ class OcpExportSensor(BaseSensorOperator):
             replace_expired,
         )
         from ocp_ingest.reconcile.plan import ExportPlan
+        from ocp_ingest.storage import StorageLayout
 
         settings = Settings.from_env()
         plan = ExportPlan.from_dict(self.plan)
@@ -183,7 +184,12 @@ class OcpExportSensor(BaseSensorOperator):
                     export_id, blocker = create_or_adopt(client, plan)
                 else:
                     export_id, blocker = replace_expired(
-                        client, ledger, plan, expired, "expired while waiting"
+                        client,
+                        ledger,
+                        StorageLayout.from_settings(settings),
+                        plan,
+                        expired,
+                        "expired while waiting",
                     )
                 if export_id is not None:
                     self.log.info("export %s requested for %s", export_id, plan.label)

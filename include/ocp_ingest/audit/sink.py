@@ -126,18 +126,9 @@ class AuditSink:
         """
         if self.store is None:
             return self._write_buffer()
+        self.persist()
         with self._lock:
-            buffered, self._buffer = self._buffer, []
-        milestones = [outbox.entry_for(e) for e in buffered]
-        if milestones:
-            try:
-                self.store.outbox_add(milestones)
-            except Exception:
-                with self._lock:
-                    self._buffer[:0] = buffered
-                raise
-        with self._lock:
-            entries, self._committed = [*self._committed, *milestones], []
+            entries, self._committed = self._committed, []
         result = outbox.Published()
         try:
             outbox.publish_entries(self.store, self.audit_url, entries, result)
@@ -148,6 +139,26 @@ class AuditSink:
             log.exception("audit publish failed; events wait in the ledger's outbox")
         self.files_written.extend(result.files)
         return result.files
+
+    def persist(self) -> None:
+        """Make the buffered milestones durable now: in the ledger's outbox (one transaction), published at
+        the next flush. Raises if that fails (they stay buffered). Unbound: written to files at once."""
+        if self.store is None:
+            self._write_buffer()
+            return
+        with self._lock:
+            buffered, self._buffer = self._buffer, []
+        milestones = [outbox.entry_for(e) for e in buffered]
+        if not milestones:
+            return
+        try:
+            self.store.outbox_add(milestones)
+        except Exception:
+            with self._lock:
+                self._buffer[:0] = buffered
+            raise
+        with self._lock:
+            self._committed.extend(milestones)
 
     def publish_leftovers(self, grace: timedelta = LEFTOVER_GRACE) -> outbox.Published:
         """Publish what any process left in the outbox more than ``grace`` ago."""

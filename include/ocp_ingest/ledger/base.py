@@ -314,6 +314,15 @@ class Ledger:
         if self.audit is not None:
             self.audit.emit(event)
 
+    def persist_audit(self) -> None:
+        """Make buffered milestones durable now (the outbox), without publishing them yet; an observer
+        without an outbox (no ``persist``) flushes instead."""
+        persist = getattr(self.audit, "persist", None)
+        if persist is not None:
+            persist()
+        elif self.audit is not None:
+            self.audit.flush()
+
     def flush_audit(self) -> None:
         """Publish this process's audit events to the Parquet trail now (end of a task batch or a request).
 

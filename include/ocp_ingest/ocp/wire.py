@@ -17,12 +17,18 @@ Documented
 Assumed (marked ASSUMED below)
     * ``end_type`` / ``duration`` (ms) on dialog_end: seen in practice, not official.
     * ``event_id`` (unique per event, stable across duplicate deliveries) and ``ocp_group`` on every event.
+      The event id is OCP's opaque id: any non-empty printable text of at most :data:`EVENT_ID_MAX_LEN`
+      characters (dots, slashes, unicode); it becomes a key only through ``ids.opaque_key``.
     * "IVR end" is a ``dialog_step`` with ``step="ivr_end"`` and a ``reason``.
     * ``dialogTimestamp`` in file names is the dialog start in epoch milliseconds.
     * The Exports REST shape (paths, JSON fields, status values PENDING/PROCESSING/COMPLETED/FAILED/EXPIRED,
       page tokens, HTTP Range on downloads, audio data type ``recordings``).
     * A call belongs to an export window by its dialog start time (the file name's dialogTimestamp).
-      OCP may select CDR lines by their own event time instead; the simulator can do both.
+      OCP may select CDR lines by their own event time instead; the simulator can do both. Planning
+      covers both: a call's window holds its whole life plus a margin (``reconcile.plan.call_window``).
+    * A call whose dialog_end never came ended within ``OCP_INGEST_OPEN_CALL_TIMEOUT_S`` (4 h) of its
+      start (that is when it is taken for lost), so its window reaches start + that timeout + margin
+      (capped at 2 days); the CDR ``duration`` itself is plausible up to :data:`MAX_DURATION_MS`.
     * CDR exports deliver one NDJSON file per hour of the window, one event per line.
     * ``groupId`` in a recording name is the OCP group (a storage path segment, so a strict token).
     * A dialog group is at most 128 characters (room above the documented 86) of alphanumeric runs joined
@@ -152,6 +158,23 @@ def dialog_group(value: object) -> str:
             f"group must be 1-{DIALOG_GROUP_MAX_LEN} characters: runs of [A-Za-z0-9_-] starting with a "
             f"letter or digit, joined by single dots (OCP's documented <hex>.<epoch ms>.<hex>), "
             f"got {value!r:.80}"
+        )
+    return value
+
+
+# ASSUMED: OCP's event ids are opaque; no form is documented. Printable text of any form is accepted; the
+# bound only tells an id from a hostile record (ids in the wild are UUIDs, URNs, composite keys: < 200).
+EVENT_ID_MAX_LEN = 1024
+
+
+def event_id(value: object) -> str:
+    """Validate a pushed event's ``event_id``: non-empty printable text, at most EVENT_ID_MAX_LEN long.
+
+    Never a key as it is: the landing key is ``ids.opaque_key(event_id)`` (safe, collision-free).
+    """
+    if not isinstance(value, str) or not 1 <= len(value) <= EVENT_ID_MAX_LEN or not value.isprintable():
+        raise ids.InvalidIdentifier(
+            f"event_id must be 1-{EVENT_ID_MAX_LEN} printable characters (OCP's opaque id), got {value!r:.80}"
         )
     return value
 

@@ -1,6 +1,7 @@
 """CDR events in the realtime stage: record an accepted event, roll accepted events into the manifest.
 
-- ``landing/cdr/{event_id}.json``: one file per accepted CDR event (create-only: the key is the de-dup);
+- ``landing/cdr/{opaque_key(event_id)}.json``: one file per accepted CDR event (create-only: the key is
+  the de-dup; OCP's opaque event id encoded so that any id is one safe segment and no two ids share one);
   the DAG rolls them into the hourly CDR manifest ``cdr_manifest/dt=YYYY-MM-DD/hour=HH/*.ndjson``.
 """
 
@@ -41,7 +42,7 @@ def record_cdr_event(event: CdrEvent, ledger: Ledger, layout: StorageLayout, rou
     roll moves the landing file into the manifest, which is at-least-once and keyed by ``event_id``.
     """
     transition = cdr_transition(event, router)
-    dest = object_path(layout.landing_url) / "cdr" / f"{ids.token('event_id', event.event_id)}.json"
+    dest = object_path(layout.landing_url) / "cdr" / f"{ids.opaque_key(event.event_id)}.json"
     try:
         created = write_create_only(dest, [event.to_json()]).created
     except ObjectExists:

@@ -214,7 +214,7 @@ def create_app(
                 if not isinstance(raw, dict):
                     raise ValueError("each event must be a JSON object")
                 event = wire.CdrEvent.model_validate(raw)
-                ids.token("event_id", event.event_id)
+                wire.event_id(event.event_id)  # OCP's opaque id: a key only through ids.opaque_key
                 events.append((index, event))
             except (ValidationError, ValueError) as exc:
                 rejected.append({"index": index, "reason": _short_reason(exc)})

@@ -168,6 +168,8 @@ class RunSummary:
     failed_chains: list[str] = field(default_factory=list)
     #: exports whose listing had recordings but none of their planned calls: the run must alert
     anomalies: list[str] = field(default_factory=list)
+    #: calls whose file OCP's throttling kept from being asked for (no attempt counted; next run)
+    throttled: int = 0
 
     def add(self, result: CallResult) -> None:
         self.counts[str(result.outcome)] += 1
@@ -188,6 +190,7 @@ class RunSummary:
             "planned": c[CallVerdict.PLANNED],
             "discovered_by_manifest_diff": self.discovered,
             "carried_to_next_run": sum(self.carried.values()),
+            "throttled": self.throttled,
             "failed_chains": self.failed_chains,
             "anomalies": self.anomalies,
             "by_group": {g: dict(v) for g, v in sorted(self.by_group.items())},
@@ -283,6 +286,13 @@ def _settle(
         error = _attempt_error(outcome, said, "")
         escalated = _escalate_if_due(ledger, settings, record, group, error, now, summary)
         return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, error)
+    if said == CallDownload.THROTTLED:
+        # OCP throttled the download before this call's file was asked for: OCP's state, not the call's
+        # recovery. No attempt; the next run tries again (retention still escalates).
+        summary.throttled += 1
+        detail = outcome.call_details.get(dialog_id) or "OCP throttled the download: not tried"
+        escalated = _escalate_if_due(ledger, settings, record, group, detail, now, summary)
+        return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, detail)
     if outcome.export_status is ExportOutcomeStatus.COMPLETED and dialog_id in outcome.no_recording:
         reason = (
             f"not SIP (origin_uri {outcome.no_recording[dialog_id]!r}) and not in completed export "

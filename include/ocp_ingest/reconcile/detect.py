@@ -120,7 +120,8 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
         start = call_start(record)
         if record.ocp_group is None or start is None:
             continue
-        end = record.call_end_ts if record.call_end_ts is not None and record.call_end_ts >= start else None
+        # An end before the start (clock skew) travels as it is: planning covers both.
+        end = record.call_end_ts
         found.append(PendingCall(record.dialog_id, record.ocp_group, start, end, record.retry_count))
         if len(found) >= query.limit:
             break

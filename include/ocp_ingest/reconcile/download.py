@@ -21,6 +21,12 @@ production). Steps of :class:`ExportDownloader`:
 An export that expired before or during the download is re-created (bounded) and waited for here, through
 :func:`~ocp_ingest.reconcile.exports.recreate_and_wait`. The result is a :class:`DownloadSummary`, whose
 small JSON form also carries the wait's result, so the close step needs only the downloads.
+
+Throttling (429, or 5xx, outlasting the client's short retry budget) is OCP's state, not a call's: the
+first one stops the download asking (the other workers finish the file they hold), and every call not
+tried is ``throttled``: no attempt is counted for it and the next run tries again. No worker sleeps on
+OCP's ``Retry-After``: the next run's export request meets the same throttling and waits it out deferred,
+in the triggerer. This works alike in-process and in the download pod.
 """
 
 from __future__ import annotations
@@ -44,7 +50,7 @@ from ocp_ingest.ledger.transitions import ExportRequested
 from ocp_ingest.ocp import wire
 from ocp_ingest.ocp.client import OcpClient
 from ocp_ingest.ocp.download import iter_file_chunks
-from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError
+from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError, TransientError
 from ocp_ingest.reconcile.exports import ExportOutcomeStatus, keep_export_metadata, recreate_and_wait
 from ocp_ingest.reconcile.plan import ExportPlan
 from ocp_ingest.routing import LobRouter
@@ -74,6 +80,8 @@ class CallDownload(StrEnum):
     REJECTED = "rejected"
     CONFLICT = "conflict"
     ERROR = "error"
+    #: not tried: OCP throttled (or was unavailable) first; OCP's state, never an attempt against the call
+    THROTTLED = "throttled"
 
 
 class DownloadStatus(StrEnum):
@@ -84,6 +92,9 @@ class DownloadStatus(StrEnum):
     SKIPPED = "skipped"
     #: the export kept expiring, more often than re-creations are allowed
     EXPIRED = "expired"
+    #: OCP throttled the download before its listing and CDRs were read (or before a re-creation): the
+    #: calls not stored yet were not tried
+    THROTTLED = "throttled"
 
 
 @dataclass
@@ -141,6 +152,13 @@ def _row(outcome: IngestOutcome | _NotIngested, size: int) -> tuple[str, str, in
     return outcome.kind, outcome.detail if outcome.kind != CallDownload.STORED else "", size
 
 
+def throttled_detail(exc: TransientError) -> str:
+    """Why a call was not tried, e.g. ``OCP throttled (HTTP 429, Retry-After 600 s): ...``."""
+    status = f"HTTP {exc.status_code}" if exc.status_code else type(exc).__name__
+    wait = f", Retry-After {exc.retry_after_s:.0f} s" if exc.retry_after_s is not None else ""
+    return f"OCP throttled ({status}{wait}): not tried, no attempt counted; {exc}"[:300]
+
+
 def _read_cdr_file(
     client: OcpClient, export_id: str, item: wire.ExportFile, max_resumes: int
 ) -> list[wire.CdrEvent]:
@@ -164,6 +182,8 @@ class ExportDownloader:
 
     def __post_init__(self) -> None:
         self.ingestor = RecordingIngestor(self.settings, self.ledger, self.layout)
+        #: OCP's answer once it throttled a file: no further file is asked for (set once, read by workers)
+        self.throttled: str | None = None
 
     def run(self, export_id: str, summary: DownloadSummary) -> None:
         """Download ``export_id`` into ``summary``; raises ExportExpired if the export expired meanwhile."""
@@ -331,6 +351,8 @@ class ExportDownloader:
     ) -> tuple[IngestOutcome | _NotIngested, int]:
         """Download and store one call: (outcome, bytes downloaded); ``written`` still needs its mark."""
         assert item.dialog_id is not None
+        if self.throttled is not None:  # OCP asked us to come back later: do not ask again now
+            return _NotIngested(CallDownload.THROTTLED, self.throttled), 0
         try:
             if record is None:
                 return _NotIngested(CallDownload.ERROR, "no ledger record"), 0
@@ -341,6 +363,10 @@ class ExportDownloader:
             return self._one_via_landing(export_id, item)
         except ExportExpired as exc:
             return _NotIngested(_EXPIRED, str(exc)), 0
+        except TransientError as exc:
+            self.throttled = throttled_detail(exc)
+            log.warning("export %s: %s; no more files are asked for now", export_id, self.throttled)
+            return _NotIngested(CallDownload.THROTTLED, self.throttled), 0
         except (OcpError, StorageError, OSError) as exc:
             log.warning("download of %s from export %s failed: %s", item.dialog_id, export_id, exc)
             return _NotIngested(CallDownload.ERROR, f"{type(exc).__name__}: {exc}"[:300]), 0
@@ -408,23 +434,27 @@ def download_export(
             LobRouter.load(settings.lob_routing_file),
         )
         current = export_id
-        for _ in range(settings.export_max_recreates + 1):
-            try:
-                downloader.run(current, summary)
-                break
-            except ExportExpired:
-                current = recreate_and_wait(
-                    client,
-                    ledger,
-                    plan,
-                    current,
-                    poll_interval_s=settings.export_poll_interval_s,
-                    max_wait_s=settings.export_max_wait_s,
-                )
-                summary.recreated_exports.append(current)
-                summary.export_id = current
-        else:
-            summary.status = DownloadStatus.EXPIRED
+        try:
+            for _ in range(settings.export_max_recreates + 1):
+                try:
+                    downloader.run(current, summary)
+                    break
+                except ExportExpired:
+                    current = recreate_and_wait(
+                        client,
+                        ledger,
+                        downloader.layout,
+                        plan,
+                        current,
+                        poll_interval_s=settings.export_poll_interval_s,
+                        max_wait_s=settings.export_max_wait_s,
+                    )
+                    summary.recreated_exports.append(current)
+                    summary.export_id = current
+            else:
+                summary.status = DownloadStatus.EXPIRED
+        except TransientError as exc:  # listing, CDRs or a re-creation: nothing more is asked of OCP
+            _not_tried(summary, plan, throttled_detail(exc))
     log.info(
         "download %s (run %s): %s, %d bytes",
         plan.label,
@@ -433,6 +463,17 @@ def download_export(
         summary.bytes_downloaded,
     )
     return summary
+
+
+def _not_tried(summary: DownloadSummary, plan: ExportPlan, detail: str) -> None:
+    """OCP throttled the download as a whole: every call not stored yet is ``throttled`` (not tried)."""
+    log.warning("download %s: %s", plan.label, detail)
+    summary.status = DownloadStatus.THROTTLED
+    done = (CallDownload.STORED, CallDownload.ALREADY_STORED)
+    for dialog_id in dict.fromkeys([*plan.dialog_ids, *summary.discovered]):
+        if summary.outcomes.get(dialog_id) not in done:
+            summary.outcomes[dialog_id] = CallDownload.THROTTLED
+            summary.details[dialog_id] = detail
 
 
 def download_plan(

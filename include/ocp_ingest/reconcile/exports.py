@@ -10,6 +10,8 @@ export expired during its download) both use these functions.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import time
@@ -108,52 +110,81 @@ def remember_export(ledger: Ledger, dialog_ids: Sequence[str], export_id: str) -
     return changed
 
 
+Milestone = Literal["EXPORT_COMPLETED", "EXPORT_EXPIRED"]
+
+
+def milestone_event_id(event_type: Milestone, export_id: str, dialog_id: str) -> str:
+    """The audit event id of one milestone: the same (kind, export, call) is the same event wherever and
+    however often it is observed, so any copy that slips through is one event to the outbox and compaction."""
+    return hashlib.sha256(f"{event_type}\0{export_id}\0{dialog_id}".encode()).hexdigest()[:32]
+
+
 def audit_milestone(
     ledger: Ledger,
-    event_type: Literal["EXPORT_COMPLETED", "EXPORT_EXPIRED"],
+    layout: StorageLayout,
+    event_type: Milestone,
     dialog_ids: Sequence[str],
     export_id: str,
     detail: str | Callable[[str], str],
     *,
     records: Mapping[str, CallRecord] | None = None,
 ) -> int:
-    """Put an export milestone in each planned call's audit trail; returns how many calls got it.
+    """Put an export milestone in each planned call's audit trail, once; returns how many calls got it now.
 
+    One export's expiry (or completion) is observed by the sensor, by the downloader, and again by every
+    retried task; the trail must hold it once per (export, kind, call). So the events are put in the
+    ledger's outbox, then a create-only marker ``reconciliation/milestones/...`` (named by export, kind and
+    the calls) says they are written, and an observer that finds the marker writes nothing. A crash between
+    the two writes them again with the same event ids (:func:`milestone_event_id`): never a second event.
     ``detail``: one text for every call, or a function of the dialog id. ``records``: the calls' ledger
     records, if read already.
     """
     if ledger.audit is None:
         return 0
     # Imported here: the audit schema loads pyarrow, which only a milestone needs.
+    from dataclasses import replace
+
     from ocp_ingest.audit.events import export_event
     from ocp_ingest.audit.schema import AuditEventType
 
+    wanted = list(dict.fromkeys(dialog_ids))
+    calls = hashlib.sha256("\n".join(sorted(wanted)).encode()).hexdigest()[:16]
+    marker = layout.reconciliation_record_path("milestones", f"{export_id} {event_type} {calls}")
+    if marker.exists():
+        log.info("%s of export %s is in the audit trail already (%s)", event_type, export_id, marker)
+        return 0
     if records is None:
-        records = ledger.get_many(list(dialog_ids))
+        records = ledger.get_many(wanted)
     at = ledger.clock()
     written = 0
-    for dialog_id in dialog_ids:
+    for dialog_id in wanted:
         if dialog_id in records:
             text = detail if isinstance(detail, str) else detail(dialog_id)
-            ledger.audit_event(
-                export_event(AuditEventType(event_type), records[dialog_id], export_id, at=at, detail=text)
+            event = export_event(
+                AuditEventType(event_type), records[dialog_id], export_id, at=at, detail=text
             )
+            ledger.audit_event(replace(event, event_id=milestone_event_id(event_type, export_id, dialog_id)))
             written += 1
+    ledger.persist_audit()  # durable in the outbox before the marker says so (published at the flush)
+    body = {"export_id": export_id, "event_type": event_type, "dialog_ids": wanted}
+    with contextlib.suppress(ObjectExists):  # another observer got there first: same events, same ids
+        write_create_only(marker, [json.dumps(body, sort_keys=True).encode()])
     return written
 
 
 def replace_expired(
-    client: OcpClient, ledger: Ledger, plan: ExportPlan, expired_id: str, detail: str
+    client: OcpClient, ledger: Ledger, layout: StorageLayout, plan: ExportPlan, expired_id: str, detail: str
 ) -> tuple[str | None, str | None]:
-    """An expired export's replacement: the EXPORT_EXPIRED milestone, then :func:`create_or_adopt`."""
+    """An expired export's replacement: the EXPORT_EXPIRED milestone (once), then :func:`create_or_adopt`."""
     log.warning("export %s expired (%s): re-creating it for %s", expired_id, detail, plan.label)
-    audit_milestone(ledger, "EXPORT_EXPIRED", plan.dialog_ids, expired_id, detail)
+    audit_milestone(ledger, layout, "EXPORT_EXPIRED", plan.dialog_ids, expired_id, detail)
     return create_or_adopt(client, plan)
 
 
 def recreate_and_wait(
     client: OcpClient,
     ledger: Ledger,
+    layout: StorageLayout,
     plan: ExportPlan,
     expired_id: str,
     *,
@@ -162,7 +193,9 @@ def recreate_and_wait(
 ) -> str:
     """:func:`replace_expired`, waited for synchronously (rare: results live a day); the new export id."""
     deadline = time.monotonic() + max_wait_s
-    export_id, blocker = replace_expired(client, ledger, plan, expired_id, "expired during the download")
+    export_id, blocker = replace_expired(
+        client, ledger, layout, plan, expired_id, "expired during the download"
+    )
     while export_id is None:  # another export holds the group: wait for it to finish, then create
         if time.monotonic() > deadline:
             raise OcpError(f"group {plan.ocp_group} is busy with export {blocker}; left for the next run")
@@ -183,10 +216,11 @@ def keep_export_metadata(
     records: Mapping[str, CallRecord] | None = None,
 ) -> bool:
     """Keep the export with its calls: its metadata and listing as ``reconciliation/exports/{id}.json``
-    (create-only) and an EXPORT_COMPLETED milestone in each planned call's audit trail.
+    (create-only) and an EXPORT_COMPLETED milestone in each planned call's audit trail (once: see
+    :func:`audit_milestone`), so a retried download (or a re-run) writes neither again.
 
-    The record is the milestone's idempotency key: a retried download (or a re-run) writes neither again.
-    Returns True when this call wrote them. ``records``: the planned calls' ledger records, if read already.
+    Returns True when this call wrote the record. ``records``: the planned calls' ledger records, if read
+    already.
     """
     export = client.get_export(export_id)
     planned = set(plan.dialog_ids)
@@ -212,14 +246,14 @@ def keep_export_metadata(
         first_time = write_create_only(dest, [json.dumps(record, sort_keys=True, indent=1).encode()]).created
     except ObjectExists:  # written by an earlier try with other content (e.g. a re-listing): it stands
         first_time = False
-    if first_time:
-        names = {f.dialog_id: f.name for f in listing if f.dialog_id}
-        audit_milestone(
-            ledger,
-            "EXPORT_COMPLETED",
-            plan.dialog_ids,
-            export_id,
-            lambda d: f"file {names[d]}" if d in names else missing,
-            records=records,
-        )
+    names = {f.dialog_id: f.name for f in listing if f.dialog_id}
+    audit_milestone(
+        ledger,
+        layout,
+        "EXPORT_COMPLETED",
+        plan.dialog_ids,
+        export_id,
+        lambda d: f"file {names[d]}" if d in names else missing,
+        records=records,
+    )
     return first_time

@@ -23,23 +23,34 @@ WINDOW_MARGIN = timedelta(minutes=10)
 #: Added to the margin per attempt the call has already failed. Windows are hour-aligned, so anything
 #: less than an hour could re-plan the very window that already failed to explain the call.
 RETRY_WIDENING = HOUR
+#: How long after its start an open call (a dialog_start, no dialog_end: lost) ended at the latest. The
+#: DAG passes ``OCP_INGEST_OPEN_CALL_TIMEOUT_S`` (this is its default): a call still without a dialog_end
+#: that long after its start is taken for one whose dialog_end was lost, so it ended before then.
+OPEN_CALL_LIFE = timedelta(hours=4)
 
 
 def call_window(
-    call: PendingCall, margin: timedelta = WINDOW_MARGIN, widening: timedelta = RETRY_WIDENING
+    call: PendingCall,
+    margin: timedelta = WINDOW_MARGIN,
+    widening: timedelta = RETRY_WIDENING,
+    open_call_life: timedelta = OPEN_CALL_LIFE,
 ) -> tuple[datetime, datetime]:
-    """The hour-aligned window that covers ``call``'s whole life, start to end, plus its margin.
+    """The hour-aligned window that covers ``call``'s whole life, start to end, plus its margin: the one
+    place that says which export window a call needs (pending, open or backfilled alike).
 
-    The margin grows by ``widening`` per failed attempt (``retry_count``), so a retried call gets a wider
-    window than the one that failed it. OCP's 2-day limit caps it: margin is given up (end side first)
-    before any of the call's life; a call longer than 2 days (never seen) keeps its start's 2 days.
+    An open call (end unknown) lived at most ``open_call_life``. An end before the start (clock skew)
+    still counts: OCP may file the dialog_end under its own time. The margin grows by ``widening`` per
+    failed attempt (``retry_count``), so a retried call gets a wider window than the one that failed it.
+    OCP's 2-day limit caps it: margin is given up (end side first) before any of the call's life; a call
+    longer than 2 days (never seen) keeps its first 2 days.
     """
-    end = call.end if call.end is not None and call.end > call.start else call.start
-    core = floor_hour(call.start), floor_hour(end) + HOUR  # half-open: an end on the hour needs that hour
+    end = call.end if call.end is not None else call.start + open_call_life
+    first, last = min(call.start, end), max(call.start, end)
+    core = floor_hour(first), floor_hour(last) + HOUR  # half-open: an end on the hour needs that hour
     if core[1] - core[0] >= wire.MAX_WINDOW:
         return core[0], core[0] + wire.MAX_WINDOW
     widen = margin + widening * max(0, call.retry_count)
-    lo, hi = floor_hour(call.start - widen), floor_hour(end + widen) + HOUR
+    lo, hi = floor_hour(first - widen), floor_hour(last + widen) + HOUR
     while hi - lo > wire.MAX_WINDOW:
         if hi > core[1]:
             hi -= HOUR
@@ -105,19 +116,22 @@ def plan_exports(
     window: tuple[datetime, datetime] | None = None,
     ocp_groups: Iterable[str] = (),
     margin: timedelta = WINDOW_MARGIN,
+    open_call_life: timedelta = OPEN_CALL_LIFE,
 ) -> PlanningResult:
     """Group pending calls into export plans: per OCP group, hour-aligned windows of 1 h .. 2 days.
 
     Every call needs its :func:`call_window` (its whole life plus a margin that grows with its failed
-    attempts). Each plan starts where its group's earliest-needed window starts and takes, in that order,
-    every call whose window fits in 2 days from there, up to ``max_calls``; it ends where the last of
-    their windows ends. Hours with nothing pending in between are bridged, not split: an export costs
-    mostly its fixed preparation time, and only the planned calls' files are downloaded. Plans come out
-    oldest first.
+    attempts; an open call's life ends ``open_call_life`` after its start). Each plan starts where its
+    group's earliest-needed window starts and takes, in that order, every call whose window fits in 2 days
+    from there, up to ``max_calls``; it ends where the last of their windows ends. Hours with nothing
+    pending in between are bridged, not split: an export costs mostly its fixed preparation time, and only
+    the planned calls' files are downloaded. A call that fits no plan of this run is carried (counted in
+    ``carried``), never cut. Plans come out oldest first.
 
     With ``window`` (a backfill) every group in ``ocp_groups`` (plus those with pending calls) gets plans
-    that cover the window itself, in 2-day pieces, so the manifest diff sees the whole window even where
-    the ledger knows no pending call.
+    that also cover the window itself, in pieces of at most 2 days, so the manifest diff sees the whole
+    window even where the ledger knows no pending call. A piece is stretched (within 2 days) to hold the
+    whole needed window of each call it takes, exactly as above.
     """
     if max_plans_per_group < 1 or max_calls < 1:
         raise ValueError("max_plans_per_group and max_calls must be at least 1")
@@ -126,14 +140,15 @@ def plan_exports(
         by_group[call.ocp_group].append(call)
     for group in ocp_groups:
         by_group.setdefault(group, [])
+    cover = None
+    if window is not None:
+        start = floor_hour(window[0])
+        cover = start, max(ceil_hour(window[1]), start + HOUR)
     plans: list[ExportPlan] = []
     carried: dict[str, int] = {}
     for group, calls in by_group.items():
-        calls.sort(key=lambda c: (c.start, c.dialog_id))
-        if window is not None:
-            group_plans, rest = _plan_window(group, calls, window, max_plans_per_group, max_calls)
-        else:
-            group_plans, rest = _plan_pending(group, calls, max_plans_per_group, max_calls, margin)
+        needed = [(call_window(c, margin, open_call_life=open_call_life), c) for c in calls]
+        group_plans, rest = _plan_group(group, needed, cover, max_plans_per_group, max_calls)
         plans += group_plans
         if rest:
             carried[group] = rest
@@ -141,38 +156,39 @@ def plan_exports(
     return PlanningResult(plans, carried)
 
 
-def _plan_pending(
-    group: str, calls: list[PendingCall], max_plans: int, max_calls: int, margin: timedelta
-) -> tuple[list[ExportPlan], int]:
-    needed = sorted(((call_window(c, margin), c) for c in calls), key=lambda w: (w[0][0], w[1].start))
-    plans: list[ExportPlan] = []
-    while needed and len(plans) < max_plans:
-        start = needed[0][0][0]
-        limit = start + wire.MAX_WINDOW
-        taken = [w for w in needed if w[0][1] <= limit][:max_calls]
-        end = max(w[0][1] for w in taken)
-        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for _, c in taken)))
-        chosen = {id(w) for w in taken}
-        needed = [w for w in needed if id(w) not in chosen]  # a call that did not fit waits its turn
-    return plans, len(needed)
+_Needed = tuple[tuple[datetime, datetime], PendingCall]
 
 
-def _plan_window(
+def _plan_group(
     group: str,
-    calls: list[PendingCall],
-    window: tuple[datetime, datetime],
+    needed: list[_Needed],
+    cover: tuple[datetime, datetime] | None,
     max_plans: int,
     max_calls: int,
 ) -> tuple[list[ExportPlan], int]:
-    start, end = floor_hour(window[0]), ceil_hour(window[1])
-    end = max(end, start + HOUR)
+    """One group's plans: its calls' needed windows packed into 2-day exports, oldest first, and (for a
+    backfill) ``cover`` covered too. Returns the plans and how many calls fit none of them."""
+    needed = sorted(needed, key=lambda w: (w[0][0], w[1].start, w[1].dialog_id))
+    cursor = cover[0] if cover else None  # the backfill window is covered up to here
     plans: list[ExportPlan] = []
-    taken = 0
-    piece = start
-    while piece < end and len(plans) < max_plans:
-        piece_end = min(end, piece + wire.MAX_WINDOW)
-        ids = tuple(c.dialog_id for c in calls if piece <= c.start < piece_end)[:max_calls]
-        plans.append(ExportPlan(group, piece, piece_end, ids))
-        taken += len(ids)
-        piece = piece_end
-    return plans, len(calls) - taken
+    while len(plans) < max_plans:
+        uncovered = cover is not None and cursor is not None and cursor < cover[1]
+        if not needed and not uncovered:
+            break
+        # From the earliest window still needed: a call's margin may reach before the uncovered part.
+        start = needed[0][0][0] if needed else cursor
+        if uncovered and cursor is not None and (start is None or cursor < start):
+            start = cursor
+        assert start is not None
+        limit = start + wire.MAX_WINDOW
+        taken = [w for w in needed if w[0][1] <= limit][:max_calls]
+        ends = [w[0][1] for w in taken]
+        if uncovered and cover is not None:
+            ends.append(min(cover[1], limit))
+        end = max(ends)
+        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for _, c in taken)))
+        chosen = {id(w) for w in taken}
+        needed = [w for w in needed if id(w) not in chosen]  # a call that did not fit waits its turn
+        if uncovered:
+            cursor = max(cursor, end) if cursor is not None else end
+    return plans, len(needed)

@@ -48,6 +48,8 @@ class SimulatorConfig:
     max_duration_s: float = 3600.0
     #: dialog group ids in OCP's documented form ``<40 hex>.<epoch ms>.<31 hex>`` (86 characters)
     documented_group_ids: bool = False
+    #: pushed and exported events carry opaque ids (dots, slashes, about 90 characters)
+    opaque_event_ids: bool = False
     exports: ExportSettings = field(default_factory=ExportSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     faults: FaultSettings = field(default_factory=FaultSettings)
@@ -79,6 +81,7 @@ class Simulator:
                 min_duration_s=cfg.min_duration_s,
                 max_duration_s=cfg.max_duration_s,
                 documented_group_ids=cfg.documented_group_ids,
+                opaque_event_ids=cfg.opaque_event_ids,
             )
         )
         self.calls_by_id = {c.dialog_id: c for c in self.calls}

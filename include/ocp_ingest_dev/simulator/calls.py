@@ -58,6 +58,8 @@ class SimCall:
     has_recording: bool  # non-SIP calls have none
     ends_in_ivr: bool
     ivr_reason: str | None
+    #: event ids in an opaque form (dots, slashes, about 90 characters) instead of ``evt_<hex>``
+    opaque_event_ids: bool = False
 
     @property
     def end(self) -> int:
@@ -73,6 +75,7 @@ class SimCall:
 
     def as_dict(self) -> dict[str, object]:
         data = asdict(self)
+        del data["opaque_event_ids"]  # how the simulator writes its ids, not a fact of the call
         data["end_type"] = self.end_type.value
         data["end"] = self.end
         data["start_iso"] = datetime.fromtimestamp(self.start / 1000, UTC).isoformat()
@@ -81,7 +84,10 @@ class SimCall:
     # -- CDR events ---------------------------------------------------------------------------------
     def _event(self, message_type: wire.MessageType, time_ms: int, tag: str, **extra: Any) -> wire.CdrEvent:
         # Stable per (call, event): a duplicate delivery carries the same event_id.
-        event_id = "evt_" + hashlib.sha256(f"{self.dialog_id}:{tag}".encode()).hexdigest()[:24]
+        digest = hashlib.sha256(f"{self.dialog_id}:{tag}".encode()).hexdigest()
+        event_id = f"urn:ocp:event/{self.ocp_group}/{self.dialog_id}.{tag}.{digest[:32]}"
+        if not self.opaque_event_ids:
+            event_id = "evt_" + digest[:24]
         return wire.CdrEvent(
             message_type=message_type,
             event_id=event_id,
@@ -151,10 +157,12 @@ def generate_calls(
     max_duration_s: float = 3600.0,
     flows: tuple[FlowSpec, ...] = FLOWS,
     documented_group_ids: bool = False,
+    opaque_event_ids: bool = False,
 ) -> list[SimCall]:
     """``count`` calls starting uniformly in the window, sorted by start; same seed, same calls.
 
-    ``documented_group_ids`` gives dialog groups OCP's documented dotted form instead of 32 hex.
+    ``documented_group_ids`` gives dialog groups OCP's documented dotted form instead of 32 hex;
+    ``opaque_event_ids`` gives events ids with dots and slashes (legal: OCP's ids are opaque).
     """
     rng = random.Random(seed)
     start_ms = int(window_start.timestamp() * 1000)
@@ -187,5 +195,7 @@ def generate_calls(
         )
     if documented_group_ids:
         calls = [replace(c, dialog_group=documented_group_id(c)) for c in calls]
+    if opaque_event_ids:
+        calls = [replace(c, opaque_event_ids=True) for c in calls]
     calls.sort(key=lambda c: c.start)
     return calls

@@ -120,6 +120,7 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
         max_calls=settings.reconciliation_max_calls_per_plan,
         window=detection.window,
         ocp_groups=detection.ocp_groups,
+        open_call_life=timedelta(seconds=settings.open_call_timeout_s),
     )
     plans = result.plans
     if detection.window is None and settings.sweep_groups:  # a backfill is a sweep of its own window
@@ -216,6 +217,8 @@ def close(
     log.info("reconciliation summary: %s", json.dumps({k: v for k, v in result.items() if k != "calls"}))
     for line in result["calls"]:
         log.info("call %(dialog_id)s [%(ocp_group)s]: %(outcome)s %(detail)s", line)
+    if summary.throttled:  # OCP's state, not a failure of ours: the run succeeds, the next one asks again
+        log.warning("OCP throttled the downloads: %d call(s) not tried (no attempt)", summary.throttled)
     problems = []
     if summary.failed_chains:
         problems.append(
