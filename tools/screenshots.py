@@ -17,8 +17,9 @@ through the UI's login page with the generated admin password and saves:
   report-phone.png            the same report on a phone (390 px, touch, the page's viewport meta honoured)
 
 Needs Debian's chromium (``apt-get install chromium``; ``OCP_INGEST_CHROMIUM`` names another binary) and
-the Python ``playwright`` package (requirements-test.txt), which drives it; nothing is downloaded. Takes
-about two minutes, most of it Airflow starting. Everything it started is stopped when it ends. It lives
+the Python ``playwright`` package (requirements-test.txt), which drives it; nothing is downloaded. Most of
+its time is Airflow starting and the report run; the browser part takes about a minute. Everything it
+started is stopped when it ends. It lives
 in tools/ rather than benchmarks/ because it measures nothing: it makes the docs' pictures.
 """
 
