@@ -320,9 +320,13 @@ def render_html(report: dict[str, Any]) -> str:
     return (
         "<!doctype html><html><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px}"
+        f"<title>{html.escape(title)}</title><style>body{{font-family:sans-serif;margin:2em;"
+        "overflow-wrap:anywhere}"
+        # A wide table scrolls inside its own box: on a phone the page keeps the screen's width.
+        "table{border-collapse:collapse;display:block;max-width:100%;overflow-x:auto}"
+        "td,th{border:1px solid #ccc;padding:3px 8px;font-size:13px;overflow-wrap:normal}"
         "svg{max-width:100%;height:auto}.none{color:#666;font-style:italic}"
+        "@media (max-width:600px){body{margin:1em}}"
         "</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>{html.escape(report['population'])}; generated "
         f"{html.escape(report['generated_at'])}; SLA {human_duration(report['sla_hours'] * 3600)}.</p>"
