@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What `make test` and `make run TOPOLOGY=distributed` need beyond Python, installed only when missing:
 #   - Debian packages: postgresql (initdb/pg_ctl for a throw-away metadata DB), redis-server (Celery broker),
-#     haproxy (the load balancer in front of the receivers);
+#     haproxy (the load balancer in front of the receivers), chromium (the operator pages' browser test);
 #   - dynalite (npm), a second DynamoDB implementation the ledger contract suite runs on, with `npm ci` into
 #     tools/dynalite/node_modules from the committed package-lock.json.
 # Idempotent and quiet when everything is there (a few `command -v` and one file comparison): `make test`
@@ -51,6 +51,7 @@ missing=()
 postgres_bindir >/dev/null || missing+=(postgresql)
 has_program redis-server || missing+=(redis-server)
 has_program haproxy || missing+=(haproxy)
+has_program chromium || missing+=(chromium)
 command -v npm >/dev/null 2>&1 || missing+=(nodejs npm)
 
 if [ ${#missing[@]} -gt 0 ]; then
@@ -95,7 +96,7 @@ fi
 
 # Fail here, not minutes later in a test, if an install did not give the programs.
 bindir="$(postgres_bindir)" || { say "PostgreSQL server binaries (initdb, pg_ctl) not found" >&2; exit 1; }
-for program in redis-server haproxy node; do
+for program in redis-server haproxy chromium node; do
     has_program "$program" || { say "$program not found after install" >&2; exit 1; }
 done
 if [ ${#missing[@]} -gt 0 ] || [ "${VERBOSE:-}" = 1 ]; then
