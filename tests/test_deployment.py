@@ -16,6 +16,7 @@ the dev harness.
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import re
@@ -535,3 +536,37 @@ def test_the_dev_stage_installs_the_simulator_compose_runs(tmp_path: Path) -> No
     package = build_image_package(tmp_path, stage="dev")
     assert sorted(p.name for p in package.iterdir()) == ["ocp_ingest", "ocp_ingest_dev"]
     assert (package / "ocp_ingest_dev" / "simulator" / "cli.py").is_file()
+
+
+def test_compose_and_the_distributed_topology_agree(compose: dict) -> None:
+    """The compose file and ``make run TOPOLOGY=distributed`` are one topology: the same components and
+    commands, two workers and two receivers behind a balancer, and the same OCP_INGEST_* names and storage
+    layout (a recordings bucket per LOB)."""
+    from ocp_ingest_dev.stack import distributed
+
+    services = compose["services"]
+    commands = [_command_line(s) for s in services.values()]
+    for words in distributed.AIRFLOW_COMPONENTS.values():
+        assert " ".join(words) in commands, words
+    assert sum(1 for c in commands if c == " ".join(distributed.WORKER_COMMAND)) == 2
+    receivers = [c for c in commands if c.startswith("ocp-ingest " + " ".join(distributed.RECEIVER_COMMAND))]
+    assert len(receivers) == 2
+    init = _command_line(services["airflow-init"])
+    for tool, invocations in distributed.SET_UP_COMMANDS.items():
+        for args in invocations:
+            assert f"{tool} {' '.join(args)}" in init
+    stack = distributed.DistributedStack(calls=0)
+    stack.ports = collections.defaultdict(lambda: 5000)  # what the environment needs, not bound
+    topology = stack.topology_env()
+    worker_env = _env(services["airflow-worker-1"])
+    missing = {name for name in topology if name not in worker_env}
+    assert missing <= {"OCP_INGEST_SSE_KMS_KEY_ID"}, missing  # the key id is per run here, a variable there
+    assert "OCP_INGEST_SSE_KMS_KEY_ID" in worker_env
+    for name in ("OCP_INGEST_LEDGER_BACKEND", "OCP_INGEST_DOWNLOAD_MODE", "OCP_INGEST_DYNAMODB_TABLE"):
+        assert _resolve(worker_env[name]) == topology[name], name
+    for name in ("RECORDINGS", "LANDING", "QUARANTINE", "AUDIT"):
+        key = f"OCP_INGEST_{name}_URL"
+        assert _resolve(worker_env[key]) == topology[key], key
+    assert _resolve(worker_env["AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"]) == stack.airflow_env().get(
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT"
+    )

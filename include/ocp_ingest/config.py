@@ -33,7 +33,12 @@ log = logging.getLogger(__name__)
 #: OCP_INGEST_* variables read by their one user rather than through Settings (secrets never become fields):
 #: the receiver's secret (receiver/app.py) and the simulator's push credentials (dev harness).
 READ_ELSEWHERE = frozenset(
-    {PREFIX + "RECEIVER_SECRET", PREFIX + "PUSH_SIGNING_SECRET", PREFIX + "PUSH_SHARED_SECRET"}
+    {
+        PREFIX + "RECEIVER_SECRET",
+        PREFIX + "PUSH_SIGNING_SECRET",
+        PREFIX + "PUSH_SHARED_SECRET",
+        PREFIX + "CHROMIUM",  # the dev harness's browser checks: which Chromium to drive
+    }
 )
 
 SOURCE_ENV = "environment"
