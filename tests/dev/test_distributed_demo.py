@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ocp_ingest_dev.stack import distributed
+from ocp_ingest_dev.stack import distributed, tenant
 from ocp_ingest_dev.stack.distributed import (
     DistributedStack,
     haproxy_server_stats,
@@ -248,6 +248,6 @@ def test_the_topologys_settings_are_names_the_code_reads_and_valid(monkeypatch: 
     for command in (
         *distributed.SET_UP_COMMANDS["ocp-ingest"],
         distributed.RECEIVER_COMMAND,
-        distributed.SIMULATOR_COMMAND,
+        tenant.SIMULATOR_COMMAND,
     ):
         build_parser().parse_args(command)

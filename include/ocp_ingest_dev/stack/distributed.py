@@ -31,7 +31,6 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from ocp_ingest_dev.stack.supervise import (
     raise_interrupt,
     require_binary,
 )
+from ocp_ingest_dev.stack.tenant import simulator_command
 
 #: Where Debian's PostgreSQL keeps its server binaries (not on PATH; initdb may be linked there).
 POSTGRES_BIN_DIRS = tuple(str(p) for p in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True))
@@ -67,7 +67,6 @@ AIRFLOW_COMPONENTS = {
 }
 WORKER_COMMAND = ["celery", "worker"]
 RECEIVER_COMMAND = ["receiver"]
-SIMULATOR_COMMAND = ["simulator"]
 #: Stop order: the simulator first, then Airflow and the ingress, then the services they use.
 TIER_SERVICES, TIER_COMPONENTS, TIER_TENANT = 0, 1, 2
 
@@ -895,42 +894,24 @@ class DistributedStack:
         since = time.monotonic()
         if self.seed is None:
             self.seed = int(time.time())
-        ocp_ingest = str(Path(sys.executable).with_name("ocp-ingest"))
         env, work = self._private_env(self._base_env(), "simulator")
         env["OCP_INGEST_PUSH_SIGNING_SECRET"] = self.push_secret or ""
         port = self.ports["simulator"]
         self.processes.spawn(
             "simulator",
-            [
-                ocp_ingest,
-                *SIMULATOR_COMMAND,
-                "--port",
-                str(port),
-                "--calls",
-                str(self.calls),
-                "--seed",
-                str(self.seed),
-                "--error-share",
-                str(self.api_error_share),
-                "--broken-download-share",
-                str(self.broken_download_share),
-                "--drop-share",
-                str(self.push_loss),
-                # A stretch of call time that ended before now, as OCP would replay it.
-                "--window-start",
-                (datetime.now(UTC) - timedelta(hours=self.window_hours + 0.5)).isoformat(timespec="seconds"),
-                "--window-hours",
-                str(self.window_hours),
-                "--mean-duration-s",
-                str(self.mean_duration_s),
-                "--push-url",
-                self.push_url,
-                "--push-rate",
-                str(self.push_rate),
-                "--ground-truth",
-                str(self.truth_path),
-                *self.simulator_args,
-            ],
+            simulator_command(
+                port=port,
+                calls=self.calls,
+                seed=self.seed,
+                api_error_share=self.api_error_share,
+                broken_download_share=self.broken_download_share,
+                window_hours=self.window_hours,
+                mean_duration_s=self.mean_duration_s,
+                push_url=self.push_url,
+                push_rate=self.push_rate,
+                truth_path=self.truth_path,
+                extra=["--drop-share", str(self.push_loss), *self.simulator_args],
+            ),
             env,
             cwd=work,
             log_path=self.logs / "simulator.log",

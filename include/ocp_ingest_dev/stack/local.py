@@ -21,7 +21,6 @@ import signal
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from ocp_ingest.receiver import auth as signing
 from ocp_ingest_dev.checkout import project_root
 from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
 from ocp_ingest_dev.stack.supervise import Processes, StackError, raise_interrupt
+from ocp_ingest_dev.stack.tenant import simulator_command
 
 #: What `make run` changes from the production defaults, so both stages visibly finish within minutes:
 #: reconciliation every 2 minutes, a 1-minute grace, a call without dialog_end counted as lost after
@@ -115,35 +115,18 @@ class LocalStack:
             self.truth_path.unlink(missing_ok=True)  # the watcher must only ever see this run's calls
             self._spawn(
                 "simulator",
-                [
-                    str(bin_dir / "ocp-ingest"),
-                    "simulator",
-                    "--port",
-                    str(self.simulator_port),
-                    "--calls",
-                    str(self.calls),
-                    "--seed",
-                    str(self.seed),
-                    "--error-share",
-                    str(self.api_error_share),
-                    "--broken-download-share",
-                    str(self.broken_download_share),
-                    # A stretch of call time that ended before now, as OCP would replay it.
-                    "--window-start",
-                    (datetime.now(UTC) - timedelta(hours=self.window_hours + 0.5)).isoformat(
-                        timespec="seconds"
-                    ),
-                    "--window-hours",
-                    str(self.window_hours),
-                    "--mean-duration-s",
-                    str(self.mean_duration_s),
-                    "--push-url",
-                    f"http://127.0.0.1:{self.receiver_port}",
-                    "--push-rate",
-                    str(self.push_rate),
-                    "--ground-truth",
-                    str(self.truth_path),
-                ],
+                simulator_command(
+                    port=self.simulator_port,
+                    calls=self.calls,
+                    seed=self.seed,
+                    api_error_share=self.api_error_share,
+                    broken_download_share=self.broken_download_share,
+                    window_hours=self.window_hours,
+                    mean_duration_s=self.mean_duration_s,
+                    push_url=f"http://127.0.0.1:{self.receiver_port}",
+                    push_rate=self.push_rate,
+                    truth_path=self.truth_path,
+                ),
                 {**base, "OCP_INGEST_PUSH_SIGNING_SECRET": secret},
             )
         from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
