@@ -81,17 +81,12 @@ def test_a_backfill_through_the_api_reconciles_each_interval(
         http = httpx.Client(base_url=api.base_url, headers=api._headers(), timeout=30)
         _wait(lambda: http.get(f"/api/v2/dags/{DAG}").status_code == 200, 120, "the DAG parsed")
 
-        made = http.post(
-            "/api/v2/backfills",
-            json={
-                "dag_id": DAG,
-                "from_date": T0.isoformat(),
-                "to_date": (T0 + timedelta(minutes=59)).isoformat(),
-                "dag_run_conf": {"dry_run": True, "grace_s": 0},  # nothing is asked of OCP
-                "max_active_runs": 1,
-            },
+        api.create_backfill(
+            DAG,
+            T0.isoformat(),
+            (T0 + timedelta(minutes=59)).isoformat(),
+            {"dry_run": True, "grace_s": 0},  # nothing is asked of OCP
         )
-        assert made.status_code == 200, made.text
 
         def backfill_runs() -> list[dict] | None:
             runs = http.get(f"/api/v2/dags/{DAG}/dagRuns", params={"run_type": "backfill"}).json()["dag_runs"]

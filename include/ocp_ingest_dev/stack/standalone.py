@@ -7,6 +7,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+# Airflow's SQLite connections wait this long for a lock before "database is locked"; pysqlite's 5 s default
+# is too short when the scheduler, dag-processor and api-server all write to one file on a loaded machine.
+SQLITE_CONNECT_ARGS: dict[str, object] = {"timeout": 30}
+
 
 def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
     """Environment for every Airflow process of the local stack (AIRFLOW_HOME defaults to the project's)."""
@@ -24,6 +28,7 @@ def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://localhost:{port}/execution/",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
     }
 
 
