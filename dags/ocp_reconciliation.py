@@ -1,15 +1,18 @@
 """Stage 2, reconciliation: find every call without a stored recording and bring it back from OCP exports.
 
-    detect_pending >> plan_exports >> export_chain[per plan](
-        request_and_wait (deferred) >> download_and_store
-    ) >> close_and_escalate
+    detect_pending >> plan_exports >> export_link_1[per plan](request_and_wait >> download_and_store)
+                                      ...            (link n asks once every link n-1 has waited)
+                                      export_link_N[per plan](request_and_wait >> download_and_store)
+                   >> close_and_escalate
 
 * **detect_pending**: the ledger's pending index (ended, not stored, not terminal, past the grace period);
   or, when triggered with ``window_start``/``window_end``, the calls started in that window (a backfill).
-* **plan_exports**: per OCP group one hour-aligned window of 1 h .. 2 days, oldest first; one plan per
-  group per run (exports of a group run strictly one at a time; ``max_active_runs=1``). The rest is
-  carried to the next run. Mapped instances per run = plans (a handful), never calls.
-* **export_chain** (mapped per plan, each instance labelled with its group, window and call count):
+* **plan_exports**: per OCP group, hour-aligned windows of 1 h .. 2 days, oldest first, chained: at most
+  ``OCP_INGEST_RECONCILIATION_EXPORTS_PER_GROUP`` (N) exports per group per run. Link ``n`` holds the
+  ``n``-th plan of each group; its requests start only once every link ``n - 1`` wait has ended, so a
+  group's exports are strictly one at a time (OCP's rule) while the previous link's downloads go on. What
+  N links cannot hold is carried to the next run. Mapped instances per run = plans, never calls.
+* **export_link_n** (mapped per plan, each instance labelled with its group, window and call count):
   ``request_and_wait`` requests the export (a 409 means wait, or adopt our own export), remembers it on
   the planned calls, and waits for it in the triggerer (no worker slot held; an expired export is
   re-created); then ``download_and_store`` keeps the export's metadata with its calls and downloads +
@@ -21,8 +24,8 @@
   an attempt is counted for every call still missing; at the maximum attempts
   or before OCP's 60-day retention the call is escalated (ERROR log line, metric, alert callback);
   non-SIP calls absent from a completed export are closed as NO_RECORDING_EXPECTED. Its return value is
-  the run's summary (recovered, still pending, escalated, by group, per call). It gets the chains'
-  results by return: each download's result carries its wait's result (status, export id, message).
+  the run's summary (recovered, still pending, escalated, by group, per call). It gets the links' results
+  by return: each download's result carries its wait's result (status, export id, message).
 
 Params: a date window (backfill), OCP groups or LOBs, a grace override, and ``dry_run`` (plan and report
 only: nothing is asked of OCP and nothing is written).
@@ -38,7 +41,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import XComArg, dag, get_current_context, task, task_group
+from airflow.sdk import BaseOperator, XComArg, dag, get_current_context, task, task_group
 
 from ocp_ingest.airflow.notifiers import EscalationNotifier
 from ocp_ingest.airflow.params import reconciliation_params, reconciliation_schedule
@@ -47,7 +50,13 @@ from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
 from ocp_ingest.config import Settings
 
 settings = Settings.from_env()  # environment only (the form's LOB list reads the routing file, nothing else)
-WAIT_TASK_ID = "export_chain.request_and_wait"
+LINKS = settings.reconciliation_exports_per_group  # exports chained per OCP group in one run
+
+
+def wait_task_id(link: int) -> str:
+    return f"export_link_{link}.request_and_wait"
+
+
 # Logs, records (audit area) and forwards an alert when a run escalated calls; add Slack/SNS notifiers
 # with forward_to=[...] (README, "Alerts").
 escalation_alert = EscalationNotifier()
@@ -59,7 +68,7 @@ escalation_alert = EscalationNotifier()
     schedule=reconciliation_schedule(settings.reconciliation_schedule),
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    max_active_runs=1,  # with one plan per group per run, a group's exports are strictly serial
+    max_active_runs=1,  # a group's chain runs inside one run: its exports are strictly serial
     default_args={"owner": "ocp-ingest", "retries": 2, "retry_delay": timedelta(seconds=30)},
     tags=["ocp", "reconciliation", "stage-2"],
     params=reconciliation_params(settings),
@@ -71,8 +80,12 @@ def ocp_reconciliation() -> None:
         return reconciliation_tasks.detect_pending(get_current_context())
 
     @task
-    def plan_exports(detected: dict) -> list[dict]:
-        return reconciliation_tasks.plan(detected)
+    def plan_exports(detected: dict) -> list[list[dict]]:
+        return reconciliation_tasks.plan(detected, LINKS)
+
+    @task(trigger_rule="all_done")  # after the previous link's waits, whatever their end
+    def plans_of_link(rounds: list[list[dict]], link: int) -> list[dict]:
+        return reconciliation_tasks.plans_of_link(rounds, link)
 
     @task(
         map_index_template=PLAN_LABEL_TEMPLATE,
@@ -82,20 +95,26 @@ def ocp_reconciliation() -> None:
     def download_and_store(wait_result: dict) -> dict:
         return reconciliation_tasks.download(get_current_context(), wait_result)
 
-    @task_group
-    def export_chain(plan: dict) -> XComArg:
-        """One plan: its export requested and waited for (deferred), then its calls downloaded and stored.
+    def export_link(link: int, plans: XComArg) -> tuple[BaseOperator, XComArg]:
+        """Link ``link`` of every group's chain: per plan, its export requested and waited for (deferred),
+        then its calls downloaded and stored. Returns the waits (the next link starts after them) and the
+        downloads' results, each carrying its wait's result."""
+        waits: list[BaseOperator] = []
 
-        Returns the download's result, which carries the wait's result too.
-        """
-        waited = OcpExportSensor(task_id="request_and_wait", plan=plan)
-        if settings.download_mode == "kubernetes":
-            from ocp_ingest.airflow.download_pod import build_download_pod
+        @task_group(group_id=f"export_link_{link}")
+        def chain_link(plan: dict) -> XComArg:
+            waited = OcpExportSensor(task_id="request_and_wait", plan=plan)
+            waits.append(waited)
+            if settings.download_mode == "kubernetes":
+                from ocp_ingest.airflow.download_pod import build_download_pod
 
-            pod = build_download_pod(task_id="download_and_store", wait_task_id=WAIT_TASK_ID)
-            waited >> pod
-            return pod.output
-        return download_and_store(waited.output)
+                pod = build_download_pod(task_id="download_and_store", wait_task_id=wait_task_id(link))
+                waited >> pod
+                return pod.output
+            return download_and_store(waited.output)
+
+        downloads = chain_link.expand(plan=plans)
+        return waits[0], downloads
 
     # all_done: a failed chain is still closed (no attempt counted, retention still enforced); then the
     # task fails the run
@@ -105,15 +124,28 @@ def ocp_reconciliation() -> None:
         on_success_callback=escalation_alert,
         on_failure_callback=escalation_alert,
     )
-    def close_and_escalate(detected: dict, plans: list[dict], downloads: list[dict]) -> dict:
+    def close_and_escalate(detected: dict, rounds: list[list[dict]], downloads: list[list[dict]]) -> dict:
         context = get_current_context()
         return reconciliation_tasks.close(
-            detected, plans, downloads, context["run_id"], context["ti"], wait_task_id=WAIT_TASK_ID
+            detected,
+            rounds,
+            downloads,
+            context["run_id"],
+            context["ti"],
+            wait_task_ids=[wait_task_id(n) for n in range(1, LINKS + 1)],
         )
 
     detected = detect_pending()
-    plans = plan_exports(detected)
-    close_and_escalate(detected, plans, export_chain.expand(plan=plans))
+    rounds = plan_exports(detected)
+    downloads: list[XComArg] = []
+    previous_waits: BaseOperator | None = None
+    for link in range(1, LINKS + 1):
+        plans = plans_of_link.override(task_id=f"plans_of_link_{link}")(rounds, link)
+        if previous_waits is not None:
+            previous_waits >> plans
+        previous_waits, results = export_link(link, plans)
+        downloads.append(results)
+    close_and_escalate(detected, rounds, downloads)
 
 
 ocp_reconciliation()

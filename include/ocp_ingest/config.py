@@ -194,12 +194,24 @@ class Settings(BaseSettings):
     reconciliation_schedule: str = Field(
         "*/30 * * * *", description="ocp_reconciliation's cadence (cron or preset), read at DAG parse."
     )
-    reconciliation_max_pending: int = Field(20000, ge=1, description="Pending calls one run reads.")
-    reconciliation_max_calls_per_plan: int = Field(
-        3000,
+    reconciliation_max_pending: int = Field(
+        0,
+        ge=0,
+        description="Pending calls one run reads, oldest first; 0: all of them (read page by page, kept "
+        "in a manifest, not an XCom).",
+    )
+    reconciliation_exports_per_group: int = Field(
+        4,
         ge=1,
-        le=3000,
-        description="Calls one export plan carries (one pod argument; 3000 ids stay under 128 KiB).",
+        le=24,
+        description="Exports one run chains per OCP group, one at a time (2 days each: 4 cover a week); "
+        "read at DAG parse (one task group per link of the chain).",
+    )
+    reconciliation_max_calls_per_plan: int = Field(
+        0,
+        ge=0,
+        description="Calls one export plan takes; 0: no cap (a plan's call list is a manifest object in "
+        "storage, and OCP's 2-day window bounds a plan).",
     )
     # Waiting for an export (in the triggerer)
     export_poll_interval_s: float = Field(30.0, gt=0, description="First poll interval.")

@@ -37,7 +37,8 @@ class FakeTi:
         return self.pushed.get("return_value")
 
 
-def _inputs(anomaly: str) -> tuple[dict, list[dict], list[dict]]:
+def _inputs(anomaly: str) -> tuple[dict, list[list[dict]], list[list[dict]]]:
+    """close's inputs: the detection, the plans as chain links (one link here), each link's downloads."""
     call = PendingCall("A" * 32, "grp-a", T0 + timedelta(minutes=5))
     plan = ExportPlan("grp-a", T0, T0 + timedelta(hours=1), (call.dialog_id,))
     download = {
@@ -48,7 +49,7 @@ def _inputs(anomaly: str) -> tuple[dict, list[dict], list[dict]]:
         "outcomes": {call.dialog_id: "not_in_export"},
         "anomaly": anomaly,
     }
-    return Detection((call,)).to_dict(), [plan.to_dict()], [download]
+    return Detection((call,)).to_dict(), [[plan.to_dict()]], [[download]]
 
 
 def _alerts(settings: Settings) -> list[Path]:

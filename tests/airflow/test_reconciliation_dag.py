@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -264,10 +266,14 @@ def test_a_download_that_fails_after_its_retries_is_still_closed(tenant: Tenant,
     assert dag_run.state == "failed"
     states = {(ti.task_id, ti.map_index): ti.state for ti in dag_run.get_task_instances()}
     assert states[("close_and_escalate", -1)] == "failed"
-    downloads = sorted(s for (t, _), s in states.items() if t == "export_chain.download_and_store")
-    assert downloads == ["failed", "success", "success"]
+    downloads = sorted(
+        s for (t, _), s in states.items() if t.endswith(".download_and_store") and s != "skipped"
+    )  # a link no group needed is skipped
+    # insurance's two plans (the old call's window, then the recent calls') are chained in this run
+    assert downloads == ["failed", "failed", "success", "success"]
     summary = summary_of(dag_run)
-    assert len(summary["failed_chains"]) == 1 and summary["failed_chains"][0].startswith("ocp-insurance ")
+    assert len(summary["failed_chains"]) == 2
+    assert all(chain.startswith("ocp-insurance ") for chain in summary["failed_chains"])
     assert [e["dialog_id"] for e in summary["escalations"]] == [old_id]
     old = tenant.record(old_id)
     assert old.terminal_state is TerminalState.UNRECOVERABLE_RETENTION and old.retry_count == 0
@@ -275,7 +281,7 @@ def test_a_download_that_fails_after_its_retries_is_still_closed(tenant: Tenant,
     insurance = [c for c in tenant.calls if c.ocp_group == "ocp-insurance"]
     for call in tenant.calls:
         record = tenant.record(call.dialog_id)
-        if call in insurance:  # carried: the old call's window was this run's plan for the group
+        if call in insurance:  # its chain failed (our failure): no attempt
             assert record.is_pending and record.retry_count == 0
         else:
             assert_recovered(tenant, call)
@@ -390,3 +396,49 @@ def test_dry_run_changes_nothing_then_a_window_backfill_finds_lost_calls(tenant:
             # only calls the ledger never saw, found by the export's manifest diff, are recovered too
             assert (record is not None and record.s3_stored) == (call not in known and call in exported)
     assert summary["discovered_by_manifest_diff"] == sum(c not in known for c in exported)
+
+
+def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
+    tenant_factory, monkeypatch
+) -> None:
+    """Five days of lost recordings: each group needs two or three 2-day exports. One run chains them (link n
+    of a group asked only once its link n - 1 has waited), recovers every call, and never asks OCP for a
+    group's export while another is being prepared (no 409 answered). Every call list travels as a
+    manifest here (the inline bound lowered to 2), as a large backlog's would."""
+    from ocp_ingest.reconcile import manifests
+    from ocp_ingest_dev.simulator.exports import ExportRuleError
+
+    monkeypatch.setattr(manifests, "INLINE_MAX", 2)
+
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=5, hours=3)
+    tenant = tenant_factory(sim_config(calls=36, window_start=start, window_hours=5 * 24))
+    tenant.receive_events(tenant.calls)
+    create, conflicts = tenant.sim.exports.create, []
+
+    def counting_conflicts(request):
+        try:
+            return create(request)
+        except ExportRuleError as exc:
+            conflicts.append(exc)
+            raise
+
+    monkeypatch.setattr(tenant.sim.exports, "create", counting_conflicts)
+    summary = run_dag()
+    assert summary["recovered"] == len(tenant.calls) and summary["still_pending"] == 0
+    for call in tenant.calls:
+        assert_recovered(tenant, call)
+    assert conflicts == []
+    by_group: dict[str, list] = {}
+    for job in tenant.sim.exports.jobs.values():
+        by_group.setdefault(job.group, []).append(job)
+    assert set(by_group) == {c.ocp_group for c in tenant.calls}
+    for jobs in by_group.values():
+        jobs.sort(key=lambda j: j.created_at)
+        assert len(jobs) >= 2  # 5 days: windows of at most 2 days (a sparse group bridges empty hours)
+        for earlier, later in itertools.pairwise(jobs):
+            assert later.created_at >= earlier.created_at + earlier.prep_s  # the earlier one was done
+            assert later.start >= earlier.end  # oldest first, no hour exported twice
+    assert max(len(jobs) for jobs in by_group.values()) == 3  # the third link ran too
+    written = list((tenant.home / "audit" / "reconciliation" / "manifests").glob("*.json"))
+    long_plans = [p for p in summary["plans"] if int(re.search(r"\((\d+) calls?\)", p)[1]) > 2]
+    assert len(written) == 1 + len(long_plans)  # the detection's list, each longer plan's

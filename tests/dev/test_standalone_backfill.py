@@ -18,6 +18,7 @@ import pytest
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
+from ocp_ingest.reconcile.detect import Detection
 from ocp_ingest_dev.stack.airflow_api import AirflowApi
 from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
 from tests.conftest import ROOT
@@ -106,7 +107,7 @@ def test_a_backfill_through_the_api_reconciles_each_interval(
                 datetime.fromisoformat(run[k]) for k in ("data_interval_start", "data_interval_end")
             )
             assert [datetime.fromisoformat(w) for w in entry["window"]] == [start, end]
-            found[start] = [row[0] for row in entry["calls"]]
+            found[start] = [c.dialog_id for c in Detection.from_dict(entry).calls]  # its manifest
         assert found == {T0: [first], T0 + timedelta(minutes=30): [second]}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

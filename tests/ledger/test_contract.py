@@ -197,6 +197,23 @@ def test_pending_query_oldest_first_with_grace_limit_and_groups(ledger: Ledger) 
     assert fresh in [c.dialog_id for c in ledger.pending(timedelta(0), 100, now=now + timedelta(seconds=1))]
 
 
+def test_pending_without_a_limit_reads_every_page_oldest_first(ledger: Ledger, monkeypatch) -> None:
+    """No ceiling: every pending call, across pages (SQLite reads its index in keyset pages; a page of 7
+    here, so ties on the end time straddle page boundaries)."""
+    if hasattr(ledger.backend, "SPARSE_PAGE"):
+        monkeypatch.setattr(ledger.backend, "SPARSE_PAGE", 7)
+    now = T0 + timedelta(days=1)
+    ends = {did(600 + i): T0 + timedelta(minutes=i // 3) for i in range(40)}  # three calls per minute
+    for d, end in ends.items():
+        ledger.apply(CdrEnd(d, end, 1000, "NORMAL", CallIdentity(ocp_group="grp-a")))
+    expected = [d for _, d in sorted((end, d) for d, end in ends.items())]
+    assert [c.dialog_id for c in ledger.pending(timedelta(0), None, now=now)] == expected
+    assert [c.dialog_id for c in ledger.pending(timedelta(0), 16, now=now)] == expected[:16]
+    for i in range(5):  # open calls (a dialog_start only): the other sparse index, unbounded too
+        ledger.apply(CdrStart(did(700 + i), T0))
+    assert len(ledger.open_calls(timedelta(0), None, now=now)) == 5
+
+
 def test_open_calls_query_finds_calls_whose_dialog_end_never_came(ledger: Ledger) -> None:
     now = T0 + timedelta(hours=10)
     starts = {did(400 + i): T0 + timedelta(minutes=7 * i) for i in range(6)}

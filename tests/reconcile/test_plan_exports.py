@@ -9,7 +9,7 @@ import pytest
 
 from ocp_ingest.ocp import wire
 from ocp_ingest.reconcile.detect import PendingCall
-from ocp_ingest.reconcile.plan import ExportPlan, call_window, plan_exports
+from ocp_ingest.reconcile.plan import ExportPlan, call_window, chain_links, plan_exports
 from ocp_ingest.reconcile.sweep import plan_sweeps
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -276,3 +276,30 @@ def test_the_planning_default_for_open_calls_is_the_settings_default() -> None:
     from ocp_ingest.reconcile.plan import OPEN_CALL_LIFE
 
     assert Settings.model_fields["open_call_timeout_s"].default == OPEN_CALL_LIFE.total_seconds()
+
+
+def test_chain_links_put_each_groups_plans_in_successive_links_oldest_first() -> None:
+    days = [call(i, "grp-a", T0 + timedelta(days=i)) for i in range(5)]  # five days: three 2-day plans
+    other = [call(10, "grp-b", T0 + timedelta(days=3))]
+    plans = plan_exports(days + other, max_plans_per_group=4, margin=NO_MARGIN).plans
+    links = chain_links(plans, 4)
+    assert [[(p.ocp_group, p.start) for p in link] for link in links] == [
+        [("grp-a", T0), ("grp-b", T0 + timedelta(days=3))],
+        [("grp-a", T0 + timedelta(days=2))],
+        [("grp-a", T0 + timedelta(days=4))],
+        [],
+    ]
+    for link in links:  # at most one plan per group per link: OCP's one export at a time
+        assert len({p.ocp_group for p in link}) == len(link)
+    # the order given does not matter: a group's older window is always the earlier link
+    assert chain_links(list(reversed(plans)), 4) == links
+
+
+def test_chain_links_refuse_more_plans_than_links() -> None:
+    plans = plan_exports(
+        [call(i, "grp-a", T0 + timedelta(days=3 * i)) for i in range(3)], max_plans_per_group=3
+    ).plans
+    with pytest.raises(ValueError, match="more than 2 plans"):
+        chain_links(plans, 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        chain_links(plans, 0)

@@ -80,17 +80,19 @@ class LedgerBackend(Protocol):
         ...
 
     def pending(
-        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         """Pending calls (ended, not stored, not terminal) that ended before ``ended_before``,
-        oldest first, at most ``limit``. Must use an index, never a full scan."""
+        oldest first, at most ``limit`` (None: all, read page by page). Must use an index, never a
+        full scan."""
         ...
 
     def open_calls(
-        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         """Open calls (known, no dialog_end, not stored, not terminal) that started before
-        ``started_before``, oldest first, at most ``limit``. Must use an index, never a full scan."""
+        ``started_before``, oldest first, at most ``limit`` (None: all, read page by page). Must use an
+        index, never a full scan."""
         ...
 
     def calls_started_between(
@@ -265,27 +267,28 @@ class Ledger:
     def pending(
         self,
         grace: timedelta,
-        limit: int,
+        limit: int | None,
         ocp_groups: Sequence[str] | None = None,
         now: datetime | None = None,
     ) -> list[CallRecord]:
-        """Calls ended more than ``grace`` ago, not stored, not terminal: oldest first."""
-        if limit <= 0:
+        """Calls ended more than ``grace`` ago, not stored, not terminal: oldest first (None: no limit)."""
+        if limit is not None and limit <= 0:
             return []
         return self.backend.pending((now or self.clock()) - grace, limit, ocp_groups)
 
     def open_calls(
         self,
         older_than: timedelta,
-        limit: int,
+        limit: int | None,
         ocp_groups: Sequence[str] | None = None,
         now: datetime | None = None,
     ) -> list[CallRecord]:
-        """Calls started more than ``older_than`` ago that still have no dialog_end: oldest first.
+        """Calls started more than ``older_than`` ago that still have no dialog_end: oldest first (None:
+        no limit).
 
         Their dialog_end was lost (or never sent): without this list they would never become pending.
         """
-        if limit <= 0:
+        if limit is not None and limit <= 0:
             return []
         return self.backend.open_calls((now or self.clock()) - older_than, limit, ocp_groups)
 

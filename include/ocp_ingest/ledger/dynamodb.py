@@ -370,7 +370,7 @@ class DynamoLedgerBackend:
                 yield _from_item(item)
 
     def _sparse(
-        self, index: str, key: str, before: datetime, limit: int, ocp_groups: Sequence[str] | None
+        self, index: str, key: str, before: datetime, limit: int | None, ocp_groups: Sequence[str] | None
     ) -> list[CallRecord]:
         """Oldest first from a sparse day-partitioned index (``<key>_day`` / ``<key>_since``)."""
         wanted = set(ocp_groups) if ocp_groups else None
@@ -384,17 +384,17 @@ class DynamoLedgerBackend:
             ):
                 if wanted is None or record.ocp_group in wanted:
                     found.append(record)
-                    if len(found) >= limit:
+                    if limit is not None and len(found) >= limit:
                         return found
         return found
 
     def pending(
-        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         return self._sparse(PENDING_INDEX, "pending", ended_before, limit, ocp_groups)
 
     def open_calls(
-        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         return self._sparse(OPEN_INDEX, "open", started_before, limit, ocp_groups)
 

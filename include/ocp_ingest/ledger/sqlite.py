@@ -237,26 +237,42 @@ class SqliteLedgerBackend:
     def outbox_delete(self, event_ids: Sequence[str]) -> None:
         self._transaction("DELETE FROM audit_outbox WHERE event_id = ?", [(i,) for i in event_ids])
 
+    #: Rows per read of a sparse index: the lock is held per page, not for a whole backlog.
+    SPARSE_PAGE = 5000
+
     def _sparse(
-        self, column: str, before: datetime, limit: int, ocp_groups: Sequence[str] | None
+        self, column: str, before: datetime, limit: int | None, ocp_groups: Sequence[str] | None
     ) -> list[CallRecord]:
-        """Oldest first from a partial index (``pending_since`` or ``open_since``)."""
-        sql = f"SELECT * FROM calls WHERE {column} IS NOT NULL AND {column} < ?"
-        params: list[Any] = [format_ts(before)]
-        if ocp_groups:
-            sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
-            params.extend(ocp_groups)
-        sql += f" ORDER BY {column}, dialog_id LIMIT ?"
-        params.append(limit)
-        return [self._record(r) for r in self._query(sql, params)]
+        """Oldest first from a partial index (``pending_since`` or ``open_since``), page by page (keyset:
+        after the last row's ``(column, dialog_id)``), until ``limit`` rows or the index ends."""
+        found: list[CallRecord] = []
+        after: tuple[str, str] | None = None
+        while limit is None or len(found) < limit:
+            sql = f"SELECT * FROM calls WHERE {column} IS NOT NULL AND {column} < ?"
+            params: list[Any] = [format_ts(before)]
+            if after is not None:
+                sql += f" AND ({column}, dialog_id) > (?, ?)"
+                params.extend(after)
+            if ocp_groups:
+                sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
+                params.extend(ocp_groups)
+            page = self.SPARSE_PAGE if limit is None else min(self.SPARSE_PAGE, limit - len(found))
+            sql += f" ORDER BY {column}, dialog_id LIMIT ?"
+            params.append(page)
+            rows = self._query(sql, params)
+            found += [self._record(r) for r in rows]
+            if len(rows) < page:
+                break
+            after = (rows[-1][column], rows[-1]["dialog_id"])
+        return found
 
     def pending(
-        self, ended_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         return self._sparse("pending_since", ended_before, limit, ocp_groups)
 
     def open_calls(
-        self, started_before: datetime, limit: int, ocp_groups: Sequence[str] | None = None
+        self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> list[CallRecord]:
         return self._sparse("open_since", started_before, limit, ocp_groups)
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from ocp_ingest.ledger import CallRecord, Ledger
 from ocp_ingest.ledger.model import utcnow
+from ocp_ingest.reconcile.manifests import is_reference, needs_manifest, read_manifest, write_manifest
 from ocp_ingest.reconcile.windows import iso_precise, parse_when
 
 
@@ -57,7 +58,8 @@ class PendingQuery:
     """What one run looks at: the pending list, or a backfill window, optionally narrowed."""
 
     grace: timedelta
-    limit: int
+    #: At most this many calls (None: every pending call)
+    limit: int | None
     #: Open calls (no dialog_end) started longer ago than this are worked on too; None: ended calls only.
     open_after: timedelta | None = None
     ocp_groups: tuple[str, ...] = ()
@@ -84,7 +86,7 @@ class PendingQuery:
 
 
 def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = None) -> list[PendingCall]:
-    """Pending calls to work on, oldest first, at most ``query.limit``.
+    """Pending calls to work on, oldest first, at most ``query.limit`` (None: all).
 
     Scheduled runs use the ledger's pending and open-calls indexes (never a scan). A backfill window reads
     the calls started in the window through the start-time index and keeps the pending ones past the
@@ -123,7 +125,7 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
         # An end before the start (clock skew) travels as it is: planning covers both.
         end = record.call_end_ts
         found.append(PendingCall(record.dialog_id, record.ocp_group, start, end, record.retry_count))
-        if len(found) >= query.limit:
+        if query.limit is not None and len(found) >= query.limit:
             break
     return found
 
@@ -160,15 +162,25 @@ class Detection:
             "dry_run": self.dry_run,
         }
 
+    def to_reference(self, layout: Any) -> dict[str, Any]:
+        """As it travels between tasks: many pending calls in a manifest object (any number of them), a few
+        inline, all inline without ``layout`` (a dry run writes nothing)."""
+        if not needs_manifest(len(self.calls), layout):
+            return self.to_dict()
+        small = {k: v for k, v in self.to_dict().items() if k != "calls"}
+        return {**small, **write_manifest(layout, [c.to_row() for c in self.calls])}
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Detection:
+        """A detection dict (or reference: its calls are read from the manifest) as a detection again."""
         window = None
         if data.get("window"):
             start, end = (parse_when(v) for v in data["window"])
             assert start is not None and end is not None
             window = (start, end)
+        rows = read_manifest(data) if is_reference(data) else data.get("calls") or ()
         return cls(
-            calls=tuple(PendingCall.from_row(r) for r in data.get("calls") or ()),
+            calls=tuple(PendingCall.from_row(r) for r in rows),
             window=window,
             ocp_groups=tuple(data.get("ocp_groups") or ()),
             dry_run=bool(data.get("dry_run")),

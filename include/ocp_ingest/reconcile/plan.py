@@ -1,8 +1,10 @@
 """Plan: group a run's pending calls into OCP exports, the way OCP allows them.
 
-Per OCP group, one hour-aligned export window of 1 h .. 2 days. At most ``max_plans_per_group`` plans per
-group per run (default 1: exports of a group are then strictly serial across the whole system, because the
-DAG runs one run at a time); the rest is carried to the next run, oldest calls first.
+Per OCP group, hour-aligned export windows of 1 h .. 2 days. At most ``max_plans_per_group`` plans per
+group per run; the rest is carried to the next run, oldest calls first. A group's plans form a chain
+(:func:`chain_links`): link ``n`` of every group is requested only once link ``n - 1`` of every group has
+finished waiting, so a group's exports are strictly one at a time within a run, and across runs because the
+DAG runs one run at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from typing import Any
 
 from ocp_ingest.ocp import wire
 from ocp_ingest.reconcile.detect import PendingCall
+from ocp_ingest.reconcile.manifests import is_reference, needs_manifest, read_manifest, write_manifest
 from ocp_ingest.reconcile.windows import HOUR, ceil_hour, floor_hour, iso_seconds, parse_when
+from ocp_ingest.storage import StorageLayout
 
 #: Added before a call's start and after its end when its window is planned: OCP's docs do not say by
 #: which time it selects CDR lines (the call's start, or each line's own event time).
@@ -89,14 +93,26 @@ class ExportPlan:
             "label": self.label,
         }
 
+    def to_reference(self, layout: StorageLayout | None) -> dict[str, Any]:
+        """The plan as it travels (XCom, the pod's ``--plan-json``): a long call list in a manifest object
+        (whatever its length), the label and window beside it; short ones, or without ``layout`` (a dry
+        run writes nothing), inline."""
+        if not needs_manifest(len(self.dialog_ids), layout):
+            return self.to_dict()
+        assert layout is not None
+        small = {k: v for k, v in self.to_dict().items() if k != "dialog_ids"}
+        return {**small, **write_manifest(layout, list(self.dialog_ids))}
+
     @classmethod
     def from_dict(cls, data: ExportPlan | Mapping[str, Any]) -> ExportPlan:
-        """The one place a plan dict (an XCom, the pod's ``--plan-json``) becomes a plan again."""
+        """The one place a plan dict (an XCom, the pod's ``--plan-json``) becomes a plan again; a
+        reference's call list is read from its manifest."""
         if isinstance(data, ExportPlan):
             return data
         start, end = parse_when(data["start"]), parse_when(data["end"])
         assert start is not None and end is not None
-        return cls(str(data["ocp_group"]), start, end, tuple(data.get("dialog_ids") or ()))
+        ids = data["dialog_ids"] if "dialog_ids" in data or not is_reference(data) else read_manifest(data)
+        return cls(str(data["ocp_group"]), start, end, tuple(ids or ()))
 
 
 @dataclass
@@ -112,7 +128,7 @@ def plan_exports(
     pending: Iterable[PendingCall],
     *,
     max_plans_per_group: int = 1,
-    max_calls: int = 3000,
+    max_calls: int | None = None,
     window: tuple[datetime, datetime] | None = None,
     ocp_groups: Iterable[str] = (),
     margin: timedelta = WINDOW_MARGIN,
@@ -123,7 +139,8 @@ def plan_exports(
     Every call needs its :func:`call_window` (its whole life plus a margin that grows with its failed
     attempts; an open call's life ends ``open_call_life`` after its start). Each plan starts where its
     group's earliest-needed window starts and takes, in that order, every call whose window fits in 2 days
-    from there, up to ``max_calls``; it ends where the last of their windows ends. Hours with nothing
+    from there, up to ``max_calls`` (None: no cap); it ends where the last of their windows ends. Hours with
+    nothing
     pending in between are bridged, not split: an export costs mostly its fixed preparation time, and only
     the planned calls' files are downloaded. A call that fits no plan of this run is carried (counted in
     ``carried``), never cut. Plans come out oldest first.
@@ -133,7 +150,7 @@ def plan_exports(
     window even where the ledger knows no pending call. A piece is stretched (within 2 days) to hold the
     whole needed window of each call it takes, exactly as above.
     """
-    if max_plans_per_group < 1 or max_calls < 1:
+    if max_plans_per_group < 1 or (max_calls is not None and max_calls < 1):
         raise ValueError("max_plans_per_group and max_calls must be at least 1")
     by_group: dict[str, list[PendingCall]] = defaultdict(list)
     for call in pending:
@@ -156,6 +173,25 @@ def plan_exports(
     return PlanningResult(plans, carried)
 
 
+def chain_links(plans: Iterable[ExportPlan], links: int) -> list[list[ExportPlan]]:
+    """The plans as ``links`` rounds: round ``n`` holds the ``n``-th plan of each group (oldest first), so
+    each round has at most one plan per group and a group's plans are requested in order, one per round.
+
+    Plans past ``links`` of a group would break that rule: refused (plan at most ``links`` per group).
+    """
+    if links < 1:
+        raise ValueError("links must be at least 1")
+    rounds: list[list[ExportPlan]] = [[] for _ in range(links)]
+    position: dict[str, int] = defaultdict(int)
+    for plan in sorted(plans, key=lambda p: (p.start, p.end, p.ocp_group)):
+        n = position[plan.ocp_group]
+        if n >= links:
+            raise ValueError(f"group {plan.ocp_group} has more than {links} plans: plan at most {links}")
+        rounds[n].append(plan)
+        position[plan.ocp_group] = n + 1
+    return rounds
+
+
 _Needed = tuple[tuple[datetime, datetime], PendingCall]
 
 
@@ -164,7 +200,7 @@ def _plan_group(
     needed: list[_Needed],
     cover: tuple[datetime, datetime] | None,
     max_plans: int,
-    max_calls: int,
+    max_calls: int | None,
 ) -> tuple[list[ExportPlan], int]:
     """One group's plans: its calls' needed windows packed into 2-day exports, oldest first, and (for a
     backfill) ``cover`` covered too. Returns the plans and how many calls fit none of them."""

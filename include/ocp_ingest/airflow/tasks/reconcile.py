@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,9 +19,10 @@ from ocp_ingest.ledger import open_ledger
 from ocp_ingest.ledger.model import utcnow
 from ocp_ingest.reconcile.close import carried_calls, close_run, match_outcomes
 from ocp_ingest.reconcile.detect import Detection, PendingQuery, detect
-from ocp_ingest.reconcile.plan import ExportPlan, plan_exports
+from ocp_ingest.reconcile.plan import ExportPlan, chain_links, plan_exports
 from ocp_ingest.reconcile.sweep import due_sweeps
 from ocp_ingest.reconcile.windows import parse_when
+from ocp_ingest.storage import StorageLayout
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +59,7 @@ def query_from_params(
         window_start, window_end = data_interval
     return PendingQuery(
         grace=timedelta(seconds=settings.pending_grace_s if grace in (None, "") else float(grace)),
-        limit=settings.reconciliation_max_pending,
+        limit=settings.reconciliation_max_pending or None,
         open_after=timedelta(seconds=settings.open_call_timeout_s),
         ocp_groups=_names(params.get("ocp_groups")),
         lobs=_names(params.get("lobs")),
@@ -101,7 +103,8 @@ def detect_pending(context: Mapping[str, Any]) -> dict[str, Any]:
     query = query_for_run(context, settings)
     with open_ledger(settings, actor=task_actor()) as ledger:
         detection = detect(ledger, query, dry_run=bool(params.get("dry_run")))
-    result = detection.to_dict()
+    # a dry run writes nothing, not even its manifest
+    result = detection.to_reference(None if detection.dry_run else StorageLayout.from_settings(settings))
     log.info(
         "pending calls: %d%s",
         len(detection.calls),
@@ -110,14 +113,17 @@ def detect_pending(context: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict[str, Any]]:
-    """Export plans (one per group by default), oldest first, then the sweeps, as dicts for mapping."""
+def plan(detected: Mapping[str, Any], links: int | None = None) -> list[list[dict[str, Any]]]:
+    """Export plans as the chain's rounds (round ``n``: the ``n``-th plan of each group, oldest first),
+    then the sweeps, as dicts for mapping. ``links``: exports chained per group (the setting's by default).
+    """
     settings = Settings.from_env()
+    links = links or settings.reconciliation_exports_per_group
     detection = Detection.from_dict(detected)
     result = plan_exports(
         detection.calls,
-        max_plans_per_group=max_plans_per_group,
-        max_calls=settings.reconciliation_max_calls_per_plan,
+        max_plans_per_group=links,
+        max_calls=settings.reconciliation_max_calls_per_plan or None,
         window=detection.window,
         ocp_groups=detection.ocp_groups,
         open_call_life=timedelta(seconds=settings.open_call_timeout_s),
@@ -125,7 +131,7 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
     plans = result.plans
     if detection.window is None and settings.sweep_groups:  # a backfill is a sweep of its own window
         with open_ledger(settings) as ledger:
-            plans += due_sweeps(
+            sweeps = due_sweeps(
                 ledger,
                 settings.sweep_groups,
                 now=utcnow(),
@@ -133,11 +139,30 @@ def plan(detected: Mapping[str, Any], max_plans_per_group: int = 1) -> list[dict
                 settle=timedelta(seconds=settings.open_call_timeout_s),
                 busy={p.ocp_group for p in plans},
             )
-    for p in plans:
-        log.info("plan: %s", p.label)
+        per_group: Counter[str] = Counter()
+        for sweep in sweeps:  # the oldest hours first; the rest are swept by later runs
+            per_group[sweep.ocp_group] += 1
+            if per_group[sweep.ocp_group] <= links:
+                plans.append(sweep)
+    rounds = chain_links(plans, links)
+    for n, plans_of_round in enumerate(rounds, start=1):
+        for p in plans_of_round:
+            log.info("plan (link %d of its group's chain): %s", n, p.label)
     if result.carried:
         log.info("carried to the next run (oldest first there): %s", result.carried)
-    return [p.to_dict() for p in plans]
+    # long call lists in manifests (no cap from XCom or pod arguments); a dry run writes nothing
+    layout = None if detection.dry_run else StorageLayout.from_settings(settings)
+    return [[p.to_reference(layout) for p in plans_of_round] for plans_of_round in rounds]
+
+
+def plans_of_link(rounds: Sequence[Sequence[Mapping[str, Any]]], link: int) -> list[dict[str, Any]]:
+    """The plans requested at link ``link`` (1-based) of every group's chain: at most one per group."""
+    return [dict(p) for p in rounds[link - 1]] if link <= len(rounds) else []
+
+
+def all_plans(rounds: Sequence[Sequence[Mapping[str, Any]]] | None) -> list[Mapping[str, Any]] | None:
+    """Every plan of the run, whichever link of its chain."""
+    return None if rounds is None else [p for plans_of_round in rounds for p in plans_of_round]
 
 
 def download(
@@ -172,17 +197,18 @@ def _as_list(values: Any) -> list[Any]:
 
 def close(
     detected: Mapping[str, Any] | None,
-    plans: Sequence[Mapping[str, Any]] | None,
+    rounds: Sequence[Sequence[Mapping[str, Any]]] | None,
     downloads: Sequence[Any] | None,
     run_id: str,
     ti: Any = None,
-    wait_task_id: str | None = None,
+    wait_task_ids: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Count attempts, escalate, mark no-recording calls; the summary is the return value and in the log.
 
-    It runs whatever happened upstream (trigger rule ``all_done``): a plan whose request or download task
-    failed after its retries has no download result; the wait results (``wait_task_id``, pulled only
-    then) tell which step failed. Its calls count no attempt (the failure is ours) but are still escalated
+    ``rounds`` is :func:`plan`'s result; ``downloads`` holds each round's download results. It runs
+    whatever happened upstream (trigger rule ``all_done``): a plan whose request or download task failed
+    after its retries has no download result; the wait results (``wait_task_ids``, pulled only then)
+    tell which step failed. Its calls count no attempt (the failure is ours) but are still escalated
     at OCP's retention deadline, and the other plans are settled as usual. The task then fails (no retry:
     the settling is done) so the run shows failed; the summary is pushed first, for the alert notifier
     and the UI.
@@ -190,17 +216,19 @@ def close(
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.observability.stats import Stats
 
+    plans = all_plans(rounds)
     if detected is None or plans is None:
         raise AirflowFailException(
             "detect_pending or plan_exports failed: nothing was planned, nothing to close"
         )
     settings = Settings.from_env()
     detection = Detection.from_dict(detected)
-    export_plans = [ExportPlan.from_dict(p) for p in _as_list(plans)]
-    results = _as_list(downloads)
+    export_plans = [ExportPlan.from_dict(p) for p in plans]
+    results = [r for per_round in _as_list(downloads) for r in _as_list(per_round)]
     waits: list[Any] = []
-    if ti is not None and wait_task_id and len(results) < len(export_plans):
-        waits = _as_list(ti.xcom_pull(task_ids=wait_task_id))
+    if ti is not None and len(results) < len(export_plans):
+        for task_id in wait_task_ids:
+            waits += _as_list(ti.xcom_pull(task_ids=task_id))
     with open_ledger(settings, actor=task_actor()) as ledger:
         summary = close_run(
             ledger,

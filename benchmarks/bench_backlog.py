@@ -1,0 +1,273 @@
+"""Benchmark: a backlog of N pending calls (4 OCP groups, 48 hours, 2 s recordings) recovered from one
+trigger of ``ocp_reconciliation`` under a warm ``airflow standalone``, against the bound OCP's rules allow.
+
+The realtime path was "down" for two days: the ledger has every call's dialog_end and no audio. The
+simulator runs in its own process and prepares each export in ``--prep-s`` seconds. One run is triggered
+through the REST API; if it leaves calls (it should not: a group's exports are chained inside the run),
+the next run is triggered at once, up to ``--max-runs``, and the runs are counted. Printed:
+
+* wall time (first trigger to the last run's end), runs, exports requested, mapped task instances;
+* peak RSS: the largest process and all of them summed (this script, the simulator and the stack;
+  sampled every 0.5 s);
+* the api-server's health latency during the runs (p50, max);
+* the **OCP-rule bound**: per group, the exports OCP needs (windows of at most 2 days covering the group's
+  calls from the first start to the last end, one at a time) x the preparation time, groups in parallel,
+  plus the store floor of the needed bytes (stream, SHA-256 check, durable create-only store, one
+  process per group: no Airflow, validation or ledger; measured in this run after the runs, by
+  ``bench_reconciliation.transfer_rates``);
+* the last line: ``wall = W s = R.RRx the bound``.
+
+Usage: ``.venv/bin/python benchmarks/bench_backlog.py --calls 10000 [--prep-s 10] [--max-runs 5] [--keep]``
+Disk: about 33 KB per call (2 s of 8 kHz 16-bit WAV) twice (OCP's copy in the simulator is generated,
+not stored; the recordings and the store floor's copy are), so 100,000 calls need about 7 GB free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_reconciliation as recon  # the simulator process, the seeding, the store floor
+
+HOURS = 48
+RECORDING_S = 2
+OCP_WINDOW = timedelta(days=2)
+
+CALLS_CODE = """
+from datetime import UTC, datetime
+from ocp_ingest_dev.simulator.calls import FlowSpec, generate_calls
+FLOWS = tuple(FlowSpec(f"flow_{{g}}", g, (f"+3491000010{{i}}",)) for i, g in enumerate({groups!r}))
+calls = generate_calls(
+    seed=7, count={count}, window_start=datetime.fromtimestamp({start}, UTC), window_hours={hours},
+    no_recording_share=0.0, mean_duration_s={secs}, min_duration_s={secs}, max_duration_s={secs}, flows=FLOWS,
+)
+"""
+
+
+def exports_needed(calls: list) -> dict[str, int]:
+    """Per group, OCP's minimum: 2-day windows (hour-aligned) covering its calls' lives, one at a time."""
+    spans: dict[str, tuple[int, int]] = {}
+    for call in calls:
+        lo, hi = spans.get(call.ocp_group, (call.start, call.end))
+        spans[call.ocp_group] = (min(lo, call.start), max(hi, call.end))
+    hour_ms = 3_600_000
+    return {
+        group: math.ceil((math.ceil(hi / hour_ms) - lo // hour_ms) / (OCP_WINDOW.total_seconds() / 3600))
+        for group, (lo, hi) in spans.items()
+    }
+
+
+def _rss_kb() -> tuple[int, int]:
+    """(largest RSS, RSS summed) in KiB over this process and its descendants: the simulator and every
+    process of the stack (not whatever else runs on the machine)."""
+    parents: dict[int, int] = {}
+    rss: dict[int, int] = {}
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/statm") as f:
+                rss[int(entry)] = int(f.read().split()[1]) * page_kb
+        except (OSError, IndexError, ValueError):
+            continue
+    ours, frontier = {os.getpid()}, [os.getpid()]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
+        ours.update(children)
+        frontier += children
+    sizes = [rss.get(pid, 0) for pid in ours]
+    return max(sizes), sum(sizes)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--prep-s", type=float, default=10.0, help="export preparation time (simulated)")
+    parser.add_argument("--max-runs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="ocp-bench-backlog-"))
+    os.environ.update(
+        AIRFLOW_HOME=str(work / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(recon.ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        OCP_INGEST_HOME=str(work / "ingest"),
+        OCP_INGEST_PENDING_GRACE_S="0",
+        OCP_INGEST_EXPORT_POLL_INTERVAL_S="0.5",
+        OCP_INGEST_EXPORT_POLL_BACKOFF="1.0",
+        OCP_INGEST_DOWNLOAD_WORKERS="4",
+        # detection reads the whole backlog (its list is a manifest, not an XCom)
+        OCP_INGEST_RECONCILIATION_MAX_PENDING=str(max(20_000, 2 * args.calls)),
+    )
+    start = int(
+        (
+            datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS + 4)
+        ).timestamp()
+    )
+    calls_code = textwrap.dedent(CALLS_CODE).format(
+        groups=recon.GROUPS, count=args.calls, start=start, hours=HOURS, secs=RECORDING_S
+    )
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(recon.SERVER).format(calls=calls_code, start=start, prep=args.prep_s),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = server.stdout.readline().strip()  # type: ignore[union-attr]
+        from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
+
+        os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
+            {"conn_type": "ocp", "host": url, "password": SIMULATOR_PAT}
+        )
+        return run(args, url, calls_code, work)
+    finally:
+        server.stdin.close()  # type: ignore[union-attr]
+        server.wait(timeout=30)
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
+    import httpx
+
+    from ocp_ingest.config import Settings
+    from ocp_ingest.ledger import open_ledger
+    from ocp_ingest_dev.stack import LocalStack
+    from ocp_ingest_dev.stack.airflow_api import AirflowApi
+
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # compiled bytecode, as a deployment image has
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(work / "pycache"))
+    os.environ.update(
+        OCP_INGEST_RECONCILIATION_SCHEDULE="@once",  # one empty warm-up run; the measured runs are triggered
+        AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT="18893",
+        AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT="18894",
+    )
+    port = 18195
+    stack = LocalStack(
+        port=port,
+        receiver_port=18897,
+        simulator_port=18898,
+        calls=0,
+        airflow_home=work / "airflow",
+        log_path=work / "stack.log",
+    )
+    db_path = work / "airflow" / "airflow.db"
+    health: list[float] = []
+    peak_process = peak_total = 0
+    run_ids: list[str] = []
+    stack.start()
+    api = None
+    try:
+        if not stack.wait_until_healthy(300):
+            raise RuntimeError("airflow standalone did not become healthy")
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # the warm-up run (empty ledger) is over
+            with sqlite3.connect(db_path, timeout=30) as db:
+                runs = db.execute("SELECT dag_id, state FROM dag_run").fetchall()
+            if any(d == "ocp_reconciliation" and s in ("success", "failed") for d, s in runs) and not any(
+                d != "ocp_realtime_ingest" and s in ("queued", "running") for d, s in runs
+            ):
+                break
+            time.sleep(1.0)
+        calls, needed = recon.seed_ledger(calls_code)
+        ids = [c.dialog_id for c in calls]
+        api = AirflowApi.for_standalone(f"http://localhost:{port}", work / "airflow")
+        settings = Settings.from_env()
+        first_trigger = time.monotonic()
+        ended = first_trigger
+        stored = 0
+        while len(run_ids) < args.max_runs and stored < len(calls):
+            run_ids.append(api.trigger("ocp_reconciliation", {}))
+            while True:
+                t = time.monotonic()
+                try:
+                    httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10)
+                    health.append((time.monotonic() - t) * 1000)
+                except httpx.HTTPError:
+                    health.append(10_000.0)
+                largest, total = _rss_kb()
+                peak_process, peak_total = max(peak_process, largest), max(peak_total, total)
+                if api.run_state("ocp_reconciliation", run_ids[-1]) in ("success", "failed"):
+                    ended = time.monotonic()
+                    break
+                time.sleep(0.5)
+            with open_ledger(settings) as ledger:
+                stored = sum(1 for r in ledger.get_many(ids).values() if r.s3_stored)
+        with sqlite3.connect(db_path) as db:
+            marks = ",".join("?" * len(run_ids))
+            mapped = db.execute(
+                "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'ocp_reconciliation' "
+                f"AND run_id IN ({marks}) AND map_index >= 0",
+                run_ids,
+            ).fetchone()[0]
+            exports = db.execute(
+                "SELECT COUNT(*) FROM task_instance WHERE dag_id = 'ocp_reconciliation' "
+                f"AND run_id IN ({marks}) AND task_id LIKE '%request_and_wait' AND map_index >= 0 "
+                "AND state = 'success'",
+                run_ids,
+            ).fetchone()[0]
+            states = [
+                db.execute("SELECT state FROM dag_run WHERE run_id = ?", (r,)).fetchone()[0] for r in run_ids
+            ]
+    finally:
+        if api is not None:
+            api.close()
+        stack.stop()
+    wall = ended - first_trigger
+    _, floor_rate = recon.transfer_rates(url, calls, int(os.environ["OCP_INGEST_DOWNLOAD_WORKERS"]))
+    need = exports_needed(calls)
+    preparation = args.prep_s * max(need.values())
+    bound = preparation + needed / floor_rate
+    latencies = sorted(health)
+    print(
+        f"calls:                      {len(calls)} over {len(need)} groups and {HOURS} h, "
+        f"{RECORDING_S} s recordings"
+    )
+    print(f"calls stored:               {stored} / {len(calls)}")
+    print(f"runs:                       {len(run_ids)} ({', '.join(states)})")
+    print(f"exports requested:          {exports} (OCP's minimum: {sum(need.values())}, per group {need})")
+    print(f"mapped task instances:      {mapped} over the runs (max_map_length 1024)")
+    print(
+        f"peak RSS:                   {peak_process / 1024:.0f} MiB largest process, "
+        f"{peak_total / 1024:.0f} MiB all"
+    )
+    print(
+        f"api health during the runs: p50 {latencies[len(latencies) // 2]:.0f} ms, "
+        f"max {latencies[-1]:.0f} ms over {len(latencies)} probes"
+    )
+    print(f"needed bytes:               {needed / 1e9:.2f} GB; store floor {floor_rate / 1e6:.0f} MB/s")
+    print(
+        f"OCP-rule bound:             {bound:.1f} s = {preparation:.1f} s preparation (the longest group's "
+        f"exports one at a time, groups in parallel) + {needed / floor_rate:.1f} s store floor"
+    )
+    print(f"wall = {wall:.1f} s = {wall / bound:.2f}x the bound")
+    return 0 if stored == len(calls) and all(s == "success" for s in states) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
