@@ -157,6 +157,30 @@ def test_an_unhealthy_redis_stops_the_postgres_already_started(
     )
 
 
+@needs_postgres
+def test_a_bucket_provisioning_left_missing_stops_the_stack_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provision = DistributedStack._provision_aws
+
+    def provision_but_lose_quarantine(stack: DistributedStack) -> None:
+        provision(stack)
+        stack._aws_client("s3").delete_bucket(Bucket=stack.bucket("quarantine"))
+
+    monkeypatch.setattr(DistributedStack, "_provision_aws", provision_but_lose_quarantine)
+    stack = DistributedStack(home=tmp_path / "run", calls=0)
+    with pytest.raises(StackError) as caught:
+        stack.start()
+    assert str(caught.value) == (
+        "preflight: OCP_INGEST_QUARANTINE_URL: bucket 'ocp-quarantine' (s3://aws_default@ocp-quarantine): "
+        "does not exist (S3 HeadBucket: 404)"
+    )
+    # Stopped there: no receiver or Airflow component was started, and what had started is stopped.
+    assert not any(n.startswith(("receiver", "worker", "api-server")) for n in stack.processes.children)
+    assert all(stack.processes[n].poll() is not None for n in stack.processes.children)
+    assert "ok  OCP_INGEST_DYNAMODB_TABLE" in (tmp_path / "run" / "logs" / "preflight.log").read_text()
+
+
 @pytest.mark.slow
 @needs_postgres
 def test_the_distributed_demo_settles_every_call_through_every_real_part(tmp_path: Path) -> None:
