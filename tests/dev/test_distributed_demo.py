@@ -247,6 +247,8 @@ def test_the_distributed_demo_plays_the_in_process_demos_scenario() -> None:
     config = FlowConfig(max_duration_s=12.0, corrupt_share=0.05)
     args = build_parser().parse_args(["simulator", *simulator_args(config)])
     assert (args.max_duration_s, args.corrupt_share, args.delay_share) == (12.0, 0.05, 0.0)
+    # The same calls: durations drawn between the same bounds (the simulator's own minimum is 5 s).
+    assert args.min_duration_s == config.min_duration_s == 1.0
     assert (args.prep_s, args.push_concurrency) == (config.export_prep_s, config.push_concurrency)
     demo = build_parser().parse_args(["demo", "--topology", "distributed", "--calls", "60"])
     assert (demo.topology, demo.calls) == ("distributed", 60)

@@ -40,6 +40,7 @@ def simulator_args(config: FlowConfig) -> list[str]:
     scenario (a delayed push only slows a demo: none, as in :meth:`Flow.push_faults`)."""
     c = config
     options = {
+        "--min-duration-s": c.min_duration_s,
         "--max-duration-s": c.max_duration_s,
         "--no-recording-share": c.no_recording_share,
         "--duplicate-share": c.duplicate_share,
