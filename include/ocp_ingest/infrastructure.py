@@ -13,8 +13,19 @@ import sqlite3
 from ocp_ingest.ledger.base import LedgerContention
 
 
+class ResourceUnavailable(RuntimeError):
+    """A resource the configuration names (bucket, table, directory, ledger file) is missing, unreachable or
+    refused: the platform's fault. The message is the cause in words (no secrets); ``unreachable`` tells
+    the endpoint did not answer at all (then the endpoint is the suspect, not the name)."""
+
+    def __init__(self, cause: str, *, unreachable: bool = False) -> None:
+        super().__init__(cause)
+        self.cause = cause
+        self.unreachable = unreachable
+
+
 def _infrastructure_errors() -> tuple[type[BaseException], ...]:
-    errors: list[type[BaseException]] = [OSError, LedgerContention, sqlite3.Error]
+    errors: list[type[BaseException]] = [OSError, LedgerContention, ResourceUnavailable, sqlite3.Error]
     try:  # DynamoDB and S3 client errors; botocore is absent where only SQLite and disk are used
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:

@@ -127,6 +127,7 @@ def add_simulator_cli(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--window-start", type=_when, default=None, help="ISO 8601; default: two hours ago")
     p.add_argument("--window-hours", type=float, default=1.0)
     p.add_argument("--mean-duration-s", type=float, default=180.0)
+    p.add_argument("--min-duration-s", type=float, default=5.0)
     p.add_argument("--max-duration-s", type=float, default=3600.0)
     p.add_argument("--no-recording-share", type=float, default=0.05)
     # Exports API

@@ -157,6 +157,30 @@ def test_an_unhealthy_redis_stops_the_postgres_already_started(
     )
 
 
+@needs_postgres
+def test_a_bucket_provisioning_left_missing_stops_the_stack_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provision = DistributedStack._provision_aws
+
+    def provision_but_lose_quarantine(stack: DistributedStack) -> None:
+        provision(stack)
+        stack._aws_client("s3").delete_bucket(Bucket=stack.bucket("quarantine"))
+
+    monkeypatch.setattr(DistributedStack, "_provision_aws", provision_but_lose_quarantine)
+    stack = DistributedStack(home=tmp_path / "run", calls=0)
+    with pytest.raises(StackError) as caught:
+        stack.start()
+    assert str(caught.value) == (
+        "preflight: OCP_INGEST_QUARANTINE_URL: bucket 'ocp-quarantine' (s3://aws_default@ocp-quarantine): "
+        "does not exist (S3 HeadBucket: 404)"
+    )
+    # Stopped there: no receiver or Airflow component was started, and what had started is stopped.
+    assert not any(n.startswith(("receiver", "worker", "api-server")) for n in stack.processes.children)
+    assert all(stack.processes[n].poll() is not None for n in stack.processes.children)
+    assert "ok  OCP_INGEST_DYNAMODB_TABLE" in (tmp_path / "run" / "logs" / "preflight.log").read_text()
+
+
 @pytest.mark.slow
 @needs_postgres
 def test_the_distributed_demo_settles_every_call_through_every_real_part(tmp_path: Path) -> None:
@@ -223,6 +247,8 @@ def test_the_distributed_demo_plays_the_in_process_demos_scenario() -> None:
     config = FlowConfig(max_duration_s=12.0, corrupt_share=0.05)
     args = build_parser().parse_args(["simulator", *simulator_args(config)])
     assert (args.max_duration_s, args.corrupt_share, args.delay_share) == (12.0, 0.05, 0.0)
+    # The same calls: durations drawn between the same bounds (the simulator's own minimum is 5 s).
+    assert args.min_duration_s == config.min_duration_s == 1.0
     assert (args.prep_s, args.push_concurrency) == (config.export_prep_s, config.push_concurrency)
     demo = build_parser().parse_args(["demo", "--topology", "distributed", "--calls", "60"])
     assert (demo.topology, demo.calls) == ("distributed", 60)

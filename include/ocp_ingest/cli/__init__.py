@@ -26,6 +26,22 @@ def _cmd_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from ocp_ingest.config import Settings
+    from ocp_ingest.preflight import EVERYTHING, checks, receiver_needs
+
+    settings = Settings.from_env()
+    needs = receiver_needs(settings) if args.receiver else EVERYTHING
+    failed = 0
+    for check in checks(settings, needs, timeout_s=args.timeout_s):
+        if check.ok:
+            print(f"ok  {check.variable}: {check.resource}")
+        else:
+            failed += 1
+            print(f"ocp-ingest: {check.line}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def _cmd_ledger(args: argparse.Namespace) -> int:
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
@@ -87,6 +103,15 @@ def build_parser() -> argparse.ArgumentParser:
     config = sub.add_parser("config", help="print the effective configuration")
     config.set_defaults(func=_cmd_config)
 
+    check = sub.add_parser(
+        "check",
+        help="check that every configured bucket, the ledger table or file and the local folders are there "
+        "and usable (exit 1 if not)",
+    )
+    check.add_argument("--receiver", action="store_true", help="only what the receiver writes")
+    check.add_argument("--timeout-s", type=float, default=30.0, help="per resource (default 30)")
+    check.set_defaults(func=_cmd_check)
+
     ledger = sub.add_parser("ledger", help="inspect the call ledger")
     ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True)
     show = ledger_sub.add_parser("show", help="one call's record as JSON")
@@ -139,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"ocp-ingest: {line}", file=sys.stderr)
         return 2
+    except Exception as exc:  # a configured resource missing (the receiver's start-up check): one line
+        from ocp_ingest.preflight import PreflightError
+
+        if not isinstance(exc, PreflightError):
+            raise
+        print(f"ocp-ingest: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -172,6 +172,56 @@ class DynamoLedgerBackend:
                 raise
         self.client.get_waiter("table_exists").wait(TableName=self.table_name)
 
+    def check(self, timeout_s: float = 30.0) -> None:
+        """Fail fast: the table exists, is ACTIVE and has every index of ``dynamodb_table.json``
+        (DescribeTable, two tries at most, bounded in time); else
+        :class:`~ocp_ingest.infrastructure.ResourceUnavailable` with the cause in words."""
+        from botocore.exceptions import BotoCoreError, NoCredentialsError
+        from botocore.exceptions import ConnectionError as EndpointUnreachable
+
+        from ocp_ingest.infrastructure import ResourceUnavailable
+
+        client = boto3.client(
+            "dynamodb",
+            region_name=self.client.meta.region_name,
+            endpoint_url=self.client.meta.endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 2},
+                connect_timeout=min(5.0, timeout_s),
+                read_timeout=timeout_s,
+            ),
+        )
+        try:
+            table = client.describe_table(TableName=self.table_name)["Table"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            if code == "ResourceNotFoundException":
+                raise ResourceUnavailable(f"does not exist (DynamoDB DescribeTable: {code})") from None
+            if code in ("AccessDeniedException", "UnrecognizedClientException"):
+                raise ResourceUnavailable(f"access denied (DynamoDB DescribeTable: {code})") from None
+            raise ResourceUnavailable(f"DynamoDB DescribeTable failed: {code}") from None
+        except EndpointUnreachable as exc:
+            raise ResourceUnavailable(f"not reachable: {exc}", unreachable=True) from None
+        except NoCredentialsError:
+            raise ResourceUnavailable("no AWS credentials found (role or environment)") from None
+        except BotoCoreError as exc:
+            raise ResourceUnavailable(f"DynamoDB DescribeTable failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            client.close()
+        status = table.get("TableStatus")
+        if status != "ACTIVE":
+            raise ResourceUnavailable(f"is {status}, not ACTIVE")
+        have = {i["IndexName"]: i.get("IndexStatus") for i in table.get("GlobalSecondaryIndexes", [])}
+        wanted = [i["IndexName"] for i in table_definition().get("GlobalSecondaryIndexes", [])]
+        missing = [name for name in wanted if name not in have]
+        if missing:
+            raise ResourceUnavailable(
+                f"lacks the index(es) {', '.join(missing)} of dynamodb_table.json (aws dynamodb update-table)"
+            )
+        inactive = [f"{name} is {have[name]}" for name in wanted if have[name] not in (None, "ACTIVE")]
+        if inactive:
+            raise ResourceUnavailable(f"index {', '.join(inactive)}, not ACTIVE")
+
     def get(self, dialog_id: str) -> CallRecord | None:
         response = self.client.get_item(
             TableName=self.table_name, Key={"dialog_id": {"S": dialog_id}}, ConsistentRead=True

@@ -9,6 +9,7 @@ change's event row in the change's own transaction.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
@@ -132,6 +133,19 @@ class SqliteLedgerBackend:
         except BaseException:
             self._conn.execute("ROLLBACK")
             raise
+
+    def check(self, timeout_s: float = 30.0) -> None:
+        """Fail fast: the ledger file and its folder (WAL and shared-memory files live beside it) are
+        writable and the file is a ledger; else :class:`~ocp_ingest.infrastructure.ResourceUnavailable`."""
+        from ocp_ingest.infrastructure import ResourceUnavailable
+
+        for target, what in ((self.path, "the file"), (self.path.parent, "its folder")):
+            if not os.access(target, os.R_OK | os.W_OK):
+                raise ResourceUnavailable(f"{what} is not writable by uid {os.geteuid()}")
+        try:
+            self._query("SELECT dialog_id FROM calls LIMIT 1")
+        except sqlite3.Error as exc:
+            raise ResourceUnavailable(f"not a usable ledger: {type(exc).__name__}: {exc}") from None
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         with self._lock:

@@ -19,6 +19,7 @@ import contextlib
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -52,10 +53,14 @@ from ocp_ingest.receiver.guard import IngressGuard, ReceiverLimits, clip
 from ocp_ingest.receiver.metrics import Metrics
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout
+from ocp_ingest.storage.objects import check_root
 
 log = logging.getLogger("ocp_ingest.receiver")
 SNIFF_BYTES = 64
 _CONTENT_LENGTH_RE = re.compile(r"[0-9]{1,19}")  # ASCII digits; int() would take other scripts' digits
+#: /healthz asks landing storage at most this often, and gives it this long to answer.
+LANDING_CHECK_EVERY_S = 10.0
+LANDING_CHECK_TIMEOUT_S = 5.0
 
 
 class RequestRejected(Exception):
@@ -360,7 +365,11 @@ def create_app(
         }
         return JSONResponse(body, status_code=409 if result.status is LandingStatus.CONFLICT else 200)
 
-    @app.get("/healthz", summary="Liveness and dependencies")
+    landing_state = _CachedCheck(
+        lambda: check_root(settings.landing_url, timeout_s=LANDING_CHECK_TIMEOUT_S), LANDING_CHECK_EVERY_S
+    )
+
+    @app.get("/healthz", summary="Readiness: the ledger and landing storage answer")
     async def healthz() -> JSONResponse:
         checks: dict[str, str] = {}
         try:
@@ -368,6 +377,9 @@ def create_app(
             checks["ledger"] = "ok"
         except Exception as exc:  # health must answer, whatever broke
             checks["ledger"] = f"error: {type(exc).__name__}"
+        # Landing (where every push goes): the preflight's check (S3 HeadBucket or a writable folder), at
+        # most once per LANDING_CHECK_EVERY_S, so a load balancer's probe every second costs no S3 request.
+        checks["landing"] = await anyio.to_thread.run_sync(landing_state.state)
         ok = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ok" if ok else "degraded", "instance": instance, **checks}, 200 if ok else 503
@@ -381,6 +393,29 @@ def create_app(
 
 
 CdrEventOut = dict[str, Any]
+
+
+class _CachedCheck:
+    """A dependency check's last answer (``ok`` or ``error: <cause>``), asked again once it is older than
+    ``every_s``; concurrent askers share one check."""
+
+    def __init__(self, check: Callable[[], None], every_s: float) -> None:
+        self._check = check
+        self._every_s = every_s
+        self._lock = threading.Lock()
+        self._at = -float("inf")
+        self._state = "unknown"
+
+    def state(self) -> str:
+        with self._lock:
+            if time.monotonic() - self._at >= self._every_s:
+                try:
+                    self._check()
+                    self._state = "ok"
+                except Exception as exc:  # ResourceUnavailable: its cause; anything else: its type
+                    self._state = f"error: {getattr(exc, 'cause', type(exc).__name__)}"
+                self._at = time.monotonic()
+            return self._state
 
 
 async def _first_bytes(next_chunk: Callable[[], Awaitable[bytes]], want: int) -> bytes:

@@ -227,10 +227,14 @@ def start_receiver(
 
 
 def serve(host: str | None = None, port: int | None = None) -> None:
+    from ocp_ingest.preflight import preflight, receiver_needs
     from ocp_ingest.receiver.app import create_app
 
     settings = Settings.from_env()
     configure_logging()
+    # Fail fast, before listening: a missing bucket or table, or an endpoint not answering, is one line
+    # naming the setting (PreflightError; the CLI prints it and exits 1), never a traceback on the first push.
+    preflight(settings, receiver_needs(settings))
     limits = ReceiverLimits()
     app = create_app(settings, limits=limits)
     config = receiver_config(

@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -33,19 +34,27 @@ def run_demo(
     *,
     progress: bool = True,
     console: Any = None,
+    started: float | None = None,
 ) -> dict[str, Any]:
-    """Run the whole flow once over ``home`` and return its summary (``ok`` tells the verdict)."""
+    """Run the whole flow once over ``home`` and return its summary (``ok`` tells the verdict).
+
+    ``settled_s``: seconds from ``started`` (a ``time.monotonic()``; default the flow's start) until every
+    call was settled, as the distributed demo counts from its command's start (None: timed out)."""
     home.mkdir(parents=True, exist_ok=True)
     with Flow(config, home) as flow:
         timed_out = False
+        settled_at = None
+        origin = started if started is not None else time.monotonic() - flow.elapsed_s  # the flow's start
         with Progress(flow, stream=console) if progress else contextlib.nullcontext():
             try:
                 flow.run()
+                settled_at = time.monotonic()
             except TimeoutError as exc:
                 timed_out = True
                 log.error("%s", exc)
         summary = flow.summary()
         summary["timed_out"] = timed_out
+        summary["settled_s"] = round(settled_at - origin, 1) if settled_at is not None else None
         summary["ok"] = summary["ok"] and not timed_out
         from ocp_ingest_dev.simulator import ground_truth
 
@@ -65,6 +74,7 @@ def _quiet_logging() -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``ocp-ingest demo`` (its parser is in :mod:`ocp_ingest_dev.cli`)."""
+    started = time.monotonic()
     if getattr(args, "topology", "embedded") == "distributed":
         return cmd_demo_distributed(args)
     home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
@@ -101,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             config = FlowConfig(
                 calls=args.calls, seed=args.seed, push_loss=args.push_loss, timeout_s=args.timeout_s
             )
-            summary = run_demo(config, data, progress=not args.no_progress, console=console)
+            summary = run_demo(config, data, progress=not args.no_progress, console=console, started=started)
         except Exception as exc:
             log.exception("demo failed")  # the traceback goes to the log file
             print(f"demo ERROR: {exc!r} (traceback in {log_path})", file=console)

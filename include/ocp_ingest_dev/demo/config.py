@@ -32,6 +32,7 @@ class FlowConfig:
     export_prep_s: float = 0.3
     # Calls: short recordings keep a demo of hundreds of calls to tens of MB.
     mean_duration_s: float = 6.0
+    min_duration_s: float = 1.0
     max_duration_s: float = 20.0
     no_recording_share: float = 0.05
     window_hours: float = 2.0

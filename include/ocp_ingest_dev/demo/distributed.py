@@ -30,11 +30,17 @@ DEMO_DISTRIBUTED_CADENCE = {
 }
 
 
+#: How often the demo looks whether every call is settled (``settled_s`` is this precise), whatever the
+#: progress interval (``--no-progress``: no line until settled).
+SETTLE_CHECK_S = 2.0
+
+
 def simulator_args(config: FlowConfig) -> list[str]:
     """The in-process demo's calls and faults as the simulator's options, so both topologies play the same
     scenario (a delayed push only slows a demo: none, as in :meth:`Flow.push_faults`)."""
     c = config
     options = {
+        "--min-duration-s": c.min_duration_s,
         "--max-duration-s": c.max_duration_s,
         "--no-recording-share": c.no_recording_share,
         "--duplicate-share": c.duplicate_share,
@@ -94,7 +100,14 @@ def run_distributed_demo(
         settled_at = None
         remaining = max(1.0, config.timeout_s - (time.monotonic() - started))
         done = watch_calls(
-            stack.truth_path, stack.alive, started, progress_interval_s, console, remaining, on_tick=snapshots
+            stack.truth_path,
+            stack.alive,
+            started,
+            progress_interval_s,
+            console,
+            remaining,
+            on_tick=snapshots,
+            settle_check_s=SETTLE_CHECK_S,
         )
         reports: list[Any] = []
         if done is not None:

@@ -94,7 +94,7 @@ class Flow:
             window_start=window_start(cfg.window_hours),
             window_hours=cfg.window_hours,
             mean_duration_s=cfg.mean_duration_s,
-            min_duration_s=1.0,
+            min_duration_s=cfg.min_duration_s,
             max_duration_s=cfg.max_duration_s,
             no_recording_share=cfg.no_recording_share,
             faults=FaultSettings(

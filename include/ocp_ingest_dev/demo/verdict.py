@@ -122,6 +122,7 @@ def judge(evidence: Evidence) -> dict[str, Any]:
         "stored_reconciliation": sum(
             1 for r in stored if r.ingestion_source and r.ingestion_source.value == "RECONCILIATION"
         ),
+        "stored_bytes": sum(r.size_bytes or 0 for r in stored),
         "terminal_by_reason": dict(
             Counter(r.terminal_state.value for r in records.values() if r.terminal_state and not r.s3_stored)
         ),

@@ -26,6 +26,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         calls=args.calls,
         window_hours=args.window_hours,
         mean_duration_s=args.mean_duration_s,
+        min_duration_s=args.min_duration_s,
         max_duration_s=args.max_duration_s,
         no_recording_share=args.no_recording_share,
         exports=ExportSettings(

@@ -66,6 +66,8 @@ AIRFLOW_COMPONENTS = {
     "triggerer": ["triggerer"],
 }
 WORKER_COMMAND = ["celery", "worker"]
+#: What every part needs is there (buckets, the ledger table): run once provisioning is done.
+PREFLIGHT_COMMAND = ["check"]
 RECEIVER_COMMAND = ["receiver"]
 #: Stop order: the simulator first, then Airflow and the ingress, then the services they use.
 TIER_SERVICES, TIER_COMPONENTS, TIER_TENANT = 0, 1, 2
@@ -612,6 +614,7 @@ class DistributedStack:
                 watch=("moto",),
             )
             self._provision_aws()
+            self._preflight()
             self._timed(
                 "moto",
                 since,
@@ -650,6 +653,27 @@ class DistributedStack:
             env,
             self.timeouts["moto"],
         )
+
+    def _preflight(self) -> None:
+        """``ocp-ingest check`` with every part's settings, as an operator runs it: whatever provisioning left
+        missing (a bucket, the table or one of its indexes) stops the stack here, in one line naming the
+        setting, rather than in a receiver's or a task's traceback later."""
+        env, _ = self._private_env(self._base_env(), "preflight")
+        log = self.logs / "preflight.log"
+        command = [str(Path(sys.executable).with_name("ocp-ingest")), *PREFLIGHT_COMMAND]
+        try:
+            done = subprocess.run(
+                command, env=env, capture_output=True, text=True, timeout=self.timeouts["moto"], check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise StackError(f"preflight did not finish within {self.timeouts['moto']:g} s") from None
+        log.write_text(done.stdout + done.stderr)
+        if done.returncode != 0:
+            failures = [line for line in done.stderr.splitlines() if line.startswith("ocp-ingest: ")]
+            if not failures:
+                raise StackError(f"preflight failed with exit code {done.returncode} (see {log})")
+            more = f" (and {len(failures) - 1} more, see {log})" if len(failures) > 1 else ""
+            raise StackError(f"preflight: {failures[0].removeprefix('ocp-ingest: ')}{more}")
 
     # -- Airflow ---------------------------------------------------------------------------------------
 

@@ -26,32 +26,37 @@ def watch_calls(
     stream: Any,
     timeout_s: float | None = None,
     on_tick: Callable[[Any, dict[str, Any]], None] | None = None,
+    settle_check_s: float | None = None,
 ) -> tuple[RunTally, dict[str, Any]] | None:
     """Print progress until every call is settled: the settled tally and the truth, or None if a component
     died (``alive`` turned false) or ``timeout_s`` passed first. ``on_tick(ledger, truth)`` runs at each
-    progress line (e.g. to remember what was stored when)."""
+    look at the ledger (e.g. to remember what was stored when). The ledger is read every ``settle_check_s``
+    (default: ``interval_s``) and a progress line printed every ``interval_s``, and once settled."""
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest_dev.stack.tally import load_truth, tally
 
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    check_s = min(interval_s, settle_check_s) if settle_check_s else interval_s
     tty = bool(getattr(stream, "isatty", lambda: False)())
-    last = 0.0
+    last_check = last_line = -float("inf")  # the first look is at once, whatever the clock reads
     with open_ledger(Settings.from_env()) as ledger:
         while alive() and (deadline is None or time.monotonic() < deadline):
             time.sleep(0.5)
-            if time.monotonic() - last < interval_s:
+            if time.monotonic() - last_check < check_s:
                 continue
-            last = time.monotonic()
+            last_check = time.monotonic()
             truth = load_truth(truth_path)
             if truth is None:
                 continue
             now = tally(ledger, truth)
             if on_tick is not None:
                 on_tick(ledger, truth)
-            line = now.line(time.monotonic() - started)
-            stream.write(("\r\x1b[K" + line) if tty else line + "\n")
-            stream.flush()
+            if now.settled or time.monotonic() - last_line >= interval_s:
+                last_line = time.monotonic()
+                line = now.line(time.monotonic() - started)
+                stream.write(("\r\x1b[K" + line) if tty else line + "\n")
+                stream.flush()
             if now.settled:
                 stream.write("\n" if tty else "")
                 return now, truth
