@@ -26,10 +26,12 @@ def watch_calls(
     stream: Any,
     timeout_s: float | None = None,
     on_tick: Callable[[Any, dict[str, Any]], None] | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> tuple[RunTally, dict[str, Any]] | None:
     """Print progress until every call is settled: the settled tally and the truth, or None if a component
     died (``alive`` turned false) or ``timeout_s`` passed first. ``on_tick(ledger, truth)`` runs at each
-    progress line (e.g. to remember what was stored when)."""
+    progress line (e.g. to remember what was stored when); with ``until``, settled calls are not the end
+    until it holds too (e.g. every scheduled fault struck and recovered)."""
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest_dev.stack.tally import load_truth, tally
@@ -52,7 +54,7 @@ def watch_calls(
             line = now.line(time.monotonic() - started)
             stream.write(("\r\x1b[K" + line) if tty else line + "\n")
             stream.flush()
-            if now.settled:
+            if now.settled and (until is None or until()):
                 stream.write("\n" if tty else "")
                 return now, truth
     return None
