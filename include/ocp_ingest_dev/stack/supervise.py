@@ -57,6 +57,23 @@ def require_binary(component: str, binary: str, package: str, search: tuple[str,
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), from /proc (empty where there is no /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after its last ')'
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
 @dataclass
 class Child:
     """One started component: its process (group leader), where it logs, its stop tier, and how it was
@@ -123,12 +140,19 @@ class Processes:
                 output.close()  # the child has its own copy of the descriptor
 
     def kill(self, name: str, sig: int = signal.SIGKILL, wait_s: float = 10.0) -> None:
-        """Signal ``name``'s whole process group (a fault: the child is ``down`` until :meth:`respawn`) and
-        wait up to ``wait_s`` for its leader to exit."""
+        """Signal ``name``'s whole process tree, as the loss of its container or node would (a fault: the
+        child is ``down`` until :meth:`respawn`), and wait up to ``wait_s`` for its leader to exit.
+
+        Its process group and every descendant: some leave the group (Airflow's task processes take their
+        own, PostgreSQL's backends their own session) and would outlive a signal to the group alone."""
         child = self.children[name]
         child.down = True
+        tree = descendants(child.process.pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(child.process.pid, sig)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
         with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=wait_s)
 
