@@ -4,21 +4,22 @@ A :class:`FaultSchedule` watches the running topology through Airflow's REST API
 ``poll_s``) and strikes each named fault once its condition holds, on the real processes:
 
 - ``triggerer-sigkill``: an ``export_chain.request_and_wait`` instance is deferred -> SIGKILL of the
-  triggerer's process group, started again a few seconds later;
+  triggerer's process tree, started again a few seconds later;
 - ``task-sigkill``: an ``export_chain.download_and_store`` instance is running -> SIGKILL of its task
-  process only (its pid, in the worker's process group);
+  process only (its pid, below its worker: Airflow gives it a process group of its own);
 - ``worker-sigkill``: another ``download_and_store`` instance is running -> SIGKILL of the whole process
-  group of the Celery worker it runs on, started again a few seconds later;
+  tree of the Celery worker it runs on (its task processes too, as a lost node), started again a few
+  seconds later;
 - ``scheduler-restart``: once those struck, while a reconciliation run is running -> SIGKILL of the
   scheduler, started again;
 - ``postgres-restart``: once the scheduler is back, while a reconciliation run is running -> SIGKILL of
-  PostgreSQL (Airflow's metadata DB), started again on the same data directory and port.
+  PostgreSQL (Airflow's metadata DB, its backends too), started again on the same data directory and port.
 
 Each fault records when it struck (seconds since the run started), what it struck, when the part was back
-and when it counted as recovered: the struck task instance (or DAG run) succeeded, or for PostgreSQL,
-Airflow healthy again and a later reconciliation run succeeded. A fault that never struck or never
-recovered is a violation of the run (a fault run that passes without its fault proves nothing). An Airflow
-component that dies while a fault is under way (its metadata DB gone, say) is started again, as
+and when it counted as recovered: the struck task instance succeeded, or the reconciliation run under way
+when it struck succeeded (for PostgreSQL, with every Airflow part healthy again). A fault that never struck
+or never recovered is a violation of the run (a fault run that passes without its fault proves nothing).
+An Airflow component that dies while a fault is under way (its metadata DB gone, say) is started again, as
 Kubernetes would restart its pod, and listed as the fault's ``collateral``.
 """
 
@@ -30,7 +31,6 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -44,7 +44,7 @@ DOWNLOAD_TASK = "export_chain.download_and_store"
 SCHEDULES = ("process",)
 #: A fault run's scenario: exports take this long to prepare, so ``request_and_wait`` stays deferred long
 #: enough to be caught there (the demo's default is 0.3 s).
-FAULT_EXPORT_PREP_S = 20.0
+FAULT_EXPORT_PREP_S = 10.0
 
 TIKey = tuple[str, str, int]
 
@@ -93,7 +93,6 @@ class Fault:
     component: str | None = None
     #: The worker the struck task instance ran on.
     host: str | None = None
-    back_wall: datetime | None = None
 
     @property
     def struck(self) -> bool:
@@ -125,7 +124,10 @@ def process_faults() -> list[Fault]:
     return [
         Fault("triggerer-sigkill", f"SIGKILL of the triggerer while {WAIT_TASK} is deferred"),
         Fault("task-sigkill", f"SIGKILL of the task process of a running {DOWNLOAD_TASK}", down_s=0.0),
-        Fault("worker-sigkill", f"SIGKILL of the Celery worker's process group running a {DOWNLOAD_TASK}"),
+        Fault(
+            "worker-sigkill",
+            f"SIGKILL of the Celery worker (its whole process tree) running a {DOWNLOAD_TASK}",
+        ),
         Fault(
             "scheduler-restart",
             "SIGKILL of the scheduler while a reconciliation run is running, started again",
@@ -331,7 +333,6 @@ class FaultSchedule:
                     "postgres", self.stack._postgres_ready, 60.0, watch=("postgres",)
                 )
             fault.back_at = self._now()
-            fault.back_wall = datetime.now(UTC)
             self._say(f"{fault.name}: {fault.component} started again")
 
     def _restart_collateral(self) -> None:
@@ -352,16 +353,11 @@ class FaultSchedule:
             return False
         if fault.key is not None:
             return view.ti_state(fault.key) == "success"
-        if fault.name == "scheduler-restart" and fault.run_id is not None:
+        if fault.run_id is not None:  # the run under way when it struck succeeded (and, after PostgreSQL,
+            # every Airflow part reports healthy on the restarted DB)
             run = view.run(fault.run_id)
-            return run is not None and run.get("state") == "success"
-        if fault.name == "postgres-restart" and fault.back_wall is not None:
-            return self._airflow_healthy() and any(
-                r.get("state") == "success"
-                and r.get("start_date")
-                and datetime.fromisoformat(str(r["start_date"]).replace("Z", "+00:00")) > fault.back_wall
-                for r in view.runs
-            )
+            succeeded = run is not None and run.get("state") == "success"
+            return succeeded and (fault.component != "postgres" or self._airflow_healthy())
         return False
 
     def _airflow_healthy(self) -> bool:
