@@ -34,7 +34,7 @@ from ocp_ingest_dev.stack.faults import (
     ti_key,
 )
 from ocp_ingest_dev.stack.supervise import Processes, descendants
-from tests.dev.test_distributed_demo import needs_postgres
+from tests.dev.test_distributed_demo import needs_postgres, topology_binaries  # noqa: F401 - the fixture
 
 
 def _port_open(port: int) -> bool:
@@ -106,6 +106,7 @@ def test_the_process_schedule_names_every_fault_of_issue_13_and_orders_the_late_
     assert set(faults["scheduler-restart"].after) == {"triggerer-sigkill", "task-sigkill", "worker-sigkill"}
     postgres = faults["postgres-restart"]
     assert postgres.after == ("scheduler-restart",) and postgres.after_back
+    assert faults["scheduler-restart"].after_s > 0 and postgres.after_s > 0
     assert SCHEDULES == ("process",)
     from ocp_ingest.cli import build_parser
 
