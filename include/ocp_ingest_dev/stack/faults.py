@@ -10,10 +10,11 @@ A :class:`FaultSchedule` watches the running topology through Airflow's REST API
 - ``worker-sigkill``: another ``download_and_store`` instance is running -> SIGKILL of the whole process
   tree of the Celery worker it runs on (its task processes too, as a lost node), started again a few
   seconds later;
-- ``scheduler-restart``: once those struck, while a reconciliation run is running -> SIGKILL of the
+- ``scheduler-restart``: 20 s after those struck, while a reconciliation run is running -> SIGKILL of the
   scheduler, started again;
-- ``postgres-restart``: once the scheduler is back, while a reconciliation run is running -> SIGKILL of
-  PostgreSQL (Airflow's metadata DB, its backends too), started again on the same data directory and port.
+- ``postgres-restart``: 20 s after the scheduler's, once it is back, while a reconciliation run is running
+  -> SIGKILL of PostgreSQL (Airflow's metadata DB, its backends too), started again on the same data
+  directory and port.
 
 Each fault records when it struck (seconds since the run started), what it struck, when the part was back
 and when it counted as recovered: the struck task instance succeeded, or the reconciliation run under way
@@ -80,6 +81,8 @@ class Fault:
     #: Faults that must have struck (``back``: and their part be back) before this one may.
     after: tuple[str, ...] = ()
     after_back: bool = False
+    #: ... and at least this many seconds ago (so each fault's own recovery path starts before the next).
+    after_s: float = 0.0
     #: Seconds the struck part stays down before it is started again.
     down_s: float = 3.0
     struck_at: float | None = None
@@ -132,12 +135,14 @@ def process_faults() -> list[Fault]:
             "scheduler-restart",
             "SIGKILL of the scheduler while a reconciliation run is running, started again",
             after=("triggerer-sigkill", "task-sigkill", "worker-sigkill"),
+            after_s=20.0,
         ),
         Fault(
             "postgres-restart",
             "SIGKILL of PostgreSQL (metadata DB) while a reconciliation run is running, started again",
             after=("scheduler-restart",),
             after_back=True,
+            after_s=20.0,
             down_s=5.0,
         ),
     ]
@@ -237,7 +242,9 @@ class FaultSchedule:
             if fault.struck:
                 continue
             if not all(
-                by_name[n].struck and (not fault.after_back or by_name[n].back_at is not None)
+                by_name[n].struck
+                and (not fault.after_back or by_name[n].back_at is not None)
+                and self._now() - (by_name[n].struck_at or 0.0) >= fault.after_s
                 for n in fault.after
             ):
                 continue
