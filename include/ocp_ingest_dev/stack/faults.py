@@ -129,7 +129,7 @@ def process_faults() -> list[Fault]:
         Fault("task-sigkill", f"SIGKILL of the task process of a running {DOWNLOAD_TASK}", down_s=0.0),
         Fault(
             "worker-sigkill",
-            f"SIGKILL of the Celery worker (its whole process tree) running a {DOWNLOAD_TASK}",
+            f"SIGKILL of the Celery worker (its whole process tree) while it runs {DOWNLOAD_TASK}",
         ),
         Fault(
             "scheduler-restart",
