@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from ocp_ingest_dev.stack.airflow_api import AirflowApi
 from ocp_ingest_dev.stack.supervise import descendants
 
 RECONCILIATION_DAG = "ocp_reconciliation"
@@ -219,8 +220,8 @@ class FaultSchedule:
         return {*AIRFLOW_COMPONENTS, *self.stack.worker_names()}
 
     def _loop(self) -> None:
-        api = self.stack.api()
-        api._http.timeout = httpx.Timeout(5.0)  # a poll must not hang on an api-server without its DB
+        # 5 s: a poll must not hang on an api-server without its DB
+        api = AirflowApi(self.stack.ui_url, "admin", self.stack.admin_password or "", timeout_s=5.0)
         try:
             while not self._stop.wait(self.poll_s) and not self.finished():
                 try:
@@ -233,7 +234,7 @@ class FaultSchedule:
         finally:
             api.close()
 
-    def _tick(self, api: Any) -> None:
+    def _tick(self, api: AirflowApi) -> None:
         self._respawn_what_is_due()
         self._restart_collateral()
         view = View(api.task_instances(RECONCILIATION_DAG), api.dag_runs(RECONCILIATION_DAG))
@@ -250,7 +251,7 @@ class FaultSchedule:
                 continue
             self._try_strike(fault, view)
         for fault in self.faults:
-            if fault.struck and not fault.recovered and self._recovered(fault, view, api):
+            if fault.struck and not fault.recovered and self._recovered(fault, view):
                 fault.recovered_at = self._now()
                 self._say(f"{fault.name} recovered ({fault.recovered_at - (fault.struck_at or 0):.0f} s)")
 
@@ -355,7 +356,7 @@ class FaultSchedule:
             self._say(f"{child.name} exited ({child.process.returncode}) during {latest.name}; started again")
             self.stack.processes.respawn(child.name)
 
-    def _recovered(self, fault: Fault, view: View, api: Any) -> bool:
+    def _recovered(self, fault: Fault, view: View) -> bool:
         if fault.back_at is None:
             return False
         if fault.key is not None:
