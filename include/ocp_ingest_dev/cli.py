@@ -109,6 +109,13 @@ def add_demo_cli(subparsers: Subparsers) -> None:
         help="embedded: both DAGs via dag.test() in this process (default); distributed: the production "
         "topology as processes (Postgres, Celery + Redis, two workers, S3/DynamoDB/KMS, haproxy)",
     )
+    p.add_argument(
+        "--faults",
+        choices=("process",),
+        default=None,
+        help="with --topology distributed: strike real processes during the run (process: SIGKILL of the "
+        "triggerer, a task process, a Celery worker, the scheduler, PostgreSQL; each started again)",
+    )
     p.set_defaults(func=_cmd_demo)
 
 

@@ -77,6 +77,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     started = time.monotonic()
     if getattr(args, "topology", "embedded") == "distributed":
         return cmd_demo_distributed(args)
+    if getattr(args, "faults", None):
+        print("--faults needs --topology distributed (real processes to strike)", file=sys.stderr)
+        return 2
     home = Path(args.home or tempfile.mkdtemp(prefix="ocp-ingest-demo-")).resolve()
     airflow_env = airflow_environment(home / "airflow_home")
     if os.environ.get("AIRFLOW_HOME") != airflow_env["AIRFLOW_HOME"]:
@@ -146,6 +149,13 @@ def finish(summary: dict[str, Any], args: argparse.Namespace, console: Any) -> i
             f"{t['pushes_per_receiver']}",
             file=console,
         )
+    for fault in summary.get("faults", []):
+        print(
+            f"  fault {fault['name']}: struck at {fault['struck_at']} s ({fault['target']}), "
+            f"{'recovered in ' + str(fault['recover_s']) + ' s' if fault['recovered'] else 'NOT recovered'}"
+            + (f"; restarted with it: {fault['collateral']}" if fault["collateral"] else ""),
+            file=console,
+        )
     for violation in summary["violations"][:20]:
         print(f"  violation: {violation}", file=console)
     if summary["timed_out"]:
@@ -174,7 +184,11 @@ def cmd_demo_distributed(args: argparse.Namespace) -> int:
     config = FlowConfig(calls=args.calls, seed=args.seed, push_loss=args.push_loss, timeout_s=args.timeout_s)
     try:
         summary = run_distributed_demo(
-            config, home, console=console, progress_interval_s=1e9 if args.no_progress else 10.0
+            config,
+            home,
+            console=console,
+            progress_interval_s=1e9 if args.no_progress else 10.0,
+            faults=getattr(args, "faults", None),
         )
     except StackError as exc:
         print(f"demo ERROR: {exc}", file=console)

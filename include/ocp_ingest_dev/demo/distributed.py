@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -71,12 +71,26 @@ class StoredSnapshots:
 
 
 def run_distributed_demo(
-    config: FlowConfig, home: Path, *, console: Any, progress_interval_s: float = 10.0
+    config: FlowConfig,
+    home: Path,
+    *,
+    console: Any,
+    progress_interval_s: float = 10.0,
+    faults: str | None = None,
 ) -> dict[str, Any]:
-    """Start the topology under ``home``, play ``config``'s calls, settle, report, judge, stop."""
+    """Start the topology under ``home``, play ``config``'s calls, settle, report, judge, stop.
+
+    With ``faults`` (a schedule of :mod:`ocp_ingest_dev.stack.faults`, e.g. ``process``) its faults strike
+    the real processes during the run; the run ends once every call is settled and every fault recovered,
+    and the summary's ``faults`` says when each struck and recovered (one that did not is a violation)."""
     from ocp_ingest_dev.stack import LOCAL_CADENCE
     from ocp_ingest_dev.stack.distributed import DistributedStack
+    from ocp_ingest_dev.stack.faults import FAULT_EXPORT_PREP_S, FaultSchedule, schedule_faults
     from ocp_ingest_dev.stack.watch import report_settled, watch_calls
+
+    fault_list = schedule_faults(faults) if faults else []
+    if fault_list:  # exports slow enough to be caught waiting in the triggerer
+        config = replace(config, export_prep_s=max(config.export_prep_s, FAULT_EXPORT_PREP_S))
 
     stack = DistributedStack(
         home=home,
@@ -94,21 +108,28 @@ def run_distributed_demo(
     )
     started = time.monotonic()
     snapshots = StoredSnapshots()
+    schedule = None
     try:
         stack.start()
         stack.use_topology_here()
         settled_at = None
+        if fault_list:
+            schedule = FaultSchedule(stack, fault_list, started, console=console)
+            schedule.start()
         remaining = max(1.0, config.timeout_s - (time.monotonic() - started))
         done = watch_calls(
             stack.truth_path,
-            stack.alive,
+            schedule.alive if schedule else stack.alive,
             started,
             progress_interval_s,
             console,
             remaining,
             on_tick=snapshots,
             settle_check_s=SETTLE_CHECK_S,
+            until=schedule.finished if schedule else None,
         )
+        if schedule is not None:
+            schedule.stop()
         reports: list[Any] = []
         if done is not None:
             settled_at = time.monotonic() - started
@@ -129,11 +150,16 @@ def run_distributed_demo(
             summary["violations"].append(f"recordings without SSE-KMS with the key: {sse}")
         if dead is not None:
             summary["violations"].append(f"{dead.name} exited during the run ({dead.where()})")
+        if schedule is not None:
+            summary["faults"] = schedule.summary()
+            summary["violations"] += schedule.violations()
         summary["timed_out"] = done is None and dead is None
         summary["ok"] = not summary["violations"] and done is not None
         summary["elapsed_s"] = round(time.monotonic() - started, 1)
         return summary
     finally:
+        if schedule is not None:
+            schedule.stop()
         stack.stop()
 
 

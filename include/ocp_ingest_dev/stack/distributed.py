@@ -729,6 +729,13 @@ class DistributedStack:
             # A task's calls to the execution API: the 5 s default times out while the api-server is busy
             # (seen on 2 shared cores: a task failed its first try and waited out its retry delay).
             "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+            # A task whose worker died (SIGKILL, a lost node) stays "running" until its heartbeat is this old;
+            # then the scheduler fails it into its retry. Production's 300 s would outlast a dev run.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "40",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # A restarted scheduler adopts the tasks of the one that died (once that one's heartbeat is 30 s
+            # old): checked every 30 s instead of 300.
+            "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
             "AIRFLOW_CONN_OCP_DEFAULT": os.environ.get("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn)),
         }
 

@@ -57,9 +57,27 @@ def require_binary(component: str, binary: str, package: str, search: tuple[str,
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children first), from /proc (empty where there is no /proc)."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after its last ')'
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            parents.setdefault(ppid, []).append(int(stat.parent.name))
+    found: list[int] = []
+    todo = [pid]
+    while todo:
+        for kid in parents.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
 @dataclass
 class Child:
-    """One started component: its process (group leader), where it logs and its stop tier."""
+    """One started component: its process (group leader), where it logs, its stop tier, and how it was
+    started (so a fault can start it again the same way)."""
 
     name: str
     process: subprocess.Popen[bytes]
@@ -67,6 +85,11 @@ class Child:
     tier: int
     #: What asks it to stop cleanly (SIGINT: Airflow, Postgres, Redis, uvicorn; haproxy wants SIGTERM).
     stop_signal: int = signal.SIGINT
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    cwd: Path | None = None
+    #: Killed on purpose (:meth:`Processes.kill`) and not started again yet: not a component dying.
+    down: bool = False
 
     def where(self) -> str:
         return f"see {self.log_path}" if self.log_path else "see its output above"
@@ -90,12 +113,20 @@ class Processes:
         stop_signal: int = signal.SIGINT,
     ) -> subprocess.Popen[bytes]:
         """Start ``command`` in a new session; its output goes to ``log_path`` (None: this terminal)."""
+        process = self._popen(command, env, log_path, cwd)
+        self.children[name] = Child(name, process, log_path, tier, stop_signal, list(command), dict(env), cwd)
+        return process
+
+    @staticmethod
+    def _popen(
+        command: list[str], env: dict[str, str], log_path: Path | None, cwd: Path | None
+    ) -> subprocess.Popen[bytes]:
         output: IO[bytes] | None = None
         if log_path is not None:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             output = open(log_path, "ab")  # noqa: SIM115 - the child keeps it; closed below
         try:
-            process = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 env=env,
                 cwd=cwd,
@@ -107,7 +138,35 @@ class Processes:
         finally:
             if output is not None:
                 output.close()  # the child has its own copy of the descriptor
-        self.children[name] = Child(name, process, log_path, tier, stop_signal)
+
+    def kill(self, name: str, sig: int = signal.SIGKILL, wait_s: float = 10.0) -> None:
+        """Signal ``name``'s whole process tree, as the loss of its container or node would (a fault: the
+        child is ``down`` until :meth:`respawn`), and wait up to ``wait_s`` for its leader to exit.
+
+        Its process group and every descendant: some leave the group (Airflow's task processes take their
+        own, PostgreSQL's backends their own session) and would outlive a signal to the group alone."""
+        child = self.children[name]
+        child.down = True
+        tree = descendants(child.process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.process.pid, sig)
+        for pid in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=wait_s)
+
+    def respawn(self, name: str) -> subprocess.Popen[bytes]:
+        """Start ``name`` again as it was started (command, environment, directory; its log appended).
+        What is left of its old process group is killed first."""
+        old = self.children[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(old.process.pid, signal.SIGKILL)
+        old.process.wait()
+        process = self._popen(old.command, old.env, old.log_path, old.cwd)
+        self.children[name] = Child(
+            name, process, old.log_path, old.tier, old.stop_signal, old.command, old.env, old.cwd
+        )
         return process
 
     def __getitem__(self, name: str) -> subprocess.Popen[bytes]:
@@ -117,8 +176,9 @@ class Processes:
         return name in self.children
 
     def dead(self) -> Child | None:
-        """The first child that has exited, if any."""
-        return next((c for c in self.children.values() if c.process.poll() is not None), None)
+        """The first child that has exited, if any (one killed on purpose and not yet started again aside)."""
+        children = list(self.children.values())  # a fault's thread may replace a child meanwhile
+        return next((c for c in children if not c.down and c.process.poll() is not None), None)
 
     def alive(self) -> bool:
         return self.dead() is None

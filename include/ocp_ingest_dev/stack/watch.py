@@ -27,11 +27,14 @@ def watch_calls(
     timeout_s: float | None = None,
     on_tick: Callable[[Any, dict[str, Any]], None] | None = None,
     settle_check_s: float | None = None,
+    until: Callable[[], bool] | None = None,
 ) -> tuple[RunTally, dict[str, Any]] | None:
     """Print progress until every call is settled: the settled tally and the truth, or None if a component
     died (``alive`` turned false) or ``timeout_s`` passed first. ``on_tick(ledger, truth)`` runs at each
     look at the ledger (e.g. to remember what was stored when). The ledger is read every ``settle_check_s``
-    (default: ``interval_s``) and a progress line printed every ``interval_s``, and once settled."""
+    (default: ``interval_s``) and a progress line printed every ``interval_s``, and once settled; with
+    ``until``, settled calls are not the end until it holds too (e.g. every scheduled fault struck and
+    recovered)."""
     from ocp_ingest.config import Settings
     from ocp_ingest.ledger import open_ledger
     from ocp_ingest_dev.stack.tally import load_truth, tally
@@ -52,12 +55,13 @@ def watch_calls(
             now = tally(ledger, truth)
             if on_tick is not None:
                 on_tick(ledger, truth)
-            if now.settled or time.monotonic() - last_line >= interval_s:
+            done = now.settled and (until is None or until())
+            if done or time.monotonic() - last_line >= interval_s:
                 last_line = time.monotonic()
                 line = now.line(time.monotonic() - started)
                 stream.write(("\r\x1b[K" + line) if tty else line + "\n")
                 stream.flush()
-            if now.settled:
+            if done:
                 stream.write("\n" if tty else "")
                 return now, truth
     return None
