@@ -7,8 +7,8 @@ through the REST API; if it leaves calls (it should not: a group's exports are c
 the next run is triggered at once, up to ``--max-runs``, and the runs are counted. Printed:
 
 * wall time (first trigger to the last run's end), runs, exports requested, mapped task instances;
-* peak RSS: the largest process and all of them summed (this script, the simulator and the stack;
-  sampled every 0.5 s);
+* peak memory: the largest process's RSS and the PSS of all of them (this script, the simulator and the
+  stack; sampled every 0.5 s);
 * the api-server's health latency during the runs (p50, max);
 * the **OCP-rule bound**: per group, the exports OCP needs (windows of at most 2 days covering the group's
   calls from the first start to the last end, one at a time) x the preparation time, groups in parallel,
@@ -25,12 +25,11 @@ not stored; the recordings and the store floor's copy are), so 100,000 calls nee
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
+import re
 import shutil
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -70,30 +69,34 @@ def exports_needed(calls: list, margin_ms: int = 0) -> dict[str, int]:
     }
 
 
-def _rss_kb() -> tuple[int, int]:
-    """(largest RSS, RSS summed) in KiB over this process and its descendants: the simulator and every
-    process of the stack (not whatever else runs on the machine)."""
+def _memory_kb() -> tuple[int, int]:
+    """(largest RSS, PSS summed) in KiB over this process and its descendants: the simulator and every
+    process of the stack (not whatever else runs on the machine). PSS shares each shared page among its
+    processes, so the sum is what the stack really holds (summed RSS would count Airflow's shared pages
+    once per process)."""
     parents: dict[int, int] = {}
-    rss: dict[int, int] = {}
-    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/statm") as f:
-                rss[int(entry)] = int(f.read().split()[1]) * page_kb
-        except (OSError, IndexError, ValueError):
-            continue
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
     ours, frontier = {os.getpid()}, [os.getpid()]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
         ours.update(children)
         frontier += children
-    sizes = [rss.get(pid, 0) for pid in ours]
-    return max(sizes), sum(sizes)
+    largest = total = 0
+    for pid in ours:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                fields = {m[1]: int(m[2]) for line in f if (m := re.match(r"(\w+):\s+(\d+) kB", line))}
+        except (OSError, ValueError):
+            continue
+        largest, total = max(largest, fields.get("Rss", 0)), total + fields.get("Pss", 0)
+    return largest, total
 
 
 def main() -> int:
@@ -128,27 +131,10 @@ def main() -> int:
     calls_code = textwrap.dedent(CALLS_CODE).format(
         groups=recon.GROUPS, count=args.calls, start=start, hours=HOURS, secs=RECORDING_S
     )
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(recon.SERVER).format(calls=calls_code, start=start, prep=args.prep_s),
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
     try:
-        url = server.stdout.readline().strip()  # type: ignore[union-attr]
-        from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
-
-        os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
-            {"conn_type": "ocp", "host": url, "password": SIMULATOR_PAT}
-        )
-        return run(args, url, calls_code, work)
+        with recon.ocp_simulator(calls_code, start, args.prep_s) as url:
+            return run(args, url, calls_code, work)
     finally:
-        server.stdin.close()  # type: ignore[union-attr]
-        server.wait(timeout=30)
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
 
@@ -211,7 +197,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
                     health.append((time.monotonic() - t) * 1000)
                 except httpx.HTTPError:
                     health.append(10_000.0)
-                largest, total = _rss_kb()
+                largest, total = _memory_kb()
                 peak_process, peak_total = max(peak_process, largest), max(peak_total, total)
                 if api.run_state("ocp_reconciliation", run_ids[-1]) in ("success", "failed"):
                     ended = time.monotonic()
@@ -270,7 +256,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     print(f"mapped task instances:      {mapped} over the runs (max_map_length 1024)")
     print(
         f"peak RSS:                   {peak_process / 1024:.0f} MiB largest process, "
-        f"{peak_total / 1024:.0f} MiB all"
+        f"{peak_total / 1024:.0f} MiB all of the stack (PSS)"
     )
     print(
         f"api health during the runs: p50 {latencies[len(latencies) // 2]:.0f} ms, "

@@ -42,6 +42,7 @@ Needs about 5 GB free for 10,000 x 30 s WAV (the data lives in a temporary direc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -117,12 +119,27 @@ def main() -> int:
     calls_code = textwrap.dedent(CALLS_CODE).format(
         groups=GROUPS, count=args.calls, start=start, hours=WINDOW_HOURS
     )
+    try:
+        with ocp_simulator(calls_code, start, args.prep_s) as url:
+            if args.runner == "standalone":
+                return run_standalone(args, url, calls_code, work)
+            subprocess.run(
+                [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+                check=True,
+                capture_output=True,
+            )
+            return run(args, url, calls_code, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ocp_simulator(calls_code: str, start: int, prep_s: float) -> Iterator[str]:
+    """The simulator with ``calls_code``'s calls in its own process (OCP is remote), exports prepared in
+    ``prep_s``; the ``ocp_default`` connection points at it. Yields its URL."""
     server = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            textwrap.dedent(SERVER).format(calls=calls_code, start=start, prep=args.prep_s),
-        ],
+        [sys.executable, "-c", textwrap.dedent(SERVER).format(calls=calls_code, start=start, prep=prep_s)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -134,17 +151,10 @@ def main() -> int:
         os.environ["AIRFLOW_CONN_OCP_DEFAULT"] = json.dumps(
             {"conn_type": "ocp", "host": url, "password": SIMULATOR_PAT}
         )
-        if args.runner == "standalone":
-            return run_standalone(args, url, calls_code, work)
-        subprocess.run(
-            [str(Path(sys.executable).with_name("airflow")), "db", "migrate"], check=True, capture_output=True
-        )
-        return run(args, url, calls_code, work)
+        yield url
     finally:
         server.stdin.close()  # type: ignore[union-attr]
         server.wait(timeout=30)
-        if not args.keep:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 def seed_ledger(calls_code: str) -> tuple[list, int]:

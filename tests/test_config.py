@@ -99,9 +99,13 @@ def test_settings_are_frozen_and_each_has_a_description() -> None:
         ),
         (
             "RECONCILIATION_MAX_CALLS_PER_PLAN",
-            "5000",
-            "OCP_INGEST_RECONCILIATION_MAX_CALLS_PER_PLAN: expected a whole number >= 1 and <= 3000, "
-            "got '5000'",
+            "-1",
+            "OCP_INGEST_RECONCILIATION_MAX_CALLS_PER_PLAN: expected a whole number >= 0, got '-1'",
+        ),
+        (
+            "RECONCILIATION_EXPORTS_PER_GROUP",
+            "30",
+            "OCP_INGEST_RECONCILIATION_EXPORTS_PER_GROUP: expected a whole number >= 1 and <= 24, got '30'",
         ),
         (
             "OBJECT_LOCK_DAYS",

@@ -442,3 +442,21 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
     written = list((tenant.home / "audit" / "reconciliation" / "manifests").glob("*.json"))
     long_plans = [p for p in summary["plans"] if int(re.search(r"\((\d+) calls?\)", p)[1]) > 2]
     assert len(written) == 1 + len(long_plans)  # the detection's list, each longer plan's
+
+
+def test_a_week_long_window_backfill_is_planned_in_one_run(tenant: Tenant) -> None:
+    """A backfill of 7 days is four 2-day pieces per group: all four chained in the one run (a dry run
+    here: the plans are what is checked, nothing is asked of OCP)."""
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    summary = run_dag(
+        dry_run=True,
+        window_start=start.isoformat(),
+        window_end=(start + timedelta(days=7)).isoformat(),
+        ocp_groups=["ocp-banking", "ocp-cards"],
+    )
+    fmt = "%Y-%m-%dT%HZ"
+    for group in ("ocp-banking", "ocp-cards"):
+        windows = [p.split(" ")[1] for p in summary["plans"] if p.startswith(f"{group} ")]
+        pieces = [(start + timedelta(days=d), start + timedelta(days=min(d + 2, 7))) for d in range(0, 7, 2)]
+        assert windows == [f"{a:{fmt}}..{b:{fmt}}" for a, b in pieces]
+    assert tenant.sim.exports.list(None) == []

@@ -11,13 +11,9 @@ whole process group, the schedule's bookkeeping.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +32,12 @@ from ocp_ingest_dev.stack.faults import (
     ti_key,
 )
 from ocp_ingest_dev.stack.supervise import Processes, descendants
-from tests.dev.test_distributed_demo import needs_postgres, topology_binaries  # noqa: F401 - the fixture
-
-
-def _port_open(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+from tests.dev.demo_support import run_demo
+from tests.dev.test_distributed_demo import (  # noqa: F401 - the fixture
+    assert_the_distributed_run,
+    needs_postgres,
+    topology_binaries,
+)
 
 
 def _alive(pid: int) -> bool:
@@ -153,34 +149,11 @@ def test_task_instances_are_told_apart_by_run_task_and_map_index() -> None:
 @pytest.mark.slow
 @needs_postgres
 def test_real_process_faults_on_the_distributed_topology_keep_every_invariant(tmp_path: Path) -> None:
-    summary_path = tmp_path / "summary.json"
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).with_name("ocp-ingest")),
-            "demo",
-            "--topology",
-            "distributed",
-            "--faults",
-            "process",
-            "--calls",
-            "50",
-            "--push-loss",
-            "0.3",
-            "--seed",
-            "4",
-            "--json",
-            str(summary_path),
-            "--home",
-            str(tmp_path / "run"),
-            "--timeout-s",
-            "720",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=1000,
+    summary, out = run_demo(
+        tmp_path,
+        *("--topology", "distributed", "--faults", "process", "--calls", "50", "--push-loss", "0.3"),
+        *("--seed", "4", "--timeout-s", "720"),
     )
-    assert done.returncode == 0, done.stdout[-5000:] + done.stderr[-3000:]
-    summary = json.loads(summary_path.read_text())
     faults = {f["name"]: f for f in summary["faults"]}
     assert set(faults) == {f.name for f in process_faults()}
     # Every fault struck, on what it names, and the struck task, run or part recovered.
@@ -193,17 +166,7 @@ def test_real_process_faults_on_the_distributed_topology_keep_every_invariant(tm
     assert re.search(
         rf"triggerer running export_link_\d+\.{WAIT_TASK} ", faults["triggerer-sigkill"]["target"]
     )
-    # The same verdict as the demo's.
-    assert summary["ok"] and not summary["timed_out"] and not summary["violations"], summary["violations"]
-    assert summary["calls_generated"] == 50
-    for key in ("unresolved", "duplicates", "checksum_mismatches", "orphan_objects", "overwritten"):
-        assert summary[key] == 0, key
-    assert not summary["audit_disagreements"] and summary["audit_checked"] > 0
-    stored = summary["stored_realtime"] + summary["stored_reconciliation"]
-    assert stored + sum(summary["terminal_by_reason"].values()) == 50
-    assert summary["stored_reconciliation"] > 0
-    assert summary["reports"] and all(r["total"]["completeness_pct"] == 100.0 for r in summary["reports"])
+    # The same verdict and topology facts as a run without faults.
+    assert_the_distributed_run(summary, out, 50, tmp_path / "run")
     # The killed downloads were retried: Airflow noticed them.
     assert summary["task_retries"] >= 2
-    # Nothing of the run is left running: every port of the topology is closed again.
-    assert not [name for name, port in summary["topology"]["ports"].items() if _port_open(port)]
