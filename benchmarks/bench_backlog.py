@@ -110,19 +110,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ocp-bench-backlog-"))
-    os.environ.update(
-        AIRFLOW_HOME=str(work / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(recon.ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        OCP_INGEST_HOME=str(work / "ingest"),
-        OCP_INGEST_PENDING_GRACE_S="0",
-        OCP_INGEST_EXPORT_POLL_INTERVAL_S="0.5",
-        OCP_INGEST_EXPORT_POLL_BACKOFF="1.0",
-        OCP_INGEST_DOWNLOAD_WORKERS="4",
-        # detection reads the whole backlog (its list is a manifest, not an XCom)
-        OCP_INGEST_RECONCILIATION_MAX_PENDING=str(max(20_000, 2 * args.calls)),
-    )
+    recon.use_bench_environment(work)
     start = int(
         (
             datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=HOURS + 4)

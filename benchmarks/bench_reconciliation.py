@@ -102,17 +102,7 @@ def main() -> int:
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="ocp-bench-recon-"))
-    os.environ.update(
-        AIRFLOW_HOME=str(work / "airflow"),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__LOAD_EXAMPLES="False",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        OCP_INGEST_HOME=str(work / "ingest"),
-        OCP_INGEST_PENDING_GRACE_S="0",
-        OCP_INGEST_EXPORT_POLL_INTERVAL_S="0.5",
-        OCP_INGEST_EXPORT_POLL_BACKOFF="1.0",
-        OCP_INGEST_DOWNLOAD_WORKERS="4",
-    )
+    use_bench_environment(work)
     start = int(
         (datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=50)).timestamp()
     )
@@ -132,6 +122,22 @@ def main() -> int:
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
+
+
+def use_bench_environment(work: Path) -> None:
+    """This process's Airflow and ingest settings for a reconciliation benchmark under ``work``: no grace
+    period, exports polled every 0.5 s, 4 download threads."""
+    os.environ.update(
+        AIRFLOW_HOME=str(work / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        OCP_INGEST_HOME=str(work / "ingest"),
+        OCP_INGEST_PENDING_GRACE_S="0",
+        OCP_INGEST_EXPORT_POLL_INTERVAL_S="0.5",
+        OCP_INGEST_EXPORT_POLL_BACKOFF="1.0",
+        OCP_INGEST_DOWNLOAD_WORKERS="4",
+    )
 
 
 @contextlib.contextmanager
