@@ -158,17 +158,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     stack.start()
     api = None
     try:
-        if not stack.wait_until_healthy(300):
-            raise RuntimeError("airflow standalone did not become healthy")
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # the warm-up run (empty ledger) is over
-            with sqlite3.connect(db_path, timeout=30) as db:
-                runs = db.execute("SELECT dag_id, state FROM dag_run").fetchall()
-            if any(d == "ocp_reconciliation" and s in ("success", "failed") for d, s in runs) and not any(
-                d != "ocp_realtime_ingest" and s in ("queued", "running") for d, s in runs
-            ):
-                break
-            time.sleep(1.0)
+        recon.wait_until_warm(stack, db_path)
         calls, needed = recon.seed_ledger(calls_code)
         ids = [c.dialog_id for c in calls]
         api = AirflowApi.for_standalone(f"http://localhost:{port}", work / "airflow")

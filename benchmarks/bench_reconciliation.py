@@ -46,6 +46,7 @@ import contextlib
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("ocp-g1", "ocp-g2", "ocp-g3", "ocp-g4")
@@ -323,6 +325,22 @@ def _component(cmd: str) -> str:
     return "airflow (other)" if "airflow" in cmd else "other processes on the machine"
 
 
+def wait_until_warm(stack: Any, db_path: Path) -> None:
+    """The stack is healthy and its start-up runs (the empty ``@once`` reconciliation, the report) are
+    over: a measured run then starts on a warm stack, as a deployment's scheduled run would."""
+    if not stack.wait_until_healthy(300):
+        raise RuntimeError("airflow standalone did not become healthy")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        with sqlite3.connect(db_path, timeout=30) as db:
+            runs = db.execute("SELECT dag_id, state FROM dag_run").fetchall()
+        recon_done = any(d == "ocp_reconciliation" and s in ("success", "failed") for d, s in runs)
+        others_busy = any(d != "ocp_realtime_ingest" and s in ("queued", "running") for d, s in runs)
+        if recon_done and not others_busy:
+            return
+        time.sleep(1.0)
+
+
 def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     """A warm ``airflow standalone``: its start-up runs are over before the measured run is triggered.
 
@@ -330,7 +348,6 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     deployment's earlier runs would); once every DAG run is finished, the backlog is seeded and one run is
     triggered through the REST API. The run is measured from the metadata DB (its start and end dates).
     """
-    import sqlite3
 
     import httpx
 
@@ -369,17 +386,7 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     cpu_last: dict[int, tuple[str, float]] = {}
     api = None
     try:
-        if not stack.wait_until_healthy(300):
-            raise RuntimeError("airflow standalone did not become healthy")
-        warm_deadline = time.monotonic() + 600
-        while time.monotonic() < warm_deadline:  # start-up runs (empty reconciliation, report) finished
-            with sqlite3.connect(db_path, timeout=30) as db:
-                runs = db.execute("SELECT dag_id, state FROM dag_run").fetchall()
-            recon_done = any(d == "ocp_reconciliation" and s in ("success", "failed") for d, s in runs)
-            others_busy = any(d != "ocp_realtime_ingest" and s in ("queued", "running") for d, s in runs)
-            if recon_done and not others_busy:
-                break
-            time.sleep(1.0)
+        wait_until_warm(stack, db_path)
         calls, needed = seed_ledger(calls_code)
         time.sleep(2.0)
         api = AirflowApi.for_standalone(f"http://localhost:{port}", work / "airflow")

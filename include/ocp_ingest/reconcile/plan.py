@@ -111,7 +111,7 @@ class ExportPlan:
             return data
         start, end = parse_when(data["start"]), parse_when(data["end"])
         assert start is not None and end is not None
-        ids = data["dialog_ids"] if "dialog_ids" in data or not is_reference(data) else read_manifest(data)
+        ids = read_manifest(data) if is_reference(data) else data.get("dialog_ids")
         return cls(str(data["ocp_group"]), start, end, tuple(ids or ()))
 
 
