@@ -24,6 +24,19 @@ class ResourceUnavailable(RuntimeError):
         self.unreachable = unreachable
 
 
+def boto_unavailable(exc: BaseException, operation: str, credentials_from: str) -> ResourceUnavailable:
+    """A botocore client-side error (no answer, no credentials, anything else below the HTTP answer) of
+    ``operation`` in words; ``credentials_from`` says where credentials were looked for."""
+    from botocore.exceptions import ConnectionError as EndpointUnreachable
+    from botocore.exceptions import NoCredentialsError
+
+    if isinstance(exc, EndpointUnreachable):
+        return ResourceUnavailable(f"not reachable: {exc}", unreachable=True)
+    if isinstance(exc, NoCredentialsError):
+        return ResourceUnavailable(f"no AWS credentials found ({credentials_from})")
+    return ResourceUnavailable(f"{operation} failed: {type(exc).__name__}: {exc}")
+
+
 def _infrastructure_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [OSError, LedgerContention, ResourceUnavailable, sqlite3.Error]
     try:  # DynamoDB and S3 client errors; botocore is absent where only SQLite and disk are used

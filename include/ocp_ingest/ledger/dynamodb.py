@@ -176,10 +176,9 @@ class DynamoLedgerBackend:
         """Fail fast: the table exists, is ACTIVE and has every index of ``dynamodb_table.json``
         (DescribeTable, two tries at most, bounded in time); else
         :class:`~ocp_ingest.infrastructure.ResourceUnavailable` with the cause in words."""
-        from botocore.exceptions import BotoCoreError, NoCredentialsError
-        from botocore.exceptions import ConnectionError as EndpointUnreachable
+        from botocore.exceptions import BotoCoreError
 
-        from ocp_ingest.infrastructure import ResourceUnavailable
+        from ocp_ingest.infrastructure import ResourceUnavailable, boto_unavailable
 
         client = boto3.client(
             "dynamodb",
@@ -200,12 +199,8 @@ class DynamoLedgerBackend:
             if code in ("AccessDeniedException", "UnrecognizedClientException"):
                 raise ResourceUnavailable(f"access denied (DynamoDB DescribeTable: {code})") from None
             raise ResourceUnavailable(f"DynamoDB DescribeTable failed: {code}") from None
-        except EndpointUnreachable as exc:
-            raise ResourceUnavailable(f"not reachable: {exc}", unreachable=True) from None
-        except NoCredentialsError:
-            raise ResourceUnavailable("no AWS credentials found (role or environment)") from None
         except BotoCoreError as exc:
-            raise ResourceUnavailable(f"DynamoDB DescribeTable failed: {type(exc).__name__}: {exc}") from None
+            raise boto_unavailable(exc, "DynamoDB DescribeTable", "role or environment") from None
         finally:
             client.close()
         status = table.get("TableStatus")

@@ -100,12 +100,11 @@ def _check_directory(folder: str) -> None:
 
 def _head_bucket(path: ObjectPath, timeout_s: float) -> None:
     """S3 HeadBucket on the root's bucket, called once (no s3fs retry loop) and bounded in time."""
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-    from botocore.exceptions import ConnectionError as EndpointUnreachable
+    from botocore.exceptions import BotoCoreError, ClientError
     from fsspec.asyn import sync  # type: ignore[import-untyped]
     from fsspec.exceptions import FSTimeoutError  # type: ignore[import-untyped]
 
-    from ocp_ingest.infrastructure import ResourceUnavailable
+    from ocp_ingest.infrastructure import ResourceUnavailable, boto_unavailable
 
     bucket = path.bucket
     try:
@@ -131,11 +130,7 @@ def _head_bucket(path: ObjectPath, timeout_s: float) -> None:
         ) from None
     except (FSTimeoutError, TimeoutError):
         raise ResourceUnavailable(f"no answer from S3 within {timeout_s:g} s", unreachable=True) from None
-    except EndpointUnreachable as exc:
-        raise ResourceUnavailable(f"not reachable: {exc}", unreachable=True) from None
-    except NoCredentialsError:
-        raise ResourceUnavailable("no AWS credentials found (role, environment or connection)") from None
     except BotoCoreError as exc:
-        raise ResourceUnavailable(f"S3 HeadBucket failed: {type(exc).__name__}: {exc}") from None
+        raise boto_unavailable(exc, "S3 HeadBucket", "role, environment or connection") from None
     except Exception as exc:  # e.g. the Airflow connection is not defined
         raise ResourceUnavailable(f"{type(exc).__name__}: {exc}") from None
