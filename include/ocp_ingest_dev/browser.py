@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -111,9 +111,12 @@ class Standalone:
 
 
 @contextmanager
-def private_standalone(workdir: Path, timeout_s: float = 600.0) -> Iterator[Standalone]:
+def private_standalone(
+    workdir: Path, timeout_s: float = 600.0, environment: Mapping[str, str] | None = None
+) -> Iterator[Standalone]:
     """``airflow standalone`` with its own AIRFLOW_HOME under ``workdir``, a free port, this project's
     dags/ and plugins/, every DAG paused (nothing runs unless asked); stopped (its process group) on exit.
+    ``environment`` is applied last (e.g. DAGs unpaused, scheduled runs on).
 
     The OCP_INGEST_* environment of the caller (its ledger, audit area) is the tasks' environment.
     Yields once the api-server is healthy, the admin password is written and both DAGs are parsed.
@@ -130,6 +133,7 @@ def private_standalone(workdir: Path, timeout_s: float = 600.0) -> Iterator[Stan
         "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
+        **(environment or {}),
     }
     log_path = workdir / "standalone.log"
     with open(log_path, "wb") as log:

@@ -3,35 +3,22 @@ per 30-minute interval, each detecting exactly the calls started in its interval
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.reconcile.detect import Detection
+from ocp_ingest_dev.browser import private_standalone
 from ocp_ingest_dev.stack.airflow_api import AirflowApi
-from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
-from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 DAG = "ocp_reconciliation"
 T0 = datetime(2026, 11, 20, 9, tzinfo=UTC)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(check, timeout_s: float, what: str, poll_s: float = 2.0):
@@ -55,33 +42,14 @@ def test_a_backfill_through_the_api_reconciles_each_interval(
             ledger.apply(CdrStart(dialog_id, start, identity))
             ledger.apply(CdrEnd(dialog_id, start + timedelta(minutes=2), 120_000, "NORMAL", identity))
 
-    port = _free_port()
-    home = tmp_path / "airflow_home"
-    home.mkdir()
-    env = {
-        **os.environ,
-        **airflow_environment(ROOT, port, home),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        # Scheduled runs (the DAG is unpaused) must find nothing: the backfill's conf sets grace_s=0.
+    # Scheduled runs are on (the DAG unpaused) and must find nothing: the backfill's conf sets grace_s=0.
+    scheduled = {
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "True",
         "OCP_INGEST_PENDING_GRACE_S": "1000000000",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
     }
-    log = open(tmp_path / "standalone.log", "wb")  # noqa: SIM115 - lives with the process
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("airflow")), "standalone"],
-        env=env,
-        start_new_session=True,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        _wait(lambda: is_healthy(airflow_health(port)), 180, "airflow standalone")
-        _wait(lambda: (home / "simple_auth_manager_passwords.json.generated").exists(), 60, "passwords")
-        api = AirflowApi.for_standalone(f"http://localhost:{port}", home)
-        http = httpx.Client(base_url=api.base_url, headers=api._headers(), timeout=30)
-        _wait(lambda: http.get(f"/api/v2/dags/{DAG}").status_code == 200, 120, "the DAG parsed")
-
+    with private_standalone(tmp_path, environment=scheduled) as stack, stack.http() as http:
+        api = AirflowApi(stack.base_url, stack.username, stack.password)
         api.create_backfill(
             DAG,
             T0.isoformat(),
@@ -109,10 +77,3 @@ def test_a_backfill_through_the_api_reconciles_each_interval(
             assert [datetime.fromisoformat(w) for w in entry["window"]] == [start, end]
             found[start] = [c.dialog_id for c in Detection.from_dict(entry).calls]  # its manifest
         assert found == {T0: [first], T0 + timedelta(minutes=30): [second]}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
