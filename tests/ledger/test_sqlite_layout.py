@@ -62,3 +62,29 @@ def test_a_ledger_file_without_a_later_record_field_gains_it(tmp_path: Path) -> 
         assert reopened.get("C" * 32).received_sha256 == "a" * 64
     finally:
         reopened.close()
+
+
+def test_connections_opening_a_fresh_ledger_file_at_once_all_open_it(tmp_path: Path) -> None:
+    """Switching to WAL and creating the schema race when tasks open a new ledger together; SQLite
+    answers "locked" there without waiting, so each open must wait its turn, never fail."""
+    import threading
+
+    errors: list[BaseException] = []
+
+    def open_and_close(path: Path) -> None:
+        try:
+            for _ in range(5):
+                SqliteLedgerBackend(path)._conn.close()
+        except BaseException as error:
+            errors.append(error)
+
+    for trial in range(40):
+        path = tmp_path / f"ledger-{trial}.sqlite3"
+        threads = [threading.Thread(target=open_and_close, args=(path,)) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -93,16 +94,41 @@ class SqliteLedgerBackend:
         self._conn.row_factory = sqlite3.Row
         self._lock = threading.Lock()
         with self._lock:
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._conn.executescript(SCHEMA)
-            self._migrate()
-            self._conn.executescript(INDEXES)
+            self._open(busy_timeout_s)
         names = ", ".join(_COLUMNS)
         params = ", ".join(f":{n}" for n in _COLUMNS)
         self._insert = f"INSERT INTO calls ({names}) VALUES ({params}) ON CONFLICT(dialog_id) DO NOTHING"
         sets = ", ".join(f"{n} = :{n}" for n in _COLUMNS if n != "dialog_id")
         self._update = f"UPDATE calls SET {sets} WHERE dialog_id = :dialog_id AND version = :expected_version"
+
+    def _open(self, busy_timeout_s: float) -> None:
+        """WAL mode, schema and migration, retried while another process holds the file.
+
+        SQLite answers "database is locked" at once, without waiting out the busy timeout, where waiting
+        could deadlock: switching the journal mode, or opening while the last connection checkpoints.
+        """
+        deadline = time.monotonic() + busy_timeout_s
+        pause = 0.01
+        while True:
+            try:
+                # WAL is a property of the file: set it once, not on every open.
+                mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=NORMAL")
+                self._conn.executescript(SCHEMA)
+                self._migrate()
+                self._conn.executescript(INDEXES)
+                return
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error) and "busy" not in str(error):
+                    raise
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.5)
 
     def _migrate(self) -> None:
         """Add the columns a ledger file created by an older version lacks; fill the derived ones.
