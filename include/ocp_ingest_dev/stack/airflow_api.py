@@ -5,6 +5,7 @@ A JWT from the simple auth manager, trigger a DAG run with a conf, read its stat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import datetime
@@ -12,6 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+#: How long a call that writes Airflow's metadata may take: on SQLite each statement may wait out the
+#: 30 s busy timeout the standalone stack sets.
+SLOW_WRITE_TIMEOUT_S = 120.0
 
 
 class AirflowApi:
@@ -58,7 +63,9 @@ class AirflowApi:
         """Airflow's own Backfill of ``dag_id`` over [from_date, to_date]; the backfill's record.
 
         On SQLite the api-server can answer 5xx when the metadata DB is locked, sometimes after the backfill
-        was committed: an active backfill over the same dates is then the one asked for, else ask again.
+        was committed, or take longer than the client waits (each statement may wait out the 30 s busy
+        timeout). After a 5xx, a 409 or no answer, an active backfill over the same dates is the one asked
+        for; else ask again.
         """
         body = {
             "dag_id": dag_id,
@@ -68,20 +75,34 @@ class AirflowApi:
             "max_active_runs": max_active_runs,
         }
         for attempt in range(1, attempts + 1):
-            response = self._http.post("/api/v2/backfills", json=body, headers=self._headers())
-            if response.status_code >= 500:
+            response: httpx.Response | None = None
+            with contextlib.suppress(httpx.TimeoutException):  # no answer: the outcome is unknown
+                response = self._http.post(
+                    "/api/v2/backfills", json=body, headers=self._headers(), timeout=SLOW_WRITE_TIMEOUT_S
+                )
+            if response is None or response.status_code >= 500 or response.status_code == 409:
                 made = self._active_backfill(dag_id, from_date, to_date)
                 if made is not None:
                     return made
                 if attempt < attempts:
                     time.sleep(2.0 * attempt)
                     continue
+                if response is None:
+                    raise TimeoutError(f"POST /api/v2/backfills: no answer in {SLOW_WRITE_TIMEOUT_S:.0f} s")
             response.raise_for_status()
             return dict(response.json())
         raise ValueError("attempts must be at least 1")
 
     def _active_backfill(self, dag_id: str, from_date: str, to_date: str) -> dict[str, Any] | None:
-        response = self._http.get("/api/v2/backfills", params={"dag_id": dag_id}, headers=self._headers())
+        try:
+            response = self._http.get(
+                "/api/v2/backfills",
+                params={"dag_id": dag_id},
+                headers=self._headers(),
+                timeout=SLOW_WRITE_TIMEOUT_S,
+            )
+        except httpx.TimeoutException:
+            return None
         response.raise_for_status()
         wanted = (datetime.fromisoformat(from_date), datetime.fromisoformat(to_date))
         for backfill in response.json()["backfills"]:
