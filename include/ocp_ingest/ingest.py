@@ -56,6 +56,8 @@ class IngestOutcome:
     detail: str = ""
     object_url: str | None = None
     mark: Stored | None = field(default=None, compare=False, repr=False)
+    #: For ``written``: the object, whose name :meth:`RecordingIngestor.marked` makes durable.
+    written_to: ObjectPath | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", IngestResult(self.kind))
@@ -166,7 +168,7 @@ class RecordingIngestor:
             return self._conflict(record.dialog_id, sha256, keep)
         if not mark:
             stored = self._stored(record, dest, sha256, len(data), source, verdict)
-            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored)
+            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored, written_to=dest)
         return self._mark_stored(record, dest, sha256, len(data), source, verdict, keep)
 
     def marked(self, written: Sequence[IngestOutcome]) -> list[IngestOutcome]:
@@ -174,7 +176,7 @@ class RecordingIngestor:
 
         Their objects' names are made durable first: the ledger never calls a recording stored under a
         name a power cut could take back."""
-        sync_names([object_path(o.object_url) for o in written if o.object_url is not None])
+        sync_names([o.written_to for o in written if o.written_to is not None])
         results = self.ledger.apply_many([o.mark for o in written if o.mark is not None])
         final: list[IngestOutcome] = []
         for outcome, result in zip([o for o in written if o.mark is not None], results, strict=True):
