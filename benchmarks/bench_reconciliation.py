@@ -208,14 +208,16 @@ def _fresh_exports(url: str, calls: list) -> list[tuple[str, list]]:
 def _transfer(url: str, export_id: str, files: list, workers: int, store_in: str | None) -> tuple[int, float]:
     """Stream ``files`` with ``workers`` threads; with ``store_in``, also check each file's SHA-256 against
     the listing and store it with the project's durable create-only write (``storage.write_create_only``:
-    a file without a name, fsync, link, directory fsync): the least any store must do. Returns the bytes
-    moved and this process's CPU seconds."""
+    a file without a name, fsync, link; the directory fsynced once per batch of names, as the download
+    does before its ledger marks): the least any store must do. Returns the bytes moved and this
+    process's CPU seconds."""
     import hashlib
 
     from airflow.sdk import ObjectStoragePath
 
     from ocp_ingest.ocp import OcpClient, PatAuth
-    from ocp_ingest.storage import write_create_only
+    from ocp_ingest.reconcile.download import MARK_BATCH
+    from ocp_ingest.storage import sync_names, write_create_only
     from ocp_ingest_dev.simulator.auth import SIMULATOR_PAT
 
     cpu = time.process_time()
@@ -230,11 +232,20 @@ def _transfer(url: str, export_id: str, files: list, workers: int, store_in: str
         sha256 = hashlib.sha256(data).hexdigest()
         if sha256 != file.sha256:
             raise RuntimeError(f"{file.file_id}: SHA-256 mismatch")
-        write_create_only(root / file.file_id, [data], expected_sha256=sha256, precomputed_sha256=sha256)
+        write_create_only(
+            root / file.file_id, [data], expected_sha256=sha256, precomputed_sha256=sha256, sync_name=False
+        )
         return len(data)
 
+    moved, unsynced = 0, []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        moved = sum(pool.map(one, files))
+        for file, size in zip(files, pool.map(one, files), strict=True):
+            moved += size
+            if root is not None:
+                unsynced.append(root / file.file_id)
+                if len(unsynced) == MARK_BATCH or file is files[-1]:
+                    sync_names(unsynced)
+                    unsynced.clear()
     client.close()
     return moved, time.process_time() - cpu
 

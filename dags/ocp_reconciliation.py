@@ -10,8 +10,9 @@
 * **plan_exports**: per OCP group, hour-aligned windows of 1 h .. 2 days, oldest first, chained: at most
   ``OCP_INGEST_RECONCILIATION_EXPORTS_PER_GROUP`` (N) exports per group per run. Link ``n`` holds the
   ``n``-th plan of each group; its requests start only once every link ``n - 1`` wait has ended, so a
-  group's exports are strictly one at a time (OCP's rule) while the previous link's downloads go on. What
-  N links cannot hold is carried to the next run. Mapped instances per run = plans, never calls.
+  group's exports are strictly one at a time (OCP's rule) while the previous link's downloads go on. A
+  link with nothing to ask is skipped, and the later ones with it, without starting a worker. What N
+  links cannot hold is carried to the next run. Mapped instances per run = plans, never calls.
 * **export_link_n** (mapped per plan, each instance labelled with its group, window and call count):
   ``request_and_wait`` requests the export (a 409 means wait, or adopt our own export), remembers it on
   the planned calls, and waits for it in the triggerer (no worker slot held; an expired export is
@@ -42,6 +43,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from airflow.sdk import BaseOperator, XComArg, dag, get_current_context, task, task_group
+from airflow.sdk.exceptions import AirflowSkipException
 
 from ocp_ingest.airflow.notifiers import EscalationNotifier
 from ocp_ingest.airflow.params import reconciliation_params, reconciliation_schedule
@@ -83,9 +85,14 @@ def ocp_reconciliation() -> None:
     def plan_exports(detected: dict) -> list[list[dict]]:
         return reconciliation_tasks.plan(detected, LINKS)
 
-    @task(trigger_rule="all_done")  # after the previous link's waits, whatever their end
+    # After the previous link's waits, whatever their end; a link with nothing to ask skips itself, and
+    # then every later link is skipped by the scheduler, with no worker started for it.
+    @task(trigger_rule="all_done_min_one_success")
     def plans_of_link(rounds: list[list[dict]], link: int) -> list[dict]:
-        return reconciliation_tasks.plans_of_link(rounds, link)
+        plans = reconciliation_tasks.plans_of_link(rounds, link)
+        if not plans:
+            raise AirflowSkipException(f"no export planned for link {link}")
+        return plans
 
     @task(
         map_index_template=PLAN_LABEL_TEMPLATE,
@@ -138,12 +145,12 @@ def ocp_reconciliation() -> None:
     detected = detect_pending()
     rounds = plan_exports(detected)
     downloads: list[XComArg] = []
-    previous_waits: BaseOperator | None = None
+    previous: list[BaseOperator | XComArg] = []
     for link in range(1, LINKS + 1):
         plans = plans_of_link.override(task_id=f"plans_of_link_{link}")(rounds, link)
-        if previous_waits is not None:
-            previous_waits >> plans
-        previous_waits, results = export_link(link, plans)
+        previous >> plans
+        waits, results = export_link(link, plans)
+        previous = [plans, waits]
         downloads.append(results)
     close_and_escalate(detected, rounds, downloads)
 

@@ -27,6 +27,7 @@ from ocp_ingest.storage import (
     link_create_only,
     local_path,
     object_path,
+    sync_names,
     write_create_only,
 )
 
@@ -55,6 +56,8 @@ class IngestOutcome:
     detail: str = ""
     object_url: str | None = None
     mark: Stored | None = field(default=None, compare=False, repr=False)
+    #: For ``written``: the object, whose name :meth:`RecordingIngestor.marked` makes durable.
+    written_to: ObjectPath | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", IngestResult(self.kind))
@@ -134,7 +137,9 @@ class RecordingIngestor:
         ``mark=False`` (a batch): once the object is stored the outcome is ``written`` and carries its
         ``Stored`` transition; the caller applies many at once with :meth:`marked`. Until then the call
         is not marked stored, which is safe: storing is create-only, so a repeat (a re-run, or the realtime
-        path with the same bytes) finds the identical object at the same key and only marks it.
+        path with the same bytes) finds the identical object at the same key and only marks it. The
+        object's bytes are durable; its name becomes durable in :meth:`marked`, with the batch's others
+        (one directory fsync per directory, not per file).
         """
 
         def keep(reason_code: str) -> str:
@@ -157,16 +162,21 @@ class RecordingIngestor:
                 sse_kms_key_id=self.layout.sse_kms_key_id,
                 metadata={"sha256": sha256},
                 object_lock=self.layout.object_lock_for(record.lob),
+                sync_name=mark,
             )
         except ObjectExists:
             return self._conflict(record.dialog_id, sha256, keep)
         if not mark:
             stored = self._stored(record, dest, sha256, len(data), source, verdict)
-            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored)
+            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored, written_to=dest)
         return self._mark_stored(record, dest, sha256, len(data), source, verdict, keep)
 
     def marked(self, written: Sequence[IngestOutcome]) -> list[IngestOutcome]:
-        """Apply the ``Stored`` marks of ``written`` outcomes in one ledger batch; the final outcomes."""
+        """Apply the ``Stored`` marks of ``written`` outcomes in one ledger batch; the final outcomes.
+
+        Their objects' names are made durable first: the ledger never calls a recording stored under a
+        name a power cut could take back."""
+        sync_names([o.written_to for o in written if o.written_to is not None])
         results = self.ledger.apply_many([o.mark for o in written if o.mark is not None])
         final: list[IngestOutcome] = []
         for outcome, result in zip([o for o in written if o.mark is not None], results, strict=True):

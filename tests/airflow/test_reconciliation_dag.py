@@ -43,6 +43,16 @@ def summary_of(dag_run) -> dict:
         return XComModel.deserialize_value(row)
 
 
+def task_states(dag_run) -> dict[tuple[str, int], str]:
+    """(task id, map index) -> state of every task instance of the run."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
+        return {(ti.task_id, ti.map_index): str(ti.state) for ti in rows}
+
+
 def outcomes(summary: dict) -> dict[str, str]:
     return {c["dialog_id"]: c["outcome"] for c in summary["calls"]}
 
@@ -423,8 +433,15 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
             raise
 
     monkeypatch.setattr(tenant.sim.exports, "create", counting_conflicts)
-    summary = run_dag()
+    dag_run = load_dag("ocp_reconciliation").test()
+    assert dag_run.state == "success", dag_run.state
+    summary = summary_of(dag_run)
     assert summary["recovered"] == len(tenant.calls) and summary["still_pending"] == 0
+    # The fourth link had nothing to ask: it skipped itself, and its export tasks never ran.
+    states = task_states(dag_run)
+    assert states[("plans_of_link_3", -1)] == "success"
+    assert states[("plans_of_link_4", -1)] == "skipped"
+    assert {s for (t, _), s in states.items() if t.startswith("export_link_4.")} == {"skipped"}
     for call in tenant.calls:
         assert_recovered(tenant, call)
     assert conflicts == []
@@ -459,4 +476,18 @@ def test_a_week_long_window_backfill_is_planned_in_one_run(tenant: Tenant) -> No
         windows = [p.split(" ")[1] for p in summary["plans"] if p.startswith(f"{group} ")]
         pieces = [(start + timedelta(days=d), start + timedelta(days=min(d + 2, 7))) for d in range(0, 7, 2)]
         assert windows == [f"{a:{fmt}}..{b:{fmt}}" for a, b in pieces]
+    assert tenant.sim.exports.list(None) == []
+
+
+def test_nothing_pending_asks_nothing_and_starts_no_export_task(tenant: Tenant) -> None:
+    """An empty pending list: the first link skips itself, the scheduler skips the rest, the run is closed
+    with nothing to report and OCP is asked for nothing."""
+    dag_run = load_dag("ocp_reconciliation").test()
+    assert dag_run.state == "success", dag_run.state
+    summary = summary_of(dag_run)
+    assert (summary["recovered"], summary["still_pending"], summary["plans"]) == (0, 0, [])
+    states = task_states(dag_run)
+    assert states[("close_and_escalate", -1)] == "success"
+    links = {s for (t, _), s in states.items() if t.startswith(("plans_of_link", "export_link"))}
+    assert links == {"skipped"}
     assert tenant.sim.exports.list(None) == []

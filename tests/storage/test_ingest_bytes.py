@@ -94,3 +94,37 @@ def test_outcome_kinds_are_an_enum_equal_to_their_old_strings() -> None:
     assert json.dumps({IngestResult.CONFLICT: IngestResult.EXPIRED}) == '{"conflict": "expired"}'
     with pytest.raises(ValueError, match="'stord'"):
         IngestOutcome("stord")
+
+
+def test_a_batch_makes_its_names_durable_before_the_ledger_marks_them(setup, monkeypatch) -> None:
+    """``mark=False`` leaves each name's directory fsync to ``marked``, which does it once for the batch
+    and before any ``Stored`` mark: the ledger never points at a name a power cut could take back."""
+    from ocp_ingest.storage import write as storage_write
+
+    ingestor, ledger = setup
+    events: list[str] = []
+    real_sync, real_apply_many = storage_write._sync_directory, ledger.apply_many
+
+    def sync(dir_fd: int) -> None:
+        events.append("sync")
+        real_sync(dir_fd)
+
+    def apply_many(transitions):
+        events.append(f"mark {len(transitions)}")
+        return real_apply_many(transitions)
+
+    monkeypatch.setattr(storage_write, "_sync_directory", sync)
+    monkeypatch.setattr(ledger, "apply_many", apply_many)
+    written = []
+    for dialog_id in (DIALOG, OTHER):
+        body = audio.wav_bytes(dialog_id, 3000)
+        record = ledger.get(dialog_id)
+        written.append(
+            ingestor.ingest_bytes(
+                body, hashlib.sha256(body).hexdigest(), record, IngestionSource.RECONCILIATION, mark=False
+            )
+        )
+    assert events == []  # written, names not yet synced, nothing marked
+    final = ingestor.marked(written)
+    assert [o.kind for o in final] == ["stored", "stored"]
+    assert events == ["sync", "mark 2"]  # both calls' recordings share a directory: one fsync

@@ -18,7 +18,13 @@ from pathlib import Path
 import pytest
 from airflow.sdk import ObjectStoragePath
 
-from ocp_ingest.storage import ChecksumMismatch, ObjectExists, link_create_only, write_create_only
+from ocp_ingest.storage import (
+    ChecksumMismatch,
+    ObjectExists,
+    link_create_only,
+    sync_names,
+    write_create_only,
+)
 from ocp_ingest.storage import write as storage_write
 
 BODY = b"RIFF" + b"\x01\x02" * 300_000
@@ -125,3 +131,27 @@ def test_a_hard_link_is_create_only_and_its_directory_synced(tmp_path: Path, syn
     assert synced_dirs == [(str(tmp_path / "rec"), ["a.wav"])]
     with pytest.raises(FileExistsError):
         link_create_only(ObjectStoragePath(source.as_uri()), dest)
+
+
+def test_a_batch_of_writes_makes_its_names_durable_with_one_fsync_per_directory(
+    tmp_path: Path, write_mode: str, synced_dirs: list
+) -> None:
+    """``sync_name=False``: each file's bytes are durable at once, its name only once ``sync_names`` has
+    fsynced its directory, which it does once for the whole batch."""
+    dests = [
+        ObjectStoragePath((tmp_path / "rec" / day / f"{n}.wav").as_uri())
+        for day in ("01", "02")
+        for n in range(3)
+    ]
+    for dest in dests:
+        assert write_create_only(dest, [BODY], sync_name=False).created
+    assert synced_dirs == []
+    assert all(dest.read_bytes() == BODY for dest in dests)
+    sync_names(dests)
+    names = ["0.wav", "1.wav", "2.wav"]
+    assert synced_dirs == [(str(tmp_path / "rec" / "01"), names), (str(tmp_path / "rec" / "02"), names)]
+    # A repeat of a batch write finds its identical object: nothing new, and still nothing synced by it.
+    assert not write_create_only(dests[0], [BODY], sync_name=False).created
+    with pytest.raises(ObjectExists):
+        write_create_only(dests[0], [b"other bytes"], sync_name=False)
+    assert len(synced_dirs) == 2

@@ -23,6 +23,7 @@ from ocp_ingest.storage.write import (
     StorageError,
     StoredObject,
     link_create_only,
+    sync_names,
     write_create_only,
 )
 
@@ -42,5 +43,6 @@ __all__ = [
     "local_path",
     "object_path",
     "sha256_of",
+    "sync_names",
     "write_create_only",
 ]

@@ -65,24 +65,41 @@ def _sync_directory(dir_fd: int) -> None:
 
 
 @contextlib.contextmanager
-def _naming_in_directory(dest: ObjectPath) -> Iterator[tuple[str, int, str]]:
+def _naming_in_directory(dest: ObjectPath, sync: bool = True) -> Iterator[tuple[str, int, str]]:
     """``(directory, dir_fd, name)`` of a local ``dest``, its directory created if needed, for the body to
-    give ``name`` to a file there; once it has, the directory is fsynced: the new name is durable."""
+    give ``name`` to a file there; once it has, the directory is fsynced (unless ``sync`` is False: the
+    caller's :func:`sync_names` will): the new name is durable."""
     directory, name = os.path.split(local_path(dest))
     os.makedirs(directory, exist_ok=True)
     dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         yield directory, dir_fd, name
-        _sync_directory(dir_fd)
+        if sync:
+            _sync_directory(dir_fd)
     finally:
         os.close(dir_fd)
 
 
-def _write_local(dest: ObjectPath, chunks: Iterable[bytes], digest: Any, check: Any) -> int:
+def sync_names(dests: Iterable[ObjectPath]) -> None:
+    """Make the names of local objects written with ``sync_name=False`` durable: each of their directories
+    fsynced once. A batch of files in a few directories costs a few fsyncs instead of one per file. S3
+    objects are durable when their write returns: nothing to do."""
+    directories = {os.path.dirname(local_path(d)) for d in dests if is_local(d)}
+    for directory in sorted(directories):
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            _sync_directory(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _write_local(
+    dest: ObjectPath, chunks: Iterable[bytes], digest: Any, check: Any, sync_name: bool = True
+) -> int:
     """Write, verify and fsync the bytes in a file without a name, then give it its final name (create-only)
     and fsync the directory. Nothing ever appears under a name until it is whole and durable, and a crash
     leaves no partial file behind. Without O_TMPFILE: a hidden temporary name, linked and removed."""
-    with _naming_in_directory(dest) as (directory, dir_fd, name):
+    with _naming_in_directory(dest, sync_name) as (directory, dir_fd, name):
         fd = _open_anonymous(directory)
         if fd is None:
             return _write_via_temporary_name(dir_fd, name, chunks, digest, check)
@@ -187,6 +204,7 @@ def write_create_only(
     sse_kms_key_id: str | None = None,
     metadata: dict[str, str] | None = None,
     object_lock: tuple[str, datetime] | None = None,
+    sync_name: bool = True,
 ) -> StoredObject:
     """Stream ``chunks`` to ``dest`` if nothing is there yet; verify SHA-256 (and size) before commit.
 
@@ -200,6 +218,9 @@ def write_create_only(
     ``precomputed_sha256``: the SHA-256 the caller computed over exactly the bytes of ``chunks`` (in memory,
     immutable): they are not hashed again, and that digest is what is checked and reported. The size is
     still counted and checked.
+
+    ``sync_name=False`` (local disk, a batch): the bytes are durable when this returns, the new name not
+    yet; the caller calls :func:`sync_names` over the batch before anything (the ledger) relies on it.
     """
     digest: Any = hashlib.sha256() if precomputed_sha256 is None else _KnownDigest(precomputed_sha256)
 
@@ -212,7 +233,7 @@ def write_create_only(
 
     try:
         if is_local(dest):
-            size = _write_local(dest, chunks, digest, check)
+            size = _write_local(dest, chunks, digest, check, sync_name)
         else:
             extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms"}
             if sse_kms_key_id:
