@@ -166,3 +166,28 @@ def test_the_report_has_a_viewport_and_fits_a_phone(chrome: Any, ingest_env: Pat
         assert layout["scroll_width"] <= width, layout
         assert f"completeness {day}" in layout["h1"]
         assert layout["h1_left"] >= 0 and layout["h1_right"] <= width, layout
+
+
+def test_stopping_a_standalone_leaves_none_of_its_process_group(tmp_path) -> None:
+    """The leader exits on SIGTERM, as `airflow standalone` does, while a child (its scheduler, say) stays:
+    nothing of the group may outlive the stop."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import signal, subprocess, sys, time\n"
+        "child = subprocess.Popen([sys.executable, '-c', "
+        "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); "
+        "time.sleep(600)'], stdout=sys.stdout)\n"
+        "time.sleep(600)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", script], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "1"  # the child ignores SIGTERM now
+    browser._stop(proc, grace_s=1.0)  # type: ignore[arg-type]
+    assert proc.returncode == -signal.SIGTERM
+    time.sleep(0.5)  # SIGKILL is delivered asynchronously
+    assert not browser._group_alive(proc.pid)
