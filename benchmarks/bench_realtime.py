@@ -1,6 +1,7 @@
 """Realtime stage benchmark: prints figures (not a test).
 
     python benchmarks/bench_realtime.py [--seconds 180] [--rate 20] [--skip-e2e] [--skip-memory]
+    python benchmarks/bench_realtime.py --knee [--rates 5,10,15,20,30,40,60] [--step-seconds 30]
 
 1. Data plane: validate + hash + store of 3-minute WAVs, per byte, against a plain copy + sha256 of the
    same files measured in the same run (both the embedded default's hard-link store and the streamed
@@ -8,24 +9,54 @@
 2. Receiver memory: peak RSS of a receiver process while it takes one 1 GiB push.
 3. End to end: simulator pushes -> receiver -> continuous DAG under `airflow standalone`, N calls/s of
    3-minute calls for S seconds; latency from the end of each push to S3_STORED (ledger timestamp).
-Everything runs in a temporary OCP_INGEST_HOME that is deleted afterwards.
+4. The knee (``--knee``, run alone): the push rate of 3-minute calls is ramped step by step (fresh dialog
+   ids each step) until p95 push end -> stored exceeds 15 s or the pushes achieve under 0.9x the asked
+   rate (the receiver pushes back); the knee is the last step that passed. First against a floor in
+   the same run, a minimal streaming receiver in its own process that only hashes and durably writes
+   (stdlib HTTP server: chunks -> SHA-256 -> new file -> fsync of file and directory -> 200; no auth,
+   validation, ledger or Airflow; "stored" is its 200), then against the real receiver and continuous DAG
+   under ``airflow standalone`` ("stored" is the ledger's S3_STORED; after each step the benchmark waits
+   until the step's calls are stored or --drain-seconds passed). Reconciliation is off for it. The
+   pusher is cheap, so it is not what is measured: one WAV is rendered once; each call's body is that
+   buffer with its dialog id as the last 32 bytes (its own SHA-256, continued from the shared prefix's
+   hash state), sent over persistent ``http.client`` connections by --push-procs processes of
+   --push-threads connections each; a call's CDR events (one JSON array push) go first on the same
+   connection. Per step one JSON line: asked and achieved calls/s and MB/s, latency p50/p95/max,
+   stored/total, the receiver's peak RSS, PUT times, the pushers' lag and CPU, every component's CPU
+   seconds (other work on the machine shows there too) and, for the system, the DAG's runs and shards.
+   Last line: ``knee = X calls/s (Y MB/s) = R.RRx the floor (F calls/s, G MB/s)``.
+Everything runs in a temporary OCP_INGEST_HOME that is deleted afterwards; every process it started is
+stopped on the way out (Ctrl-C and SIGTERM included).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
+import http.client
+import http.server
 import json
+import math
+import multiprocessing
 import os
+import queue
 import shutil
+import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -207,29 +238,34 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
     }
 
 
-def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, float]:
-    from ocp_ingest.config import Settings
-    from ocp_ingest.ledger import open_ledger
-    from ocp_ingest_dev.simulator.calls import generate_calls
-    from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
+@contextlib.contextmanager
+def realtime_stack(workdir: Path, *, settings_env: dict[str, str] | None = None) -> Iterator[Any]:
+    """The receiver and ``airflow standalone`` (no simulator) in ``workdir``, healthy, the continuous DAG
+    registered; everything stopped on the way out, whatever happened. Yields the ``LocalStack``.
+
+    The stack's processes use compiled bytecode (cached under ``workdir`` where the environment forbids
+    writing it), as a deployment image would: every task process imports Airflow and this package.
+    """
     from ocp_ingest_dev.stack import LocalStack
 
-    home = workdir / "e2e"
-    os.environ["OCP_INGEST_HOME"] = str(home)
-    port, receiver_port = 18093, 18788
+    os.environ["OCP_INGEST_HOME"] = str(workdir / "e2e")
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    os.environ.setdefault("PYTHONPYCACHEPREFIX", str(workdir / "pycache"))
+    for name, value in (settings_env or {}).items():
+        os.environ[name] = value
+    receiver_port = 18788
     stack = LocalStack(
-        port=port,
+        port=18093,
         receiver_port=receiver_port,
         simulator_port=18789,
         calls=0,
         airflow_home=workdir / "airflow_home",
         log_path=workdir / "stack.log",
     )
-    stack.start()
     try:
+        stack.start()
         if not stack.wait_until_healthy(300):
-            raise RuntimeError("airflow did not become healthy")
-        secret = stack.push_secret
+            raise RuntimeError(f"airflow did not become healthy (see {workdir / 'stack.log'})")
         for _ in range(100):
             try:
                 httpx.get(f"http://127.0.0.1:{receiver_port}/healthz", timeout=1)
@@ -237,6 +273,20 @@ def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, fl
             except httpx.HTTPError:
                 time.sleep(0.2)
         time.sleep(20)  # let the DAG processor register and start the continuous DAG
+        yield stack
+    finally:
+        stack.stop()
+
+
+def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, float]:
+    from ocp_ingest.config import Settings
+    from ocp_ingest.ledger import open_ledger
+    from ocp_ingest_dev.simulator.calls import generate_calls
+    from ocp_ingest_dev.simulator.push import Pusher, PushFaults, plan_pushes, push_calls
+
+    with realtime_stack(workdir) as stack:
+        secret = stack.push_secret
+        receiver_port = stack.receiver_port
         count = int(seconds * rate)
         start_window = datetime.now(UTC) - timedelta(hours=2)
         calls = generate_calls(
@@ -292,8 +342,569 @@ def bench_end_to_end(workdir: Path, seconds: float, rate: float) -> dict[str, fl
             "latency_p99_s": round(q[98], 2),
             "latency_max_s": round(latencies[-1], 2) if latencies else float("nan"),
         }
+
+
+# -- The knee (--knee) ---------------------------------------------------------------------------------------
+#: A step passes while p95 push end -> stored stays within this, and ...
+KNEE_P95_LIMIT_S = 15.0
+#: ... the achieved push rate is at least this share of the asked one (below it the receiver pushes back).
+KNEE_MIN_RATE_SHARE = 0.9
+KNEE_TARGET = 0.6  # the system's knee over the floor's
+KNEE_RATES = (5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 60.0)
+CALL_MS = 180_000  # 3-minute calls: 2.88 MB of 8 kHz 16-bit PCM
+#: Each body ends with its dialog id (32 hex characters) in place of the template's last samples, so every
+#: recording has its own bytes and SHA-256 while the rest of the body is one shared buffer.
+UNIQUE_TAIL = 32
+FLOOR_PORT = 18790
+
+
+@dataclass(frozen=True)
+class PushJob:
+    """One call to push: its CDR events, then its recording."""
+
+    index: int  # due at t0 + index / rate
+    dialog_id: str
+    filename: str  # the recording name the signature covers
+    path: str  # the PUT path
+    events: bytes  # the call's CDR events as one JSON array push (dialog_start, IVR end, dialog_end)
+
+
+class _Connection:
+    """One persistent HTTP/1.1 connection (``http.client``: the request head and ``sendall`` of the given
+    buffers, nothing else). A connection the server closed is reopened and the request sent again (pushes
+    are idempotent); a 503 is retried after its Retry-After, as OCP would."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.conn: http.client.HTTPConnection | None = None
+        self.retries = 0
+
+    def request(self, method: str, path: str, headers: dict[str, str], parts: tuple[Any, ...]) -> int:
+        status = 0
+        for _attempt in range(20):
+            if self.conn is None:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+            try:
+                self.conn.putrequest(method, path, skip_accept_encoding=True)
+                for name, value in headers.items():
+                    self.conn.putheader(name, value)
+                self.conn.endheaders()
+                for part in parts:
+                    self.conn.send(part)
+                response = self.conn.getresponse()
+                response.read()
+            except (OSError, http.client.HTTPException):
+                self.close()
+                self.retries += 1
+                time.sleep(0.05)
+                continue
+            status = response.status
+            if response.will_close:
+                self.close()
+            if status != 503:
+                return status
+            self.retries += 1
+            time.sleep(float(response.getheader("retry-after") or 1))
+        return status
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+def _push_process(
+    port: int,
+    secret: str,
+    jobs: list[PushJob],
+    rate: float,
+    threads: int,
+    template: bytes,
+    control: Any,
+    results: Any,
+) -> None:
+    """A pusher process: ``threads`` connections take its calls as they fall due (``t0`` comes from the
+    parent once every process is ready). Per call: (index, due, push start, audio start, push end, events
+    status, audio status), wall clock."""
+    from ocp_ingest.receiver import auth as signing  # stdlib only
+
+    prefix = memoryview(template)[:-UNIQUE_TAIL]
+    prefix_digest = hashlib.sha256(prefix)  # each body's SHA-256 continues from here with its own tail
+    size = str(len(template))
+    work: queue.SimpleQueue[tuple[PushJob, float] | None] = queue.SimpleQueue()
+    done: list[tuple[Any, ...]] = []
+    retries: list[int] = []
+    control.send("ready")
+    t0 = control.recv()
+    before = os.times()
+
+    def feed() -> None:
+        for job in jobs:
+            due = t0 + job.index / rate
+            if (wait := due - time.time()) > 0:
+                time.sleep(wait)
+            work.put((job, due))
+        for _ in range(threads):
+            work.put(None)
+
+    def send() -> None:
+        conn = _Connection(port)
+        while (item := work.get()) is not None:
+            job, due = item
+            started = time.time()
+            headers = {"content-type": "application/json", "content-length": str(len(job.events))}
+            events_status = conn.request(
+                "POST", "/v1/events", {**headers, **signing.event_headers(secret, job.events)}, (job.events,)
+            )
+            tail = job.dialog_id.encode()
+            digest = prefix_digest.copy()
+            digest.update(tail)
+            headers = {
+                "content-type": "audio/wav",
+                "content-length": size,
+                **signing.audio_headers(secret, job.filename, digest.hexdigest()),
+            }
+            audio_started = time.time()
+            status = conn.request("PUT", job.path, headers, (prefix, tail))
+            done.append((job.index, due, started, audio_started, time.time(), events_status, status))
+        conn.close()
+        retries.append(conn.retries)
+
+    senders = [threading.Thread(target=send, daemon=True) for _ in range(threads)]
+    for thread in senders:
+        thread.start()
+    feed()
+    for thread in senders:
+        thread.join()
+    after = os.times()
+    results.put((done, sum(retries), after.user + after.system - before.user - before.system))
+
+
+class _FloorHandler(http.server.BaseHTTPRequestHandler):
+    """The floor: a recording is read in chunks, SHA-256 hashed, written to a new file, the file and its
+    directory fsynced, then 200. Events are read and dropped. No auth, validation, ledger or Airflow."""
+
+    protocol_version = "HTTP/1.1"  # persistent connections, as the real receiver's
+    directory: Path
+    directory_fd: int
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _chunks(self) -> Iterator[memoryview]:
+        remaining = int(self.headers.get("content-length") or 0)
+        buffer = memoryview(bytearray(1 << 20))
+        while remaining:
+            n = self.rfile.readinto(buffer[: min(remaining, len(buffer))])
+            if not n:
+                raise ConnectionError("body cut short")
+            remaining -= n
+            yield buffer[:n]
+
+    def _answer(self, status: int, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        for _ in self._chunks():
+            pass
+        self._answer(200, b'{"accepted": true}')
+
+    def do_PUT(self) -> None:
+        digest = hashlib.sha256()
+        fd = os.open(self.directory / f"{uuid.uuid4().hex}.wav", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            for chunk in self._chunks():
+                digest.update(chunk)
+                while chunk:
+                    chunk = chunk[os.write(fd, chunk) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.fsync(self.directory_fd)
+        ok = digest.hexdigest() == self.headers.get("x-ocp-content-sha256")
+        self._answer(200 if ok else 400, json.dumps({"sha256": digest.hexdigest()}).encode())
+
+
+def _floor_receiver(port: int, directory: str, ready: Any) -> None:
+    """The floor receiver's process: a threading stdlib HTTP server, one thread per connection."""
+
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 128
+        daemon_threads = True
+
+    _FloorHandler.directory = Path(directory)
+    _FloorHandler.directory_fd = os.open(directory, os.O_RDONLY)
+    server = Server(("127.0.0.1", port), _FloorHandler)
+    ready.set()
+    server.serve_forever()
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _Sampler:
+    """While a step runs: the receiver's peak RSS (every 0.1 s) and every process's CPU seconds (every
+    second, so short-lived task processes are mostly caught), by component."""
+
+    def __init__(self, receiver_pid: int, names: dict[int, str]) -> None:
+        import bench_reconciliation as recon  # the component of a process from its command line
+
+        self._component = recon._component
+        self.receiver_pid = receiver_pid
+        self.names = {**names, os.getpid(): "this benchmark (ledger polls)"}
+        self.peak_rss = _rss_mib(receiver_pid)
+        self.first: dict[int, tuple[str, float]] = self._cpu()
+        self.last: dict[int, tuple[str, float]] = dict(self.first)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _cpu(self) -> dict[int, tuple[str, float]]:
+        found = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                pid = int(entry)
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as f:
+                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+                    found[pid] = (self.names.get(pid) or self._component(cmd), _cpu_seconds(pid))
+                except (OSError, ValueError, IndexError):
+                    continue
+        return found
+
+    def _run(self) -> None:
+        tick = 0
+        while not self._stop.wait(0.1):
+            with contextlib.suppress(OSError):
+                self.peak_rss = max(self.peak_rss, _rss_mib(self.receiver_pid))
+            tick += 1
+            if tick % 10 == 0:
+                self._sample()
+
+    def _sample(self) -> None:
+        for pid, seen in self._cpu().items():
+            self.first.setdefault(pid, (seen[0], 0.0))  # started during the step: all its CPU counts
+            self.last[pid] = seen
+
+    def stop(self) -> dict[str, float]:
+        """CPU seconds by component over the step."""
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+        spent: dict[str, float] = {}
+        for pid, (name, cpu) in self.last.items():
+            spent[name] = spent.get(name, 0.0) + cpu - self.first.get(pid, (name, 0.0))[1]
+        return {k: round(v, 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.05}
+
+
+class _FloorTarget:
+    """The minimal receiver, in its own process; "stored" is the 200 itself."""
+
+    name = "floor"
+
+    def __init__(self, workdir: Path) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.directory = workdir / "floor"
+        self.directory.mkdir(parents=True)
+        self.port = FLOOR_PORT
+        self.secret = "whsec_" + "A" * 44  # signed like the real pushes (the floor checks only the digest)
+        ready = ctx.Event()
+        self.process = ctx.Process(target=_floor_receiver, args=(self.port, str(self.directory), ready))
+        self.process.start()
+        if not ready.wait(30):
+            raise RuntimeError("the floor receiver did not start")
+        self.pid = self.process.pid
+
+    def stored_at(self, pushed: dict[str, float], deadline: float) -> dict[str, float]:
+        for path in self.directory.iterdir():  # keep the disk from filling over the ramp
+            path.unlink()
+        return dict(pushed)
+
+    def dag_figures(self, since: float) -> dict[str, Any]:
+        return {}
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.process.terminate()
+        self.process.join(10)
+
+
+class _SystemTarget:
+    """The real receiver and ``ocp_realtime_ingest`` under ``airflow standalone``; "stored" is the ledger's
+    ``s3_stored_at``."""
+
+    name = "system"
+
+    def __init__(self, stack: Any) -> None:
+        from ocp_ingest.config import Settings
+        from ocp_ingest.ledger import open_ledger
+
+        self.port = stack.receiver_port
+        self.secret = stack.push_secret
+        self.pid = stack.processes.children["receiver"].process.pid
+        self.db_path = stack.resolved_airflow_home / "airflow.db"
+        self.ledger = open_ledger(Settings.from_env())
+
+    def stored_at(self, pushed: dict[str, float], deadline: float) -> dict[str, float]:
+        ids = list(pushed)
+        stored: dict[str, float] = {}
+        while True:
+            for dialog_id, record in self.ledger.get_many([d for d in ids if d not in stored]).items():
+                if record.s3_stored and record.s3_stored_at is not None:
+                    stored[dialog_id] = record.s3_stored_at.timestamp()
+            if len(stored) == len(ids) or time.time() > deadline:
+                return stored
+            time.sleep(1.0)
+
+    def dag_figures(self, since: float) -> dict[str, Any]:
+        """The continuous DAG's runs that ended after ``since``: how many; how long each took once its
+        ``wait_for_arrivals`` had seen arrivals (the run's batch work and task start-ups, without the idle
+        wait); how many ``store_shard`` instances and how long they took."""
+        start = datetime.fromtimestamp(since, UTC).replace(tzinfo=None)
+        with sqlite3.connect(self.db_path, timeout=30) as db:
+            runs = dict(
+                db.execute(
+                    "SELECT run_id, end_date FROM dag_run WHERE dag_id = 'ocp_realtime_ingest' "
+                    "AND end_date IS NOT NULL AND substr(end_date, 1, 26) >= ?",
+                    (start.isoformat(sep=" ", timespec="microseconds"),),
+                ).fetchall()
+            )
+            marks = ",".join("?" * len(runs))
+            tasks = db.execute(
+                "SELECT run_id, task_id, start_date, end_date FROM task_instance "
+                f"WHERE dag_id = 'ocp_realtime_ingest' AND end_date IS NOT NULL AND run_id IN ({marks})",
+                list(runs),
+            ).fetchall()
+        at = datetime.fromisoformat
+        after_wait = sorted(
+            (at(runs[run_id]) - at(end)).total_seconds()
+            for run_id, task_id, _, end in tasks
+            if task_id == "wait_for_arrivals"
+        )
+        shards = sorted(
+            (at(end) - at(begin)).total_seconds()
+            for _, task_id, begin, end in tasks
+            if task_id == "store_shard"
+        )
+        return {
+            "dag_runs": len(runs),
+            "dag_run_after_wait_s_p50": round(statistics.median(after_wait), 1) if after_wait else None,
+            "dag_run_after_wait_s_max": round(after_wait[-1], 1) if after_wait else None,
+            "store_shards": len(shards),
+            "store_shard_s_p50": round(statistics.median(shards), 1) if shards else None,
+            "store_shard_s_max": round(shards[-1], 1) if shards else None,
+        }
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The q-quantile of ``values`` (inf counts: a call never stored); nearest rank."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] if ordered else math.nan
+
+
+def _seconds(value: float) -> float | str:
+    return round(value, 2) if math.isfinite(value) else "never"
+
+
+def knee_step(
+    target: Any,
+    rate: float,
+    seconds: float,
+    *,
+    seed: int,
+    template: bytes,
+    procs: int,
+    threads: int,
+    drain_s: float,
+) -> dict[str, Any]:
+    """Push ``rate`` calls/s of 3-minute calls for ``seconds`` at ``target``, wait until they are stored
+    (or ``drain_s`` after the last push ended) and measure."""
+    from ocp_ingest.ocp import wire
+    from ocp_ingest_dev.simulator.calls import generate_calls
+
+    calls = generate_calls(
+        seed=seed,
+        count=max(1, round(rate * seconds)),
+        window_start=datetime.now(UTC) - timedelta(hours=2),
+        window_hours=1,
+        mean_duration_s=CALL_MS / 1000,
+        min_duration_s=CALL_MS / 1000,
+        max_duration_s=CALL_MS / 1000,
+        no_recording_share=0.0,
+    )
+    jobs = [
+        PushJob(
+            i,
+            c.dialog_id,
+            c.recording_filename,
+            wire.push_recording_path(c.recording_filename),
+            wire.event_body(c.events()),
+        )
+        for i, c in enumerate(calls)
+    ]
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    workers, controls = [], []
+    for p in range(procs):
+        mine, theirs = ctx.Pipe()
+        args = (target.port, target.secret, jobs[p::procs], rate, threads, template, theirs, results)
+        workers.append(ctx.Process(target=_push_process, args=args, daemon=True))
+        controls.append(mine)
+    sampler = None
+    try:
+        for worker in workers:
+            worker.start()
+        for control in controls:
+            if not control.poll(60):
+                raise RuntimeError("a pusher process did not start")
+            control.recv()
+        sampler = _Sampler(
+            target.pid, {target.pid: f"receiver ({target.name})", **{w.pid: "pusher" for w in workers}}
+        )
+        t0 = time.time() + 0.2
+        for control in controls:
+            control.send(t0)
+        rows, retries, pusher_cpu, reported = [], 0, 0.0, 0
+        while reported < len(workers):
+            try:
+                done, worker_retries, cpu = results.get(timeout=5)
+            except queue.Empty:
+                if any(w.exitcode not in (None, 0) for w in workers):
+                    raise RuntimeError("a pusher process failed") from None
+                continue
+            rows += done
+            retries += worker_retries
+            pusher_cpu += cpu
+            reported += 1
+        for worker in workers:
+            worker.join(10)
+        pushed_end = max(r[4] for r in rows)
+        ok = {calls[r[0]].dialog_id: r[4] for r in rows if r[5] in (200, 207) and r[6] == 200}
+        stored = target.stored_at(ok, pushed_end + drain_s)
+        finished = time.time()
     finally:
-        stack.stop()
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        cpu_by_component = sampler.stop() if sampler else {}
+    push_window = max(seconds, pushed_end - t0)
+    latencies = [stored[d] - end if d in stored else math.inf for d, end in ok.items()]
+    latencies += [math.inf] * (len(calls) - len(ok))  # a push that failed is never stored
+    audio_s = [r[4] - r[3] for r in rows]
+    lag_s = [r[2] - r[1] for r in rows]
+    achieved = len(ok) / push_window
+    p95 = _quantile(latencies, 0.95)
+    row = {
+        "target": target.name,
+        "asked_calls_per_s": rate,
+        "achieved_calls_per_s": round(achieved, 2),
+        "achieved_MBps": round(achieved * len(template) / MB, 1),
+        "latency_p50_s": _seconds(_quantile(latencies, 0.5)),
+        "latency_p95_s": _seconds(p95),
+        "latency_max_s": _seconds(max(latencies)),
+        "stored": f"{len(stored)}/{len(calls)}",
+        "receiver_peak_rss_MiB": round(sampler.peak_rss, 1) if sampler else None,
+        "audio_put_s_p50": round(_quantile(audio_s, 0.5), 3),
+        "audio_put_s_p95": round(_quantile(audio_s, 0.95), 3),
+        "pusher_start_lag_s_p95": round(_quantile(lag_s, 0.95), 3),
+        "pusher_cpu_s": round(pusher_cpu, 1),
+        "push_errors": len(calls) - len(ok),
+        "retries": retries,
+        "step_wall_s": round(finished - t0, 1),
+        "cpu_s_by_component": cpu_by_component,
+        **target.dag_figures(t0),
+    }
+    row["ok"] = p95 <= KNEE_P95_LIMIT_S and achieved >= KNEE_MIN_RATE_SHARE * rate
+    return row
+
+
+def ramp_rates(rates: tuple[float, ...], max_rate: float) -> Iterator[float]:
+    """The listed rates, then 1.5x each time, up to ``max_rate``."""
+    rate = 0.0
+    for rate in rates:
+        if rate > max_rate:
+            return
+        yield rate
+    while (rate := round(rate * 1.5)) <= max_rate:
+        yield rate
+
+
+def knee_ramp(target: Any, args: argparse.Namespace, seed: int, template: bytes) -> dict[str, Any] | None:
+    """Warm up, then ramp until a step fails; returns the last step that passed (None: not even the first)."""
+    step = functools.partial(
+        knee_step,
+        target,
+        template=template,
+        procs=args.push_procs,
+        threads=args.push_threads,
+    )
+    warm = step(2.0, 5.0, seed=seed, drain_s=300.0)  # first DAG run, first task processes, imports
+    print(json.dumps({"warm_up": warm}), flush=True)
+    knee = None
+    for k, rate in enumerate(ramp_rates(args.rates, args.max_rate)):
+        row = step(rate, args.step_seconds, seed=seed + k + 1, drain_s=args.drain_seconds)
+        print(json.dumps(row), flush=True)
+        if not row["ok"]:
+            return knee
+        knee = row
+    if knee is not None:
+        knee["ramp_exhausted"] = True  # every step passed: the knee is at least this
+    return knee
+
+
+def bench_knee(workdir: Path, args: argparse.Namespace) -> int:
+    """The floor's ramp, then the real system's; the last line compares their knees."""
+    from ocp_ingest_dev.simulator import audio
+
+    template = audio.wav_bytes("0" * 32, CALL_MS)
+    seed = int(time.time())
+    knees: dict[str, dict[str, Any] | None] = {}
+    if args.knee_target in ("both", "floor"):
+        floor = _FloorTarget(workdir)
+        try:
+            knees["floor"] = knee_ramp(floor, args, seed, template)
+        finally:
+            floor.close()
+    if args.knee_target in ("both", "system"):
+        # Reconciliation does not run: the realtime stage alone is measured (it would poll an OCP that is
+        # not there).
+        with realtime_stack(workdir, settings_env={"OCP_INGEST_RECONCILIATION_SCHEDULE": "none"}) as stack:
+            system = _SystemTarget(stack)
+            try:
+                knees["system"] = knee_ramp(system, args, seed + 1000, template)
+            finally:
+                system.close()
+
+    def figures(row: dict[str, Any] | None) -> tuple[float, float, str]:
+        if row is None:
+            return 0.0, 0.0, f" (below the first step, {args.rates[0]:g} calls/s)"
+        note = " (at least: every step passed)" if row.get("ramp_exhausted") else ""
+        return row["achieved_calls_per_s"], row["achieved_MBps"], note
+
+    for name, row in knees.items():
+        rate, mbps, note = figures(row)
+        print(f"{name} knee = {rate:g} calls/s ({mbps:g} MB/s){note}", flush=True)
+    if len(knees) == 2:
+        rate, mbps, note = figures(knees["system"])
+        floor_rate, floor_mbps, floor_note = figures(knees["floor"])
+        ratio = rate / floor_rate if floor_rate else math.nan
+        verdict = "met" if ratio >= KNEE_TARGET else "NOT met"
+        print(
+            f"knee = {rate:g} calls/s ({mbps:g} MB/s){note} = {ratio:.2f}x the floor "
+            f"({floor_rate:g} calls/s, {floor_mbps:g} MB/s{floor_note}); target >= {KNEE_TARGET}x: {verdict}",
+            flush=True,
+        )
+    return 0
 
 
 def main() -> int:
@@ -305,10 +916,31 @@ def main() -> int:
     parser.add_argument("--files", type=int, default=60)
     parser.add_argument("--skip-e2e", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
+    knee = parser.add_argument_group("the knee (--knee: only this is run)")
+    knee.add_argument("--knee", action="store_true", help="ramp the push rate; the floor, then the system")
+    knee.add_argument(
+        "--rates",
+        type=lambda text: tuple(float(r) for r in text.split(",")),
+        default=KNEE_RATES,
+        help="calls/s of the steps, comma-separated (then 1.5x each step up to --max-rate)",
+    )
+    knee.add_argument("--max-rate", type=float, default=400.0)
+    knee.add_argument("--step-seconds", type=float, default=30.0)
+    knee.add_argument(
+        "--drain-seconds", type=float, default=120.0, help="wait for storage after a step's last push"
+    )
+    knee.add_argument("--push-procs", type=int, default=2, help="pusher processes")
+    knee.add_argument("--push-threads", type=int, default=12, help="connections per pusher process")
+    knee.add_argument("--knee-target", choices=("both", "floor", "system"), default="both")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-realtime-", dir=os.environ.get("BENCH_TMP", ROOT)))
     results: dict[str, dict[str, float]] = {}
+    from ocp_ingest_dev.stack.supervise import raise_interrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)  # a SIGTERM cleans up as Ctrl-C does
     try:
+        if args.knee:
+            return bench_knee(workdir, args)
         results["data_plane"] = bench_data_plane(workdir, args.files)
         print(json.dumps({"data_plane": results["data_plane"]}, indent=2), flush=True)
         if not args.skip_memory:
