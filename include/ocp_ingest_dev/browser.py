@@ -9,7 +9,6 @@ The Airflow 3 UI is a React app: every step waits for an element or a text, neve
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import httpx
 
 from ocp_ingest_dev.stack.standalone import airflow_environment, airflow_health, is_healthy
+from ocp_ingest_dev.stack.supervise import stop_groups
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page, Playwright
@@ -175,33 +175,9 @@ def _answers(http: httpx.Client, url: str) -> bool:
 
 
 def _stop(proc: subprocess.Popen[bytes], grace_s: float = 30.0) -> None:
-    """SIGTERM the standalone's process group, then SIGKILL whatever of it is left after ``grace_s``: its
-    scheduler (and the executor's workers) can outlive the leader, and must not outlive the test."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=grace_s)
-    while time.monotonic() < deadline and _group_alive(proc.pid):
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=10)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of group ``pgid`` still runs (zombies waiting to be reaped do not count)."""
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    """SIGTERM the standalone's process group, then SIGKILL whatever of it is left: its scheduler (and the
+    executor's workers) can outlive the leader, and must not outlive the test."""
+    stop_groups([(proc, signal.SIGTERM)], grace_s)
 
 
 @contextmanager

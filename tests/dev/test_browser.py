@@ -190,4 +190,20 @@ def test_stopping_a_standalone_leaves_none_of_its_process_group(tmp_path) -> Non
     browser._stop(proc, grace_s=1.0)  # type: ignore[arg-type]
     assert proc.returncode == -signal.SIGTERM
     time.sleep(0.5)  # SIGKILL is delivered asynchronously
-    assert not browser._group_alive(proc.pid)
+    assert not _running_in_group(proc.pid)
+
+
+def _running_in_group(pgid: int) -> list[int]:
+    """The processes of group ``pgid`` still running (zombies waiting to be reaped do not count)."""
+    import os
+
+    running = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            running.append(int(entry))
+    return running

@@ -74,6 +74,27 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def stop_groups(groups: list[tuple[subprocess.Popen[bytes], int]], grace_s: float) -> None:
+    """Stop process groups led by these processes: each its stop signal, SIGKILL for a leader still running
+    after ``grace_s``, then SIGKILL for whatever is left of every group."""
+    for process, stop_signal in groups:
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, stop_signal)
+    deadline = time.monotonic() + grace_s
+    for process, _ in groups:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    # Subcommands (Airflow's, runuser's child) run in the same group: none may survive its leader.
+    for process, _ in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+
 @dataclass
 class Child:
     """One started component: its process (group leader), where it logs, its stop tier, and how it was
@@ -231,19 +252,4 @@ class Processes:
 
     @staticmethod
     def _stop_tier(children: list[Child], grace_s: float) -> None:
-        for child in children:
-            if child.process.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, child.stop_signal)
-        deadline = time.monotonic() + grace_s
-        for child in children:
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.process.pid, signal.SIGKILL)
-                child.process.wait()
-        # Subcommands (Airflow's, runuser's child) run in the same group: none may survive its leader.
-        for child in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGKILL)
+        stop_groups([(child.process, child.stop_signal) for child in children], grace_s)
