@@ -21,11 +21,16 @@ from tests.conftest import load_dag
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
 
-def run_dag(**params: object) -> dict:
-    """One run of the DAG; returns close_and_escalate's summary."""
+def succeeded_run(**params: object):
+    """One run of the DAG, which must succeed."""
     dag_run = load_dag("ocp_reconciliation").test(run_conf=params or None)
     assert dag_run.state == "success", dag_run.state
-    return summary_of(dag_run)
+    return dag_run
+
+
+def run_dag(**params: object) -> dict:
+    """One run of the DAG; returns close_and_escalate's summary."""
+    return summary_of(succeeded_run(**params))
 
 
 def summary_of(dag_run) -> dict:
@@ -45,12 +50,7 @@ def summary_of(dag_run) -> dict:
 
 def task_states(dag_run) -> dict[tuple[str, int], str]:
     """(task id, map index) -> state of every task instance of the run."""
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = session.query(TaskInstance).filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id)
-        return {(ti.task_id, ti.map_index): str(ti.state) for ti in rows}
+    return {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
 
 
 def outcomes(summary: dict) -> dict[str, str]:
@@ -433,8 +433,7 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
             raise
 
     monkeypatch.setattr(tenant.sim.exports, "create", counting_conflicts)
-    dag_run = load_dag("ocp_reconciliation").test()
-    assert dag_run.state == "success", dag_run.state
+    dag_run = succeeded_run()
     summary = summary_of(dag_run)
     assert summary["recovered"] == len(tenant.calls) and summary["still_pending"] == 0
     # The fourth link had nothing to ask: it skipped itself, and its export tasks never ran.
@@ -482,8 +481,7 @@ def test_a_week_long_window_backfill_is_planned_in_one_run(tenant: Tenant) -> No
 def test_nothing_pending_asks_nothing_and_starts_no_export_task(tenant: Tenant) -> None:
     """An empty pending list: the first link skips itself, the scheduler skips the rest, the run is closed
     with nothing to report and OCP is asked for nothing."""
-    dag_run = load_dag("ocp_reconciliation").test()
-    assert dag_run.state == "success", dag_run.state
+    dag_run = succeeded_run()
     summary = summary_of(dag_run)
     assert (summary["recovered"], summary["still_pending"], summary["plans"]) == (0, 0, [])
     states = task_states(dag_run)
