@@ -74,20 +74,9 @@ def _memory_kb() -> tuple[int, int]:
     process of the stack (not whatever else runs on the machine). PSS shares each shared page among its
     processes, so the sum is what the stack really holds (summed RSS would count Airflow's shared pages
     once per process)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    ours, frontier = {os.getpid()}, [os.getpid()]
-    while frontier:
-        parent = frontier.pop()
-        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in ours]
-        ours.update(children)
-        frontier += children
+    from ocp_ingest_dev.stack.supervise import descendants
+
+    ours = {os.getpid(), *descendants(os.getpid())}
     largest = total = 0
     for pid in ours:
         try:

@@ -543,20 +543,14 @@ def _floor_receiver(port: int, directory: str, ready: Any) -> None:
     server.serve_forever()
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 class _Sampler:
     """While a step runs: the receiver's peak RSS (every 0.1 s) and every process's CPU seconds (every
     second, so short-lived task processes are mostly caught), by component."""
 
     def __init__(self, receiver_pid: int, names: dict[int, str]) -> None:
-        import bench_reconciliation as recon  # the component of a process from its command line
+        import bench_reconciliation as recon  # every process's component and CPU seconds
 
-        self._component = recon._component
+        self._cpu_by_component = recon._cpu_by_component
         self.receiver_pid = receiver_pid
         self.names = {**names, os.getpid(): "this benchmark (ledger polls)"}
         self.peak_rss = _rss_mib(receiver_pid)
@@ -567,17 +561,10 @@ class _Sampler:
         self._thread.start()
 
     def _cpu(self) -> dict[int, tuple[str, float]]:
-        found = {}
-        for entry in os.listdir("/proc"):
-            if entry.isdigit():
-                pid = int(entry)
-                try:
-                    with open(f"/proc/{pid}/cmdline", "rb") as f:
-                        cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-                    found[pid] = (self.names.get(pid) or self._component(cmd), _cpu_seconds(pid))
-                except (OSError, ValueError, IndexError):
-                    continue
-        return found
+        return {
+            pid: (self.names.get(pid) or component, cpu)
+            for pid, (component, cpu) in self._cpu_by_component().items()
+        }
 
     def _run(self) -> None:
         tick = 0
