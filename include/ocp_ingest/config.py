@@ -168,6 +168,13 @@ class Settings(BaseSettings):
     receiver_host: str = Field("127.0.0.1", description="Receiver bind address.")
     receiver_port: int = Field(8787, ge=0, le=65535, description="Receiver port.")
     receiver_replay_window_s: float = Field(300.0, gt=0, description="Signed pushes older than this fail.")
+    receiver_audit_publish_s: float = Field(
+        1.0,
+        gt=0,
+        le=300,
+        description="How often the receiver publishes its audit events to Parquet (each is durable in the "
+        "ledger's outbox before the answer; a clean stop publishes the rest).",
+    )
     max_event_body_bytes: int = Field(5 * 1024 * 1024, gt=0, description="Largest event body accepted.")
     # Reconciliation policy
     pending_grace_s: float = Field(

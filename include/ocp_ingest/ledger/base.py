@@ -335,6 +335,11 @@ class Ledger:
         if self.audit is not None:
             self.audit.flush()
 
+    def audit_pending(self) -> int:
+        """Audit events this process has not published yet (0 without an audit trail)."""
+        pending = getattr(self.audit, "pending", None)
+        return int(pending()) if pending is not None else 0
+
     def publish_audit(self, grace: timedelta = timedelta(minutes=5)) -> int:
         """Publish outbox events any process left behind (a crash before its flush) older than ``grace``.
 

@@ -14,7 +14,12 @@ shards (:func:`plan_shards`) and hands each shard's batch to :class:`RealtimePro
 from __future__ import annotations
 
 from ocp_ingest.realtime.batch import ArrivalState, BatchSummary, RealtimeProcessor
-from ocp_ingest.realtime.events import EventIdReused, record_cdr_event, roll_cdr_manifest
+from ocp_ingest.realtime.events import (
+    EventIdReused,
+    record_cdr_event,
+    record_cdr_events,
+    roll_cdr_manifest,
+)
 from ocp_ingest.realtime.landing import (
     Arrival,
     LandingResult,
@@ -45,6 +50,7 @@ __all__ = [
     "list_arrivals",
     "plan_shards",
     "record_cdr_event",
+    "record_cdr_events",
     "roll_cdr_manifest",
     "shard_of",
 ]

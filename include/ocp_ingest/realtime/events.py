@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
 from ocp_ingest import ids
@@ -18,7 +19,7 @@ from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.ledger.model import from_epoch_ms
 from ocp_ingest.ocp.wire import CdrEvent
 from ocp_ingest.routing import LobRouter
-from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage import ObjectExists, StorageLayout, sync_names, write_create_only
 from ocp_ingest.storage.objects import ObjectPath, object_path
 
 log = logging.getLogger(__name__)
@@ -29,27 +30,50 @@ class EventIdReused(Exception):
 
 
 def record_cdr_event(event: CdrEvent, ledger: Ledger, layout: StorageLayout, router: LobRouter) -> bool:
-    """Record one accepted event: its landing file (the event id's claim), then its ledger transition.
+    """Record one accepted event (see :func:`record_cdr_events`); False when it was a duplicate. Raises
+    :class:`EventIdReused` when its id already names a different event, before anything is written."""
+    (outcome,) = record_cdr_events([event], ledger, layout, router)
+    if isinstance(outcome, EventIdReused):
+        raise outcome
+    return outcome
 
-    Returns False when the same event was already accepted (an idempotent duplicate). Raises
-    :class:`EventIdReused` when its id already names a different event, before anything is written.
 
-    Checks before writes: the transition is computed first (a pure step that raises on impossible
-    data), and the create-only landing file decides whether the id is new, the same event or another
-    one, so a refused event leaves no ledger change. If we crash between the landing file and the
-    ledger, the sender had no answer and redelivers: the identical landing file (or its manifest line)
-    is found and the transition applied then (transitions are idempotent). The de-dup lasts until the
-    roll moves the landing file into the manifest, which is at-least-once and keyed by ``event_id``.
+def record_cdr_events(
+    events: Sequence[CdrEvent], ledger: Ledger, layout: StorageLayout, router: LobRouter
+) -> list[bool | EventIdReused]:
+    """Record a push's accepted events: their landing files (each id's claim), then their ledger
+    transitions in one batch. Per event: True (new), False (the same event was already accepted, an
+    idempotent duplicate) or :class:`EventIdReused` (its id names a different event; nothing was written
+    for it).
+
+    Checks before writes: the transitions are computed first (a pure step that raises on impossible
+    data), and the create-only landing file decides whether an id is new, the same event or another one,
+    so a refused event leaves no ledger change. The landing files' names are made durable together (one
+    directory fsync) before the ledger batch. If we crash between the landing files and the ledger, the
+    sender had no answer and redelivers: the identical landing file (or its manifest line) is found and
+    the transition applied then (transitions are idempotent). The de-dup lasts until the roll moves the
+    landing file into the manifest, which is at-least-once and keyed by ``event_id``.
     """
-    transition = cdr_transition(event, router)
-    dest = object_path(layout.landing_url) / "cdr" / f"{ids.opaque_key(event.event_id)}.json"
-    try:
-        created = write_create_only(dest, [event.to_json()]).created
-    except ObjectExists:
-        raise EventIdReused(f"event_id {event.event_id} already names a different event") from None
-    if transition is not None:
-        ledger.apply(transition)
-    return created
+    transitions = [cdr_transition(event, router) for event in events]
+    folder = object_path(layout.landing_url) / "cdr"
+    outcomes: list[bool | EventIdReused] = []
+    written = []
+    for event in events:
+        dest = folder / f"{ids.opaque_key(event.event_id)}.json"
+        try:
+            created = write_create_only(dest, [event.to_json()], sync_name=False).created
+        except ObjectExists:
+            outcomes.append(EventIdReused(f"event_id {event.event_id} already names a different event"))
+            continue
+        outcomes.append(created)
+        if created:
+            written.append(dest)
+    sync_names(written)
+    # A duplicate's transition is applied again (idempotent): a crash may have come before the ledger.
+    ledger.apply_many(
+        [t for t, o in zip(transitions, outcomes, strict=True) if t and not isinstance(o, EventIdReused)]
+    )
+    return outcomes
 
 
 def roll_cdr_manifest(layout: StorageLayout, limit: int = 5000) -> int:

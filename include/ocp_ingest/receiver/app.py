@@ -11,6 +11,9 @@ Every request is authenticated before anything is written (Standard Webhooks HMA
 bodies are bounded in size and time, audio is sniffed from its bytes, and every id and value is validated
 before it touches the ledger or storage. Anything wrong with the input is a 4xx with a reason (input
 quoted back cut short); a 500 means our fault and is logged with its traceback.
+
+Each acknowledged change's audit event is durable in the ledger's outbox before the answer; the receiver
+publishes them to the Parquet trail every ``OCP_INGEST_RECEIVER_AUDIT_PUBLISH_S`` (``receiver.publisher``).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import anyio
@@ -46,11 +49,12 @@ from ocp_ingest.realtime import (
     LandingStatus,
     RecordingTooLarge,
     land_recording,
-    record_cdr_event,
+    record_cdr_events,
 )
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest.receiver.guard import IngressGuard, ReceiverLimits, clip
 from ocp_ingest.receiver.metrics import Metrics
+from ocp_ingest.receiver.publisher import PeriodicPublisher
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ChecksumMismatch, StorageLayout
 from ocp_ingest.storage.objects import check_root
@@ -114,13 +118,24 @@ def create_app(
     if ledger.audit is not None and ledger.audit.actor is None:
         ledger.audit.actor = instance  # audit events say which receiver instance recorded them
 
+    # Audit events are durable in the ledger's outbox before each answer; Parquet gets them every interval.
+    publisher = PeriodicPublisher(ledger.flush_audit, ledger.audit_pending, settings.receiver_audit_publish_s)
+    publisher.start()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await anyio.to_thread.run_sync(publisher.stop)  # a clean stop publishes what is left
+
     app = FastAPI(
         title="OCP ingest receiver",
         version="1",
         description="Ingress for OCP CDR events and call recordings.",
+        lifespan=lifespan,
     )
     app.state.metrics = metrics
     app.state.ledger = ledger
+    app.state.audit_publisher = publisher
     app.add_middleware(IngressGuard, limits=limits, metrics=metrics)
     # Uploads and event writes run in threads from their own pools, so uploads held open by slow senders
     # cannot take the threads that event pushes and /healthz (anyio's default pool) need.
@@ -230,24 +245,21 @@ def create_app(
         reused: list[dict[str, Any]] = []
 
         def apply_all() -> None:
-            for index, event in events:
-                try:
-                    created = record_cdr_event(event, ledger, layout, router)
-                except EventIdReused as exc:  # refused before any write
-                    reused.append({"index": index, "event_id": event.event_id, "reason": str(exc)})
-                    continue
-                accepted.append({"index": index, "event_id": event.event_id, "duplicate": not created})
-            # An acknowledged event's audit row is durable already (the ledger's outbox, committed with
-            # the change); publish it to Parquet now, before the answer.
-            ledger.flush_audit()
+            outcomes = record_cdr_events([e for _, e in events], ledger, layout, router)
+            for (index, event), outcome in zip(events, outcomes, strict=True):
+                if isinstance(outcome, EventIdReused):  # refused before any write
+                    reused.append({"index": index, "event_id": event.event_id, "reason": str(outcome)})
+                else:
+                    accepted.append({"index": index, "event_id": event.event_id, "duplicate": not outcome})
 
         try:
             await anyio.to_thread.run_sync(apply_all, limiter=event_threads)
         except Exception as exc:
             if not is_outage(exc):
                 raise
-            # Events recorded before the fault are idempotent duplicates when OCP redelivers the batch.
-            return unavailable(exc, f"events ({len(accepted)} of {len(events)} recorded before the fault)")
+            # Nothing is acknowledged; what was written before the fault is an idempotent duplicate when
+            # OCP redelivers the batch.
+            return unavailable(exc, f"events (none of {len(events)} acknowledged)")
         rejected = sorted(rejected + reused, key=lambda r: r["index"])
         duplicates = sum(1 for a in accepted if a["duplicate"])
         metrics.inc("ocp_receiver_events_accepted_total", len(accepted) - duplicates)
@@ -306,17 +318,14 @@ def create_app(
                 raise RequestRejected(415, f"body is not audio: {describe_non_audio(head)}")
 
         def land() -> LandingResult:
-            try:
-                return land_recording(
-                    name,
-                    chunks(),
-                    ledger=ledger,
-                    layout=layout,
-                    max_bytes=settings.max_recording_bytes,
-                    expected_sha256=expected_sha,
-                )
-            finally:
-                ledger.flush_audit()
+            return land_recording(
+                name,
+                chunks(),
+                ledger=ledger,
+                layout=layout,
+                max_bytes=settings.max_recording_bytes,
+                expected_sha256=expected_sha,
+            )
 
         def chunks() -> Iterator[bytes]:
             yield head

@@ -173,7 +173,7 @@ def receiver_config(
         log_config=None,  # keep our JSON formatter
         log_level=log_level,
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # its shutdown publishes the last audit events
         ws="none",
     )
 
