@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import weakref
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ocp_ingest.ledger import Ledger
+from ocp_ingest.ledger import CallRecord, Ledger
 from ocp_ingest.ledger.transitions import AttemptFailed, CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.reconcile.detect import Detection, PendingCall, PendingQuery, backfill_groups, detect
 
@@ -71,3 +72,50 @@ def test_a_window_needs_both_ends_in_order() -> None:
         query(window_start=T0)
     with pytest.raises(ValueError, match="must be after window_start"):
         query(window_start=T0, window_end=T0)
+
+
+def test_a_backlog_over_many_pages_is_detected_whole_oldest_first_holding_one_page_of_records(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Detection reads the pending and open-calls indexes page by page and keeps compact rows only: no
+    more than one page of ledger records is alive at any time, and the merge of both lists is the same as
+    sorting them whole (a call's age is its end, or its start while its end is unknown)."""
+    monkeypatch.setattr(ledger.backend, "SPARSE_PAGE", 5)
+    for n in range(23):  # ended calls, three per minute: ties straddle the pages
+        ledger.apply(
+            CdrEnd(f"{n:032X}", T0 + timedelta(minutes=n // 3), 60_000, "NORMAL", CallIdentity(ocp_group="g"))
+        )
+    for n in range(100, 104):  # open calls, started among the ends
+        started(ledger, n, T0 + timedelta(minutes=2 * (n - 100)), "g", "retail")
+    now = T0 + timedelta(days=1)
+    whole = ledger.pending(timedelta(0), None, now=now) + ledger.open_calls(HOUR, None, now=now)
+    expected = [
+        r.dialog_id for r in sorted(whole, key=lambda r: (r.pending_since or r.open_since, r.dialog_id))
+    ]
+    assert len(expected) == 27
+
+    made: list[weakref.ref[CallRecord]] = []
+    most_alive = 0
+    record_of_row = ledger.backend._record  # type: ignore[attr-defined]
+
+    def tracked(row):  # type: ignore[no-untyped-def]
+        nonlocal most_alive
+        record = record_of_row(row)
+        made.append(weakref.ref(record))
+        most_alive = max(most_alive, sum(1 for r in made if r() is not None))
+        return record
+
+    monkeypatch.setattr(ledger.backend, "_record", tracked)
+    full = PendingQuery(grace=timedelta(0), limit=None, open_after=HOUR)
+    calls = detect_calls(ledger, full, now)
+    assert [c.dialog_id for c in calls] == expected
+    assert len(made) == 27  # each record read once
+    assert most_alive <= 5  # never more than a page of records at once (holding them whole: 27)
+    limited = PendingQuery(grace=timedelta(0), limit=10, open_after=HOUR)
+    assert [c.dialog_id for c in detect_calls(ledger, limited, now)] == expected[:10]
+
+
+def detect_calls(ledger: Ledger, query: PendingQuery, now: datetime) -> list[PendingCall]:
+    from ocp_ingest.reconcile.detect import detect_pending
+
+    return detect_pending(ledger, query, now=now)

@@ -79,20 +79,20 @@ class LedgerBackend(Protocol):
         """Published: remove them (missing ones are ignored)."""
         ...
 
-    def pending(
+    def iter_pending(
         self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         """Pending calls (ended, not stored, not terminal) that ended before ``ended_before``,
-        oldest first, at most ``limit`` (None: all, read page by page). Must use an index, never a
-        full scan."""
+        oldest first, at most ``limit`` (None: all), read page by page as they are consumed. Must use an
+        index, never a full scan."""
         ...
 
-    def open_calls(
+    def iter_open_calls(
         self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         """Open calls (known, no dialog_end, not stored, not terminal) that started before
-        ``started_before``, oldest first, at most ``limit`` (None: all, read page by page). Must use an
-        index, never a full scan."""
+        ``started_before``, oldest first, at most ``limit`` (None: all), read page by page as they are
+        consumed. Must use an index, never a full scan."""
         ...
 
     def calls_started_between(
@@ -272,9 +272,19 @@ class Ledger:
         now: datetime | None = None,
     ) -> list[CallRecord]:
         """Calls ended more than ``grace`` ago, not stored, not terminal: oldest first (None: no limit)."""
+        return list(self.iter_pending(grace, limit, ocp_groups, now))
+
+    def iter_pending(
+        self,
+        grace: timedelta,
+        limit: int | None,
+        ocp_groups: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> Iterator[CallRecord]:
+        """:meth:`pending` one page at a time, for readers of a backlog of any size."""
         if limit is not None and limit <= 0:
-            return []
-        return self.backend.pending((now or self.clock()) - grace, limit, ocp_groups)
+            return iter(())
+        return self.backend.iter_pending((now or self.clock()) - grace, limit, ocp_groups)
 
     def open_calls(
         self,
@@ -288,9 +298,19 @@ class Ledger:
 
         Their dialog_end was lost (or never sent): without this list they would never become pending.
         """
+        return list(self.iter_open_calls(older_than, limit, ocp_groups, now))
+
+    def iter_open_calls(
+        self,
+        older_than: timedelta,
+        limit: int | None,
+        ocp_groups: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> Iterator[CallRecord]:
+        """:meth:`open_calls` one page at a time, for readers of a backlog of any size."""
         if limit is not None and limit <= 0:
-            return []
-        return self.backend.open_calls((now or self.clock()) - older_than, limit, ocp_groups)
+            return iter(())
+        return self.backend.iter_open_calls((now or self.clock()) - older_than, limit, ocp_groups)
 
     def calls_started_between(
         self, start: datetime, end: datetime, ocp_group: str | None = None, lob: str | None = None

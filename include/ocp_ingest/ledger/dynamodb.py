@@ -416,11 +416,14 @@ class DynamoLedgerBackend:
 
     def _sparse(
         self, index: str, key: str, before: datetime, limit: int | None, ocp_groups: Sequence[str] | None
-    ) -> list[CallRecord]:
-        """Oldest first from a sparse day-partitioned index (``<key>_day`` / ``<key>_since``)."""
+    ) -> Iterator[CallRecord]:
+        """Oldest first from a sparse day-partitioned index (``<key>_day`` / ``<key>_since``), as the
+        query pages arrive."""
+        if limit is not None and limit <= 0:
+            return
         wanted = set(ocp_groups) if ocp_groups else None
         bound = format_ts(before)
-        found: list[CallRecord] = []
+        found = 0
         for day in _days(before - timedelta(days=self.pending_horizon_days), before):
             for record in self._query(
                 IndexName=index,
@@ -428,19 +431,19 @@ class DynamoLedgerBackend:
                 ExpressionAttributeValues={":day": {"S": day}, ":bound": {"S": bound}},
             ):
                 if wanted is None or record.ocp_group in wanted:
-                    found.append(record)
-                    if limit is not None and len(found) >= limit:
-                        return found
-        return found
+                    yield record
+                    found += 1
+                    if limit is not None and found >= limit:
+                        return
 
-    def pending(
+    def iter_pending(
         self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         return self._sparse(PENDING_INDEX, "pending", ended_before, limit, ocp_groups)
 
-    def open_calls(
+    def iter_open_calls(
         self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         return self._sparse(OPEN_INDEX, "open", started_before, limit, ocp_groups)
 
     @staticmethod

@@ -282,12 +282,13 @@ class SqliteLedgerBackend:
 
     def _sparse(
         self, column: str, before: datetime, limit: int | None, ocp_groups: Sequence[str] | None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         """Oldest first from a partial index (``pending_since`` or ``open_since``), page by page (keyset:
-        after the last row's ``(column, dialog_id)``), until ``limit`` rows or the index ends."""
-        found: list[CallRecord] = []
+        after the last row's ``(column, dialog_id)``), until ``limit`` rows or the index ends. One page is
+        held at a time, and the lock only while a page is read."""
+        found = 0
         after: tuple[str, str] | None = None
-        while limit is None or len(found) < limit:
+        while limit is None or found < limit:
             sql = f"SELECT * FROM calls WHERE {column} IS NOT NULL AND {column} < ?"
             params: list[Any] = [format_ts(before)]
             if after is not None:
@@ -296,24 +297,25 @@ class SqliteLedgerBackend:
             if ocp_groups:
                 sql += f" AND ocp_group IN ({', '.join('?' for _ in ocp_groups)})"
                 params.extend(ocp_groups)
-            page = self.SPARSE_PAGE if limit is None else min(self.SPARSE_PAGE, limit - len(found))
+            page = self.SPARSE_PAGE if limit is None else min(self.SPARSE_PAGE, limit - found)
             sql += f" ORDER BY {column}, dialog_id LIMIT ?"
             params.append(page)
             rows = self._query(sql, params)
-            found += [self._record(r) for r in rows]
+            found += len(rows)
+            for row in rows:
+                yield self._record(row)
             if len(rows) < page:
                 break
             after = (rows[-1][column], rows[-1]["dialog_id"])
-        return found
 
-    def pending(
+    def iter_pending(
         self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         return self._sparse("pending_since", ended_before, limit, ocp_groups)
 
-    def open_calls(
+    def iter_open_calls(
         self, started_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
-    ) -> list[CallRecord]:
+    ) -> Iterator[CallRecord]:
         return self._sparse("open_since", started_before, limit, ocp_groups)
 
     def mark_swept(self, ocp_group: str, hours: Sequence[datetime], export_id: str, at: datetime) -> None:

@@ -9,9 +9,10 @@ OCP may select CDR lines by their own event time rather than by the call's start
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from ocp_ingest.ledger import CallRecord, Ledger
@@ -20,7 +21,7 @@ from ocp_ingest.reconcile.manifests import is_reference, needs_manifest, read_ma
 from ocp_ingest.reconcile.windows import iso_precise, parse_when
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a backlog holds one per pending call
 class PendingCall:
     """What planning needs to know about one pending call (small: it travels through XCom).
 
@@ -103,19 +104,20 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
         return started_before is not None and r.is_open and (r.open_since or now) < started_before
 
     window = query.window
+    records: Iterable[CallRecord]
     if window is not None:
         groups: list[str | None] = list(query.ocp_groups) or [None]
-        records: list[CallRecord] = []
-        for group in groups:
-            records += [r for r in ledger.calls_started_between(*window, ocp_group=group) if due(r)]
+        records = (
+            r for group in groups for r in ledger.calls_started_between(*window, ocp_group=group) if due(r)
+        )
     else:
         wanted = list(query.ocp_groups) or None
-        records = ledger.pending(query.grace, query.limit, wanted, now=now)
+        records = ledger.iter_pending(query.grace, query.limit, wanted, now=now)
         if query.open_after is not None:
-            records += ledger.open_calls(query.open_after, query.limit, wanted, now=now)
-    # Oldest first across both lists: a call's age is its end, or its start while its end is unknown.
-    records.sort(key=lambda r: (r.pending_since or r.open_since or now, r.dialog_id))
-    found = []
+            records = chain(records, ledger.iter_open_calls(query.open_after, query.limit, wanted, now=now))
+    # Each record becomes a compact row as the pages stream past: a backlog of any size is held as small
+    # rows, never as ledger records.
+    aged: list[tuple[tuple[datetime, str], PendingCall]] = []
     for record in records:
         if query.lobs and record.lob not in query.lobs:
             continue
@@ -123,11 +125,11 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
         if record.ocp_group is None or start is None:
             continue
         # An end before the start (clock skew) travels as it is: planning covers both.
-        end = record.call_end_ts
-        found.append(PendingCall(record.dialog_id, record.ocp_group, start, end, record.retry_count))
-        if query.limit is not None and len(found) >= query.limit:
-            break
-    return found
+        call = PendingCall(record.dialog_id, record.ocp_group, start, record.call_end_ts, record.retry_count)
+        # Oldest first across both lists: a call's age is its end, or its start while its end is unknown.
+        aged.append(((record.pending_since or record.open_since or now, record.dialog_id), call))
+    aged.sort(key=lambda pair: pair[0])
+    return [call for _, call in aged[: query.limit]]
 
 
 def backfill_groups(ledger: Ledger, query: PendingQuery) -> tuple[str, ...]:
