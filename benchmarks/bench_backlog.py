@@ -69,23 +69,28 @@ def exports_needed(calls: list, margin_ms: int = 0) -> dict[str, int]:
     }
 
 
-def _memory_kb() -> tuple[int, int]:
-    """(largest RSS, PSS summed) in KiB over this process and its descendants: the simulator and every
-    process of the stack (not whatever else runs on the machine). PSS shares each shared page among its
-    processes, so the sum is what the stack really holds (summed RSS would count Airflow's shared pages
-    once per process)."""
+def _memory_kb() -> tuple[int, str, int]:
+    """(largest RSS, whose it is, PSS summed) in KiB over this process and its descendants: the simulator
+    and every process of the stack (not whatever else runs on the machine). PSS shares each shared page
+    among its processes, so the sum is what the stack really holds (summed RSS would count Airflow's shared
+    pages once per process)."""
     from ocp_ingest_dev.stack.supervise import descendants
 
     ours = {os.getpid(), *descendants(os.getpid())}
-    largest = total = 0
+    largest, whose, total = 0, "", 0
     for pid in ours:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 fields = {m[1]: int(m[2]) for line in f if (m := re.match(r"(\w+):\s+(\d+) kB", line))}
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
         except (OSError, ValueError):
             continue
-        largest, total = max(largest, fields.get("Rss", 0)), total + fields.get("Pss", 0)
-    return largest, total
+        total += fields.get("Pss", 0)
+        if fields.get("Rss", 0) > largest:
+            largest = fields["Rss"]
+            whose = "this benchmark (the generated calls)" if pid == os.getpid() else recon._component(cmd)
+    return largest, whose, total
 
 
 def main() -> int:
@@ -143,6 +148,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     db_path = work / "airflow" / "airflow.db"
     health: list[float] = []
     peak_process = peak_total = 0
+    peak_whose = ""
     run_ids: list[str] = []
     stack.start()
     api = None
@@ -164,8 +170,10 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
                     health.append((time.monotonic() - t) * 1000)
                 except httpx.HTTPError:
                     health.append(10_000.0)
-                largest, total = _memory_kb()
-                peak_process, peak_total = max(peak_process, largest), max(peak_total, total)
+                largest, whose, total = _memory_kb()
+                if largest > peak_process:
+                    peak_process, peak_whose = largest, whose
+                peak_total = max(peak_total, total)
                 if api.run_state("ocp_reconciliation", run_ids[-1]) in ("success", "failed"):
                     ended = time.monotonic()
                     break
@@ -222,7 +230,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     )
     print(f"mapped task instances:      {mapped} over the runs (max_map_length 1024)")
     print(
-        f"peak RSS:                   {peak_process / 1024:.0f} MiB largest process, "
+        f"peak RSS:                   {peak_process / 1024:.0f} MiB largest process ({peak_whose}), "
         f"{peak_total / 1024:.0f} MiB all of the stack (PSS)"
     )
     print(
