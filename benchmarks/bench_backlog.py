@@ -82,15 +82,19 @@ def _memory_kb() -> tuple[int, str, int]:
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 fields = {m[1]: int(m[2]) for line in f if (m := re.match(r"(\w+):\s+(\d+) kB", line))}
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
+            total += fields.get("Pss", 0)
+            if fields.get("Rss", 0) > largest:
+                largest, whose = fields["Rss"], _whose(pid)
         except (OSError, ValueError):
             continue
-        total += fields.get("Pss", 0)
-        if fields.get("Rss", 0) > largest:
-            largest = fields["Rss"]
-            whose = "this benchmark (the generated calls)" if pid == os.getpid() else recon._component(cmd)
     return largest, whose, total
+
+
+def _whose(pid: int) -> str:
+    if pid == os.getpid():
+        return "this benchmark (the generated calls)"
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return recon._component(f.read().replace(b"\0", b" ").decode(errors="replace"))
 
 
 def main() -> int:

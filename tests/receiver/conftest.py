@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from ocp_ingest.ocp import wire
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest.receiver.app import create_app
 from ocp_ingest.receiver.guard import ReceiverLimits
-from ocp_ingest.receiver.server import start_receiver
+from ocp_ingest.receiver.server import RunningReceiver, start_receiver
 from ocp_ingest_dev.simulator import audio
 from ocp_ingest_dev.simulator.calls import SimCall, generate_calls
 
@@ -78,16 +79,27 @@ def limits() -> ReceiverLimits:
     return ReceiverLimits()
 
 
+@contextmanager
+def served_receiver(
+    home: Path, limits: ReceiverLimits | None = None
+) -> Iterator[tuple[Receiver, RunningReceiver]]:
+    """A receiver on loopback with the environment's settings; stopped and its ledger closed on exit."""
+    settings = Settings.from_env()
+    ledger = open_ledger(settings)
+    server = start_receiver(create_app(settings, secret=SECRET, ledger=ledger, limits=limits), limits=limits)
+    try:
+        with httpx.Client(timeout=30) as client:
+            yield Receiver(server.url, settings, ledger, home, client), server
+    finally:
+        server.stop()
+        ledger.close()
+
+
 @pytest.fixture
 def receiver(
     ingest_home: Path, monkeypatch: pytest.MonkeyPatch, limits: ReceiverLimits
 ) -> Iterator[Receiver]:
     monkeypatch.setenv("OCP_INGEST_MAX_RECORDING_BYTES", str(2 * 1024 * 1024))
     monkeypatch.setenv("OCP_INGEST_MAX_EVENT_BODY_BYTES", str(64 * 1024))
-    settings = Settings.from_env()
-    ledger = open_ledger(settings)
-    server = start_receiver(create_app(settings, secret=SECRET, ledger=ledger, limits=limits), limits=limits)
-    with httpx.Client(timeout=30) as client:
-        yield Receiver(server.url, settings, ledger, ingest_home, client)
-    server.stop()
-    ledger.close()
+    with served_receiver(ingest_home, limits) as (served, _):
+        yield served

@@ -9,28 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from ocp_ingest.audit.tables import event_files, read_events
-from ocp_ingest.config import Settings
-from ocp_ingest.ledger import open_ledger
-from ocp_ingest.receiver.app import create_app
-from ocp_ingest.receiver.server import RunningReceiver, start_receiver
+from ocp_ingest.receiver.server import RunningReceiver
 from ocp_ingest_dev.simulator.calls import SimCall
-from tests.receiver.conftest import SECRET, Receiver
+from tests.receiver.conftest import Receiver, served_receiver
 
 FAR_FUTURE = "9999-12-31T00:00:00Z"
-
-
-def _served(
-    ingest_home: Path, monkeypatch: pytest.MonkeyPatch, every_s: float
-) -> tuple[Receiver, RunningReceiver]:
-    monkeypatch.setenv("OCP_INGEST_RECEIVER_AUDIT_PUBLISH_S", str(every_s))
-    settings = Settings.from_env()
-    ledger = open_ledger(settings)
-    server = start_receiver(create_app(settings, secret=SECRET, ledger=ledger))
-    return Receiver(server.url, settings, ledger, ingest_home, httpx.Client(timeout=30)), server
 
 
 @pytest.fixture
@@ -38,11 +24,9 @@ def slow_publisher(
     ingest_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[Receiver, RunningReceiver]]:
     """A receiver whose interval is far longer than the test: only a clean stop publishes."""
-    receiver, server = _served(ingest_home, monkeypatch, every_s=300)
-    yield receiver, server
-    receiver.client.close()
-    server.stop()
-    receiver.ledger.close()
+    monkeypatch.setenv("OCP_INGEST_RECEIVER_AUDIT_PUBLISH_S", "300")
+    with served_receiver(ingest_home) as served:
+        yield served
 
 
 def _published(receiver: Receiver) -> list[dict[str, object]]:
@@ -89,8 +73,8 @@ def test_acknowledged_changes_wait_in_the_outbox_and_a_clean_stop_publishes_them
 def test_acknowledged_changes_reach_parquet_within_the_interval_without_a_stop(
     ingest_home: Path, monkeypatch: pytest.MonkeyPatch, calls: list[SimCall]
 ) -> None:
-    receiver, server = _served(ingest_home, monkeypatch, every_s=0.2)
-    try:
+    monkeypatch.setenv("OCP_INGEST_RECEIVER_AUDIT_PUBLISH_S", "0.2")
+    with served_receiver(ingest_home) as (receiver, _):
         _push_calls(receiver, calls[:2])
         durable = _outbox_ids(receiver)
         deadline = time.monotonic() + 15
@@ -104,10 +88,6 @@ def test_acknowledged_changes_reach_parquet_within_the_interval_without_a_stop(
         while not later <= {r["event_id"] for r in _published(receiver)} and time.monotonic() < deadline:
             time.sleep(0.1)
         assert later and later <= {r["event_id"] for r in _published(receiver)}
-    finally:
-        receiver.client.close()
-        server.stop()
-        receiver.ledger.close()
 
 
 def test_a_push_of_many_calls_events_is_one_ledger_batch_and_a_reused_id_is_refused_alone(

@@ -419,8 +419,6 @@ class DynamoLedgerBackend:
     ) -> Iterator[CallRecord]:
         """Oldest first from a sparse day-partitioned index (``<key>_day`` / ``<key>_since``), as the
         query pages arrive."""
-        if limit is not None and limit <= 0:
-            return
         wanted = set(ocp_groups) if ocp_groups else None
         bound = format_ts(before)
         found = 0

@@ -135,7 +135,6 @@ def create_app(
     )
     app.state.metrics = metrics
     app.state.ledger = ledger
-    app.state.audit_publisher = publisher
     app.add_middleware(IngressGuard, limits=limits, metrics=metrics)
     # Uploads and event writes run in threads from their own pools, so uploads held open by slow senders
     # cannot take the threads that event pushes and /healthz (anyio's default pool) need.
