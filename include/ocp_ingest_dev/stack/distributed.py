@@ -736,6 +736,12 @@ class DistributedStack:
             # A restarted scheduler adopts the tasks of the one that died (once that one's heartbeat is 30 s
             # old): checked every 30 s instead of 300.
             "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+            # A task left "queued" with no Celery message behind it (the scheduler, or PostgreSQL, died while
+            # it was being sent; the next scheduler adopts it as PENDING) waits this long before it is sent
+            # again: 180 s instead of 600, which a dev run would outlast (seen in the process-fault run). Two
+            # workers of 4 slots keep a task's legitimate wait in the queue well under it.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "180",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
             "AIRFLOW_CONN_OCP_DEFAULT": os.environ.get("AIRFLOW_CONN_OCP_DEFAULT", json.dumps(ocp_conn)),
         }
 
