@@ -239,9 +239,12 @@ def bench_receiver_memory(workdir: Path, gib: float = 1.0) -> dict[str, float]:
 
 
 @contextlib.contextmanager
-def realtime_stack(workdir: Path, *, settings_env: dict[str, str] | None = None) -> Iterator[Any]:
-    """The receiver and ``airflow standalone`` (no simulator) in ``workdir``, healthy, the continuous DAG
-    registered; everything stopped on the way out, whatever happened. Yields the ``LocalStack``.
+def realtime_stack(
+    workdir: Path, *, settings_env: dict[str, str] | None = None, receivers: int = 1
+) -> Iterator[Any]:
+    """The receiver (``receivers`` processes on one port) and ``airflow standalone`` (no simulator) in
+    ``workdir``, healthy, the continuous DAG registered; everything stopped on the way out, whatever
+    happened. Yields the ``LocalStack``.
 
     The stack's processes use compiled bytecode (cached under ``workdir`` where the environment forbids
     writing it), as a deployment image would: every task process imports Airflow and this package.
@@ -259,6 +262,7 @@ def realtime_stack(workdir: Path, *, settings_env: dict[str, str] | None = None)
         receiver_port=receiver_port,
         simulator_port=18789,
         calls=0,
+        receivers=receivers,
         airflow_home=workdir / "airflow_home",
         log_path=workdir / "stack.log",
     )
@@ -608,6 +612,7 @@ class _FloorTarget:
         if not ready.wait(30):
             raise RuntimeError("the floor receiver did not start")
         self.pid = self.process.pid
+        self.pids = [self.pid]
 
     def stored_at(self, pushed: dict[str, float], deadline: float) -> dict[str, float]:
         for path in self.directory.iterdir():  # keep the disk from filling over the ramp
@@ -636,6 +641,7 @@ class _SystemTarget:
         self.port = stack.receiver_port
         self.secret = stack.push_secret
         self.pid = stack.processes.children["receiver"].process.pid
+        self.pids = [c.process.pid for n, c in stack.processes.children.items() if n.startswith("receiver")]
         self.db_path = stack.resolved_airflow_home / "airflow.db"
         self.ledger = open_ledger(Settings.from_env())
 
@@ -755,9 +761,8 @@ def knee_step(
             if not control.poll(60):
                 raise RuntimeError("a pusher process did not start")
             control.recv()
-        sampler = _Sampler(
-            target.pid, {target.pid: f"receiver ({target.name})", **{w.pid: "pusher" for w in workers}}
-        )
+        receivers = {pid: f"receiver ({target.name})" for pid in target.pids}
+        sampler = _Sampler(target.pid, {**receivers, **{w.pid: "pusher" for w in workers}})
         t0 = time.time() + 0.2
         for control in controls:
             control.send(t0)
@@ -865,7 +870,8 @@ def bench_knee(workdir: Path, args: argparse.Namespace) -> int:
     if args.knee_target in ("both", "system"):
         # Reconciliation does not run: the realtime stage alone is measured (it would poll an OCP that is
         # not there).
-        with realtime_stack(workdir, settings_env={"OCP_INGEST_RECONCILIATION_SCHEDULE": "none"}) as stack:
+        off = {"OCP_INGEST_RECONCILIATION_SCHEDULE": "none"}
+        with realtime_stack(workdir, settings_env=off, receivers=args.receivers) as stack:
             system = _SystemTarget(stack)
             try:
                 knees["system"] = knee_ramp(system, args, seed + 1000, template)
@@ -919,6 +925,9 @@ def main() -> int:
     knee.add_argument("--push-procs", type=int, default=2, help="pusher processes")
     knee.add_argument("--push-threads", type=int, default=12, help="connections per pusher process")
     knee.add_argument("--knee-target", choices=("both", "floor", "system"), default="both")
+    knee.add_argument(
+        "--receivers", type=int, default=1, help="receiver processes sharing the port (--reuse-port)"
+    )
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-realtime-", dir=os.environ.get("BENCH_TMP", ROOT)))
     results: dict[str, dict[str, float]] = {}

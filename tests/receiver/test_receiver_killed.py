@@ -42,14 +42,15 @@ def _free_port() -> int:
 class ReceiverProcess:
     """``ocp-ingest receiver`` as its own process (the production entry point) on a fixed port."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, *args: str) -> None:
         self.port = port
+        self.args = args
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
         env = {**os.environ, "OCP_INGEST_RECEIVER_SECRET": SECRET}
-        command = [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(self.port)]
+        command = [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(self.port), *self.args]
         self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 180  # imports take seconds, far more on a loaded machine
         while time.monotonic() < deadline:

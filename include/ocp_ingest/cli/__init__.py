@@ -92,7 +92,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_receiver(args: argparse.Namespace) -> int:
     from ocp_ingest.receiver.server import serve
 
-    serve(args.host, args.port)
+    serve(args.host, args.port, reuse_port=args.reuse_port)
     return 0
 
 
@@ -137,6 +137,11 @@ def build_parser() -> argparse.ArgumentParser:
     receiver = sub.add_parser("receiver", help="run the receiver (ingress for OCP pushes)")
     receiver.add_argument("--host", default=None, help="bind address (default OCP_INGEST_RECEIVER_HOST)")
     receiver.add_argument("--port", type=int, default=None, help="port (default OCP_INGEST_RECEIVER_PORT)")
+    receiver.add_argument(
+        "--reuse-port",
+        action="store_true",
+        help="share the port with other receiver processes on this host (SO_REUSEPORT): run one per core",
+    )
     receiver.set_defaults(func=_cmd_receiver)
 
     from ocp_ingest.cli.download import add_cli as add_download_cli

@@ -226,7 +226,22 @@ def start_receiver(
     )
 
 
-def serve(host: str | None = None, port: int | None = None) -> None:
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port`` that other receiver processes may bind too (``SO_REUSEPORT``):
+    the kernel spreads new connections over them, so one host runs a receiver per core."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def serve(host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
     from ocp_ingest.preflight import preflight, receiver_needs
     from ocp_ingest.receiver.app import create_app
 
@@ -237,7 +252,7 @@ def serve(host: str | None = None, port: int | None = None) -> None:
     preflight(settings, receiver_needs(settings))
     limits = ReceiverLimits()
     app = create_app(settings, limits=limits)
-    config = receiver_config(
-        app, host or settings.receiver_host, port or settings.receiver_port, limits, log_level="info"
-    )
-    uvicorn.Server(config).run()
+    host, port = host or settings.receiver_host, port or settings.receiver_port
+    config = receiver_config(app, host, port, limits, log_level="info")
+    # One process is one core at most (the GIL): --reuse-port lets several share the port.
+    uvicorn.Server(config).run(sockets=[reuse_port_socket(host, port)] if reuse_port else None)

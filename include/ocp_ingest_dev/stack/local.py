@@ -57,6 +57,8 @@ class LocalStack:
     window_hours: float = 3.0
     mean_duration_s: float = 30.0
     push_rate: float = 10.0
+    #: Receiver processes sharing ``receiver_port`` (``--reuse-port`` when more than one).
+    receivers: int = 1
     #: The simulator's seed (None: from the clock, so every run plays new dialog ids).
     seed: int | None = None
     #: OCP API faults the simulator injects besides the push faults (its defaults): 503s and broken downloads.
@@ -102,11 +104,13 @@ class LocalStack:
         # Airflow's components are started as `airflow ...` from PATH: make it this environment's.
         base["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{base.get('PATH', '')}"
         bin_dir = Path(sys.executable).parent
-        self._spawn(
-            "receiver",
-            [str(bin_dir / "ocp-ingest"), "receiver", "--port", str(self.receiver_port)],
-            {**base, "OCP_INGEST_RECEIVER_SECRET": secret},
-        )
+        receiver = [str(bin_dir / "ocp-ingest"), "receiver", "--port", str(self.receiver_port)]
+        for n in range(1, self.receivers + 1):
+            self._spawn(
+                "receiver" if n == 1 else f"receiver-{n}",
+                receiver + (["--reuse-port"] if self.receivers > 1 else []),
+                {**base, "OCP_INGEST_RECEIVER_SECRET": secret},
+            )
         if self.calls > 0:
             # OCP pushes to a receiver that is up: the simulator's first pushes must not meet a closed port.
             self._wait_for_receiver()
