@@ -1,12 +1,13 @@
 """Stage 1, realtime: landed recordings -> validate -> store per LOB -> COMPLETED (REALTIME).
 
-    wait_for_arrivals (deferred in the triggerer while idle) >> roll_cdr_events >> plan_batch
-        >> store_shard[per shard] >> summarize
+    wait_for_arrivals (deferred in the triggerer while idle) >> [roll_cdr_events, plan_batch]
+    plan_batch >> store_shard[per shard] >> summarize << roll_cdr_events
 
 The receiver has already recorded every CDR event and FILE_RECEIVED in the ledger; this DAG does the
 heavier half (audio validation and storage).
 
-* **roll_cdr_events**: the accepted CDR events move from landing into the hourly manifest.
+* **roll_cdr_events**: the accepted CDR events move from landing into the hourly manifest. Storing does not
+  read the manifest, so it runs beside ``plan_batch``, off the path from arrival to stored.
 * **plan_batch**: what has landed is split into shards by a hash of the dialog id (about
   ``OCP_INGEST_REALTIME_SHARD_SIZE`` recordings each, at most ``OCP_INGEST_REALTIME_MAX_SHARDS``).
 * **store_shard** (mapped per shard, labelled "shard i/n"): validate and store that shard's recordings;
@@ -63,7 +64,7 @@ def ocp_realtime_ingest() -> None:
 
     rolled = roll_cdr_events()
     shards = plan_batch()
-    wait_for_arrivals >> rolled >> shards
+    wait_for_arrivals >> [rolled, shards]
     summarize(rolled, store_shard.expand(shard=shards))
 
 
