@@ -2,6 +2,7 @@
 
     python benchmarks/bench_realtime.py [--seconds 180] [--rate 20] [--skip-e2e] [--skip-memory]
     python benchmarks/bench_realtime.py --knee [--rates 5,10,15,20,30,40,60] [--step-seconds 30]
+        [--receivers 2]
 
 1. Data plane: validate + hash + store of 3-minute WAVs, per byte, against a plain copy + sha256 of the
    same files measured in the same run (both the embedded default's hard-link store and the streamed
@@ -15,7 +16,8 @@
    the same run, a minimal streaming receiver in its own process that only hashes and durably writes
    (stdlib HTTP server: chunks -> SHA-256 -> new file -> fsync of file and directory -> 200; no auth,
    validation, ledger or Airflow; "stored" is its 200), then against the real receiver and continuous DAG
-   under ``airflow standalone`` ("stored" is the ledger's S3_STORED; after each step the benchmark waits
+   under ``airflow standalone`` (``--receivers N``: N receiver processes on one port, ``--reuse-port``, their
+   CPU counted together; "stored" is the ledger's S3_STORED; after each step the benchmark waits
    until the step's calls are stored or --drain-seconds passed). Reconciliation is off for it. The
    pusher is cheap, so it is not what is measured: one WAV is rendered once; each call's body is that
    buffer with its dialog id as the last 32 bytes (its own SHA-256, continued from the shared prefix's
