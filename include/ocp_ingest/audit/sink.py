@@ -46,6 +46,13 @@ def events_table(events: Iterable[AuditEvent]) -> pa.Table:
     return pa.Table.from_pylist([e.row() for e in events], schema=AUDIT_EVENT_SCHEMA)
 
 
+def warm_up() -> None:
+    """Pay the first table's one-time cost now: pyarrow imports pandas on its first array built from Python
+    values, about 2 s of CPU holding the GIL. A long-lived process (the receiver) calls this at start-up, so
+    its first publish does not stall the requests in flight."""
+    events_table([])
+
+
 def parquet_bytes(table: pa.Table) -> bytes:
     buffer = io.BytesIO()
     pq.write_table(table, buffer, compression="zstd")
