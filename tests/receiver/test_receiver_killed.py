@@ -48,10 +48,18 @@ class ReceiverProcess:
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    @property
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(self.port), *self.args]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "OCP_INGEST_RECEIVER_SECRET": SECRET}
+
     def start(self) -> None:
-        env = {**os.environ, "OCP_INGEST_RECEIVER_SECRET": SECRET}
-        command = [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(self.port), *self.args]
-        self.proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            self.command, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 180  # imports take seconds, far more on a loaded machine
         while time.monotonic() < deadline:
             assert self.proc.poll() is None, "the receiver exited while starting"

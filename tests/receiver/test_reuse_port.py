@@ -6,9 +6,7 @@ ledger, and a receiver started without the flag on a port already taken fails at
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -79,12 +77,8 @@ def test_a_receiver_without_the_flag_on_a_taken_port_fails_at_start(ingest_home:
     first = ReceiverProcess(port, "--reuse-port")
     try:
         first.start()
-        late = subprocess.run(
-            [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(port)],
-            env={**os.environ, "OCP_INGEST_RECEIVER_SECRET": SECRET},
-            capture_output=True,
-            timeout=180,
-        )
+        late_receiver = ReceiverProcess(port)  # without --reuse-port
+        late = subprocess.run(late_receiver.command, env=late_receiver.env, capture_output=True, timeout=180)
         assert late.returncode != 0
         assert b"address already in use" in late.stderr.lower()
     finally:

@@ -191,14 +191,29 @@ class RunningReceiver:
         self.thread.join(timeout)
 
 
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A socket bound to ``host:port`` for uvicorn to listen on. ``reuse_port``: other receiver processes
+    may bind it too (``SO_REUSEPORT``), and the kernel spreads new connections over them, so one host runs
+    a receiver per core."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 def serve_in_thread(
     config_for: Callable[[int], uvicorn.Config], host: str, port: int, name: str
 ) -> tuple[str, uvicorn.Server, threading.Thread]:
     """Serve the uvicorn config ``config_for(bound_port)`` in a daemon thread on ``host:port`` (0 = a free
     port); return (url, server, thread) once it accepts connections."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    sock = listening_socket(host, port)
     bound = sock.getsockname()[1]
     server = uvicorn.Server(config_for(bound))
     # uvicorn installs no signal handlers off the main thread: the caller keeps owning process signals.
@@ -226,21 +241,6 @@ def start_receiver(
     )
 
 
-def reuse_port_socket(host: str, port: int) -> socket.socket:
-    """A listening socket on ``host:port`` that other receiver processes may bind too (``SO_REUSEPORT``):
-    the kernel spreads new connections over them, so one host runs a receiver per core."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
 def serve(host: str | None = None, port: int | None = None, *, reuse_port: bool = False) -> None:
     from ocp_ingest.preflight import preflight, receiver_needs
     from ocp_ingest.receiver.app import create_app
@@ -255,4 +255,5 @@ def serve(host: str | None = None, port: int | None = None, *, reuse_port: bool 
     host, port = host or settings.receiver_host, port or settings.receiver_port
     config = receiver_config(app, host, port, limits, log_level="info")
     # One process is one core at most (the GIL): --reuse-port lets several share the port.
-    uvicorn.Server(config).run(sockets=[reuse_port_socket(host, port)] if reuse_port else None)
+    sockets = [listening_socket(host, port, reuse_port=True)] if reuse_port else None
+    uvicorn.Server(config).run(sockets=sockets)
