@@ -4,8 +4,6 @@ A push's events are written to the ledger as one batch."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -115,20 +113,3 @@ def test_a_push_of_many_calls_events_is_one_ledger_batch_and_a_reused_id_is_refu
     for call in calls:
         assert receiver.ledger.get(call.dialog_id) is not None
     assert receiver.ledger.get(calls[1].dialog_id).call_end_ts is None  # the refused end wrote nothing
-
-
-def test_the_receiver_pays_the_first_tables_import_at_start_up_not_at_its_first_publish(
-    ingest_home: Path,
-) -> None:
-    # pyarrow imports pandas on its first array from Python values (seconds holding the GIL): a fresh
-    # process shows whether building the app already did, so the first publish stalls no request.
-    script = (
-        "import sys\n"
-        "from ocp_ingest.receiver.app import create_app\n"
-        "before = 'pandas' in sys.modules\n"
-        "create_app(secret='whsec_" + "A" * 44 + "')\n"
-        "print(before, 'pandas' in sys.modules)\n"
-    )
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=180)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["False", "True"]

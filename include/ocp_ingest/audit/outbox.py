@@ -17,6 +17,7 @@ either. Unclaimed leftovers (a crash before 1) are claimed into new files.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections import defaultdict
@@ -46,11 +47,13 @@ def entry_for(event: AuditEvent) -> OutboxEntry:
     return OutboxEntry(event.event_id, event.to_json(), now_iso())
 
 
-def partition_of(event: AuditEvent) -> tuple[str, str]:
-    """The event's ``(dt, lob)`` partition."""
+def partition_of(body: str) -> tuple[str, str]:
+    """The ``(dt, lob)`` partition of an event in its JSON form (:meth:`AuditEvent.to_json`)."""
     from ocp_ingest.audit.sink import partition_lob
 
-    return f"{event.event_ts:%Y-%m-%d}", partition_lob(event.lob)
+    plain = json.loads(body)
+    # the ISO date of the event's own timestamp, as f"{event_ts:%Y-%m-%d}" gives it
+    return plain["event_ts"][:10], partition_lob(plain.get("lob"))
 
 
 @dataclass
@@ -68,13 +71,13 @@ def write_claim(
     un-claim (the file was there without them): they need a new claim."""
     from ocp_ingest.audit.sink import events_table, parquet_bytes
 
-    events = sorted((AuditEvent.from_json(e.body) for e in entries), key=lambda e: (e.event_ts, e.event_id))
-    day, lob = partition_of(events[0])
+    day, lob = partition_of(entries[0].body)
     dest = audit_events_file(audit_url, day, lob, claim)
-    ids = [e.event_id for e in events]
+    ids = [e.event_id for e in entries]
     requeued: list[OutboxEntry] = []
     try:
-        stored = write_create_only(dest, [parquet_bytes(events_table(events))])
+        table = events_table([e.body for e in entries], ordered=True)
+        stored = write_create_only(dest, [parquet_bytes(table)])
         created = stored.created
     except ObjectExists:  # written by an earlier publisher of this claim, perhaps with fewer entries
         created = False
@@ -104,7 +107,7 @@ def publish_entries(
     result = result or Published()
     groups: dict[tuple[str, str], list[OutboxEntry]] = defaultdict(list)
     for entry in entries:
-        groups[partition_of(AuditEvent.from_json(entry.body))].append(entry)
+        groups[partition_of(entry.body)].append(entry)
     limit = int(getattr(store, "outbox_claim_limit", 1000))
     for _, group in sorted(groups.items()):
         for i in range(0, len(group), limit):

@@ -39,7 +39,6 @@ from starlette.requests import ClientDisconnect
 from ocp_ingest import ids
 from ocp_ingest.audio import sniff_format
 from ocp_ingest.audio.sniff import describe_non_audio
-from ocp_ingest.audit import sink as audit_sink
 from ocp_ingest.config import PREFIX, Settings
 from ocp_ingest.infrastructure import is_outage, storage_full
 from ocp_ingest.ledger import Ledger, open_ledger
@@ -120,8 +119,6 @@ def create_app(
         ledger.audit.actor = instance  # audit events say which receiver instance recorded them
 
     # Audit events are durable in the ledger's outbox before each answer; Parquet gets them every interval.
-    if ledger.audit is not None:
-        audit_sink.warm_up()  # at start-up, not in the way of the first publish's requests
     publisher = PeriodicPublisher(ledger.flush_audit, ledger.audit_pending, settings.receiver_audit_publish_s)
     publisher.start()
 
