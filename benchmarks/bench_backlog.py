@@ -8,7 +8,7 @@ the next run is triggered at once, up to ``--max-runs``, and the runs are counte
 
 * wall time (first trigger to the last run's end), runs, exports requested, mapped task instances;
 * peak memory: the largest process's RSS and the PSS of all of them (this script, the simulator and the
-  stack; sampled every 0.5 s);
+  stack; RSS sampled every 0.5 s, PSS every 5 s);
 * the api-server's health latency during the runs (p50, max);
 * the **OCP-rule bound**: per group, the exports OCP needs (windows of at most 2 days covering the group's
   calls from the first start to the last end, one at a time) x the preparation time, groups in parallel,
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import shutil
 import sqlite3
 import sys
@@ -69,24 +68,28 @@ def exports_needed(calls: list, margin_ms: int = 0) -> dict[str, int]:
     }
 
 
-def _memory_kb() -> tuple[int, str, int]:
-    """(largest RSS, whose it is, PSS summed) in KiB over this process and its descendants: the simulator
-    and every process of the stack (not whatever else runs on the machine). PSS shares each shared page
-    among its processes, so the sum is what the stack really holds (summed RSS would count Airflow's shared
-    pages once per process)."""
+def _memory_kb(pss: bool) -> tuple[int, str, int]:
+    """(largest RSS, whose it is, PSS summed or 0) in KiB over this process and its descendants: the
+    simulator and every process of the stack (not whatever else runs on the machine). PSS shares each
+    shared page among its processes, so the sum is what the stack really holds (summed RSS would count
+    Airflow's shared pages once per process); reading it walks every process's page tables, so it is asked
+    for less often than RSS (``statm``: a counter) to keep this probe's CPU out of the run it measures."""
     from ocp_ingest_dev.stack.supervise import descendants
 
     ours = {os.getpid(), *descendants(os.getpid())}
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
     largest, whose, total = 0, "", 0
     for pid in ours:
         try:
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                fields = {m[1]: int(m[2]) for line in f if (m := re.match(r"(\w+):\s+(\d+) kB", line))}
-            total += fields.get("Pss", 0)
-            if fields.get("Rss", 0) > largest:
-                largest, whose = fields["Rss"], _whose(pid)
-        except (OSError, ValueError):
+            with open(f"/proc/{pid}/statm") as f:
+                rss = int(f.read().split()[1]) * page_kb
+            if pss:
+                with open(f"/proc/{pid}/smaps_rollup") as f:
+                    total += next(int(line.split()[1]) for line in f if line.startswith("Pss:"))
+        except (OSError, ValueError, StopIteration):
             continue
+        if rss > largest:
+            largest, whose = rss, _whose(pid)
     return largest, whose, total
 
 
@@ -174,7 +177,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
                     health.append((time.monotonic() - t) * 1000)
                 except httpx.HTTPError:
                     health.append(10_000.0)
-                largest, whose, total = _memory_kb()
+                largest, whose, total = _memory_kb(pss=len(health) % 10 == 1)  # PSS every 5 s
                 if largest > peak_process:
                     peak_process, peak_whose = largest, whose
                 peak_total = max(peak_total, total)
