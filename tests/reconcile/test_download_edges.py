@@ -12,6 +12,7 @@ import pytest
 from ocp_ingest.audit.tables import read_events
 from ocp_ingest.ledger import TerminalState
 from ocp_ingest.ocp import OcpClient, PatAuth, Throttled
+from ocp_ingest.reconcile import download
 from ocp_ingest.reconcile.close import close_run, match_outcomes
 from ocp_ingest.reconcile.detect import PendingQuery, detect
 from ocp_ingest.reconcile.download import DownloadSummary, download_export
@@ -198,6 +199,32 @@ def test_an_open_call_is_explained_by_the_dialog_end_ocp_files_under_its_real_en
     run = close_run(tenant.ledger, tenant.settings, match_outcomes([plan], [summary.to_dict()]), run_id="r1")
     assert [str(c.outcome) for c in run.calls] == ["no_recording_expected"]
     assert tenant.record(long_call.dialog_id).retry_count == 0
+
+
+# ------------------------------------------------------------- slices queued ahead of their marks
+def test_files_in_many_slices_are_each_stored_once_with_their_marks_in_batches(
+    tenant_factory,  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 3 files a slice, 2 marks a batch: the next slices are downloading while a slice's marks are written
+    monkeypatch.setattr(download, "SLICE", 3)
+    monkeypatch.setattr(download, "MARK_BATCH", 2)
+    tenant: Tenant = tenant_factory(sim_config(calls=24))
+    tenant.receive_events(tenant.calls)
+    group = "ocp-banking"
+    mine = tuple(c.dialog_id for c in tenant.calls if c.ocp_group == group)
+    assert len(mine) >= 7  # three slices at least
+    plan = ExportPlan(group, *_window(tenant), mine)
+    with OcpClient(tenant.running.url, PatAuth(PAT), timeout=10) as client:
+        export_id = _completed_export(tenant, client, plan)
+        first = download_export(plan, export_id, tenant.settings, client, run_id="r1")
+        again = download_export(plan, export_id, tenant.settings, client, run_id="r2")
+    assert set(first.outcomes) == set(mine)
+    assert {str(o) for o in first.outcomes.values()} == {"stored"}, first.to_dict()
+    assert first.bytes_downloaded == sum(tenant.record(d).size_bytes or 0 for d in mine) > 0
+    assert {str(o) for o in again.outcomes.values()} == {"already_stored"}
+    # one Stored mark per call, none lost between batches
+    assert _milestones(tenant, "STORED") == {(d, export_id): 1 for d in mine}
 
 
 # ------------------------------------------------------------- OCP throttles the download (issue #17)

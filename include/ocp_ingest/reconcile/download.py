@@ -35,9 +35,9 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 #: Recordings up to this size are downloaded into memory (about 1 MB per minute of call: 64 MiB is an
 #: hour); larger ones stream through a landing file. Memory: at most download_workers times this.
 IN_MEMORY_MAX_BYTES = 64 * 1024 * 1024
-#: Files per slice: the slice's ledger records are read fresh (one query) just before it is downloaded.
+#: Files per slice: a slice's ledger records are read fresh (one query) when it is queued, while the
+#: slice before it downloads.
 SLICE = 256
 #: Stored marks per ledger transaction.
 MARK_BATCH = 64
@@ -243,8 +244,14 @@ class ExportDownloader:
         started, cpu = time.monotonic(), time.process_time()
         results: list[tuple[str, str, int]] = []
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            for i in range(0, len(todo), SLICE):
-                results += self._slice(pool, export_id, todo[i : i + SLICE])
+            slices = [todo[i : i + SLICE] for i in range(0, len(todo), SLICE)]
+            queued = deque(self._submit(pool, export_id, s) for s in slices[:2])
+            for n in range(len(slices)):
+                # the next slice is queued before this one's results are marked: the workers never wait
+                # for the marks, nor for the next slice's ledger read
+                results += self._collect(slices[n], queued.popleft())
+                if n + 2 < len(slices):
+                    queued.append(self._submit(pool, export_id, slices[n + 2]))
         log.info(
             "export %s: %d files downloaded, checked and stored by %d workers in %.1f s (%.1f s CPU)",
             export_id,
@@ -316,16 +323,20 @@ class ExportDownloader:
                 log.info("manifest diff: dialog_id=%s was unknown to the ledger; row created", dialog_id)
         return changed
 
-    def _slice(
+    def _submit(
         self, pool: ThreadPoolExecutor, export_id: str, items: list[wire.ExportFile]
-    ) -> list[tuple[str, str, int]]:
-        """Download and store a slice of files in parallel; their ledger marks are written in batches.
-
-        The slice's records are read fresh first (realtime may have stored some meanwhile); files are
-        downloaded, validated and stored by the workers; their ``Stored`` marks are applied here, one
-        ledger transaction per ``MARK_BATCH`` files (SQLite: one write lock instead of one per call).
-        """
+    ) -> list[Future[tuple[IngestOutcome | _NotIngested, int]]]:
+        """Queue a slice of files for the workers, with their ledger records read fresh (one query) just
+        before: realtime may have stored some meanwhile."""
         fresh = self.ledger.get_many([f.dialog_id for f in items if f.dialog_id])
+        return [pool.submit(self._one, export_id, f, fresh.get(f.dialog_id or "")) for f in items]
+
+    def _collect(
+        self, items: list[wire.ExportFile], done: list[Future[tuple[IngestOutcome | _NotIngested, int]]]
+    ) -> list[tuple[str, str, int]]:
+        """A slice's results, in order, as the workers finish them; their ``Stored`` marks are applied
+        here, one ledger transaction per ``MARK_BATCH`` files (SQLite: one write lock instead of one per
+        call)."""
         out: list[tuple[str, str, int] | None] = [None] * len(items)
         written: list[tuple[int, IngestOutcome, int]] = []
 
@@ -335,8 +346,8 @@ class ExportDownloader:
                 out[index] = _row(outcome, size)
             written.clear()
 
-        done = pool.map(lambda f: self._one(export_id, f, fresh.get(f.dialog_id or "")), items)
-        for index, (outcome, size) in enumerate(done):
+        for index, future in enumerate(done):
+            outcome, size = future.result()
             if isinstance(outcome, IngestOutcome) and outcome.kind == "written":
                 written.append((index, outcome, size))
                 if len(written) >= MARK_BATCH:
