@@ -238,6 +238,13 @@ class Settings(BaseSettings):
         "inprocess", description="Where the download runs: a task on the worker or a pod."
     )
     download_workers: int = Field(4, ge=1, description="Parallel downloads.")
+    download_nice: int = Field(
+        5,
+        ge=0,
+        le=19,
+        description="How much lower than their task's CPU priority the download threads run (Linux nice): "
+        "the bulk transfer yields the CPU to the scheduler, triggerer and API on a shared worker; 0: equal.",
+    )
     download_max_resumes: int = Field(5, ge=0, description="Resumes of one interrupted download.")
     download_timeout_s: float = Field(
         6 * 3600.0,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import threading
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -334,3 +336,22 @@ def test_an_expiry_seen_again_after_throttling_writes_its_milestone_once(tenant_
         recreate_and_wait(client, tenant.ledger, layout, plan, expired, poll_interval_s=0.05, max_wait_s=20)
     assert new_id and new_id != expired
     assert dict(_milestones(tenant, "EXPORT_EXPIRED")) == {(d, expired): 1 for d in plan.dialog_ids}
+
+
+def test_download_threads_run_at_a_lower_priority_and_only_they_do() -> None:
+    def nice_of_this_thread() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = nice_of_this_thread()
+    seen: list[int] = []
+
+    def worker(nice: int) -> None:
+        download.lower_priority(nice)
+        seen.append(nice_of_this_thread())
+
+    for nice in (5, 0, 50):
+        thread = threading.Thread(target=worker, args=(nice,))
+        thread.start()
+        thread.join()
+    assert seen == [min(19, before + 5), before, 19]
+    assert nice_of_this_thread() == before  # the task's own thread keeps its priority

@@ -34,6 +34,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
+import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -153,6 +155,18 @@ def _row(outcome: IngestOutcome | _NotIngested, size: int) -> tuple[str, str, in
     return outcome.kind, outcome.detail if outcome.kind != CallDownload.STORED else "", size
 
 
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's CPU priority by ``nice`` (a download worker's initializer): on Linux a
+    thread has its own nice value, so only the pool's threads yield, and only while they live."""
+    if not nice:
+        return
+    try:
+        thread = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+    except (OSError, AttributeError):  # not Linux, or not allowed: the downloads run at the task's priority
+        log.debug("download threads keep their priority", exc_info=True)
+
+
 def throttled_detail(exc: TransientError) -> str:
     """Why a call was not tried, e.g. ``OCP throttled (HTTP 429, Retry-After 600 s): ...``."""
     status = f"HTTP {exc.status_code}" if exc.status_code else type(exc).__name__
@@ -243,7 +257,9 @@ class ExportDownloader:
         )
         started, cpu = time.monotonic(), time.process_time()
         results: list[tuple[str, str, int]] = []
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(
+            workers, initializer=lower_priority, initargs=(self.settings.download_nice,)
+        ) as pool:
             slices = [todo[i : i + SLICE] for i in range(0, len(todo), SLICE)]
             queued = deque(self._submit(pool, export_id, s) for s in slices[:2])
             for n in range(len(slices)):
