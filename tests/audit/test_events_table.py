@@ -50,6 +50,11 @@ def test_the_table_holds_every_value_as_the_row_says() -> None:
     assert table.to_pylist() == [expected_row(e) for e in EVENTS]
 
 
+def test_an_event_longer_than_the_readers_default_block_is_kept_whole() -> None:
+    events = [EVENTS[0], AuditEvent("ESCALATED", T, "d-long", detail="x" * (3 << 20))]
+    assert events_table([e.to_json() for e in events]).to_pylist() == [expected_row(e) for e in events]
+
+
 def test_ordered_rows_go_by_event_time_then_event_id() -> None:
     same_ms = [AuditEvent("STORED", T.replace(microsecond=390999), "a", event_id="b" * 32)]
     events = [*EVENTS, *same_ms, AuditEvent("STORED", T, "b", event_id="0" * 32)]

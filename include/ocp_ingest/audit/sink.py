@@ -58,8 +58,13 @@ def events_table(bodies: Sequence[str], *, ordered: bool = False) -> pa.Table:
     """
     if not bodies:
         return AUDIT_EVENT_SCHEMA.empty_table()
-    options = pa_json.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="ignore")
-    table = pa_json.read_json(io.BytesIO("\n".join(bodies).encode()), parse_options=options)
+    data = "\n".join(bodies).encode()
+    table = pa_json.read_json(
+        io.BytesIO(data),
+        # one block: a line longer than a block (a long detail) would fail the file, and so every publish
+        read_options=pa_json.ReadOptions(block_size=len(data) + 1),
+        parse_options=pa_json.ParseOptions(explicit_schema=_JSON_SCHEMA, unexpected_field_behavior="ignore"),
+    )
     if ordered:  # on the microseconds, before they are cut to the schema's milliseconds
         table = table.sort_by([("event_ts", "ascending"), ("event_id", "ascending")])
     # The JSON reader keeps UTC instants; only the timestamps' unit changes here (truncated, as before).
