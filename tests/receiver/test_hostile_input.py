@@ -172,3 +172,26 @@ def test_our_own_fault_is_a_logged_500_not_a_4xx(receiver: Receiver, calls, capl
     assert response.json() == {"error": "internal error; the push was not acknowledged"}
     assert any(r.exc_info and "unexpected error" in r.getMessage() for r in caplog.records)
     assert receiver.client.get(f"{receiver.url}/healthz").status_code == 503  # and health says so
+
+
+@pytest.mark.parametrize("field", ["origin_uri", "flow.name", "end_type", "vendor_note"])
+def test_text_that_is_not_unicode_is_422_and_the_rest_of_the_batch_kept(
+    receiver: Receiver, calls, field: str
+) -> None:
+    # "\ud800" is valid JSON but no Unicode text (a lone surrogate): nothing can store it as UTF-8, so
+    # taken in it would fail the ledger's write or every later audit publish.
+    bad = _end(calls[0])
+    key, _, sub = field.partition(".")
+    if sub:
+        bad[key] = {**bad[key], sub: "Bankin\ud800g"}
+    else:
+        bad[key] = f"{bad.get(key, '')}\ud800"  # vendor_note: a field OCP may add (extra, kept)
+    good = [json.loads(e.to_json()) for e in calls[1].events()]
+    response = receiver.post_body(json.dumps([bad, *good]).encode())
+    assert response.status_code == 207, response.text
+    (rejection,) = response.json()["rejected"]
+    assert rejection["index"] == 0 and rejection["reason"].startswith(field.split(".")[0])
+    assert receiver.ledger.get(calls[0].dialog_id) is None
+    assert receiver.ledger.get(calls[1].dialog_id).has_cdr_end
+    receiver.ledger.flush_audit()
+    assert receiver.ledger.audit_pending() == 0

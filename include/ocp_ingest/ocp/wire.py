@@ -243,14 +243,24 @@ class CdrEvent(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
-def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> list[CdrEvent]:
-    """Parse NDJSON CDR lines (a CDR export file, or an NDJSON push body); blank lines are skipped."""
-    events = []
-    for line in lines:
-        text = line.decode() if isinstance(line, bytes) else line
-        if text.strip():
-            events.append(CdrEvent.model_validate_json(text))
-    return events
+def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> tuple[list[CdrEvent], list[str]]:
+    """Parse NDJSON CDR lines (a CDR export file); blank lines are skipped. Returns the events and, for each
+    line that is not a valid event (not UTF-8, not JSON, an impossible value), why: one bad line never
+    costs the file's other events. Reasons name the line and the field, never quote the line."""
+    events: list[CdrEvent] = []
+    refused: list[str] = []
+    for number, line in enumerate(lines, 1):
+        try:
+            text = line.decode() if isinstance(line, bytes) else line
+            if text.strip():
+                events.append(CdrEvent.model_validate_json(text))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "event"
+            refused.append(f"line {number}: {where}: {first.get('type', 'invalid')}")
+        except ValueError as exc:  # not UTF-8
+            refused.append(f"line {number}: {type(exc).__name__}")
+    return events, refused
 
 
 @dataclass(frozen=True)
@@ -258,6 +268,29 @@ class MalformedRecord:
     """One record of a push body that could not be read (an NDJSON line that is not JSON, or too deep)."""
 
     reason: str
+
+
+def _not_unicode(value: Any) -> str | None:
+    """Where ``value`` holds text that is not Unicode (JSON's ``"\\ud800"``: a lone surrogate, which no
+    UTF-8 store, file or Parquet column can hold), as a dotted path (``flow.name``); None when it holds
+    none. Iterative, so it runs on records already bounded in depth."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode()
+                except UnicodeEncodeError:
+                    return path or "record"
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                where = f"{path}.{key}" if path else str(key)
+                stack.append((key, where))
+                stack.append((child, where))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -282,6 +315,9 @@ def _loads(text: str) -> Any:
 def _record(value: Any) -> Any:
     if _too_deep(value):
         return MalformedRecord(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    where = _not_unicode(value)
+    if where is not None:
+        return MalformedRecord(f"{where}: text that is not Unicode (a lone surrogate escape such as \\ud800)")
     return value
 
 
