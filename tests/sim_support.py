@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
+from ocp_ingest.ocp import wire
+from ocp_ingest.ocp.wire import CdrEvent
 from ocp_ingest_dev.simulator import SimulatorConfig
 
 
@@ -36,3 +39,10 @@ def small_sim_config(
     for name, value in overrides.items():
         setattr(config, name, value)
     return config
+
+
+def valid_cdrs(lines: Iterable[bytes | str]) -> list[CdrEvent]:
+    """A CDR file's events, every line of it a valid event."""
+    events, refused = wire.parse_cdr_ndjson(lines)
+    assert refused == [], refused
+    return events

@@ -23,6 +23,7 @@ from ocp_ingest.ocp import (
     wire,
 )
 from ocp_ingest_dev.simulator import Simulator
+from tests.sim_support import valid_cdrs
 
 HOUR = timedelta(hours=1)
 
@@ -172,7 +173,7 @@ def test_cdr_export_is_the_manifest_of_every_call(client: OcpClient, sim: Simula
     for f in files:
         body = b"".join(iter_file_chunks(client, export.export_id, f))  # as reconciliation reads a CDR file
         assert hashlib.sha256(body).hexdigest() == f.sha256
-        events += wire.parse_cdr_ndjson(body.splitlines())
+        events += valid_cdrs(body.splitlines())
     assert {e.message_type for e in events} == {wire.MessageType.DIALOG_END}
     # Every call OCP knows, with or without a recording, whatever happened to its pushes.
     assert {e.id for e in events} == {c.dialog_id for c in _calls(sim, "ocp-banking")}

@@ -31,6 +31,7 @@ from ocp_ingest.ocp import (
     wire,
 )
 from ocp_ingest_dev.simulator import FaultSettings, RunningSimulator, SimCall, Simulator, serve
+from tests.sim_support import valid_cdrs
 
 HOUR = timedelta(hours=1)
 DOCUMENTED_GROUP = "78977ae3796d73ce0df345f43df8df075daa54a6.1683276326110.63abf63debd946c4bbd4592bc3d800b"
@@ -91,7 +92,7 @@ def test_simulator_documented_group_ids_reach_the_client_through_cdr_exports(mak
         events = []
         for item in client.iter_files(export.export_id):
             with client.open_file(export.export_id, item.file_id) as response:
-                events += wire.parse_cdr_ndjson(response.read().splitlines())
+                events += valid_cdrs(response.read().splitlines())
     by_id = {c.dialog_id: c for c in sim.calls}
     assert events and all(e.group == by_id[e.dialog_id].dialog_group for e in events)
 
@@ -267,7 +268,7 @@ def _dialog_ends_of_first_hour(running: RunningSimulator) -> set[str]:
         ends = set()
         for item in client.iter_files(export.export_id):
             with client.open_file(export.export_id, item.file_id) as response:
-                ends |= {e.dialog_id for e in wire.parse_cdr_ndjson(response.read().splitlines())}
+                ends |= {e.dialog_id for e in valid_cdrs(response.read().splitlines())}
     return ends
 
 

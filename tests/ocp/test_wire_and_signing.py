@@ -14,6 +14,7 @@ from ocp_ingest import ids
 from ocp_ingest.ocp import wire
 from ocp_ingest.receiver import auth as signing
 from ocp_ingest_dev.simulator.calls import generate_calls
+from tests.sim_support import valid_cdrs
 
 
 def _t(text: str) -> datetime:
@@ -62,7 +63,7 @@ def test_generated_events_parse_and_carry_stable_event_ids() -> None:
     calls = generate_calls(seed=3, count=20, window_start=_t("2025-01-01T00:00"))
     assert calls == generate_calls(seed=3, count=20, window_start=_t("2025-01-01T00:00"))  # deterministic
     body = wire.event_body([e for c in calls for e in c.events()], "ndjson")
-    events = wire.parse_cdr_ndjson(body.splitlines())
+    events = valid_cdrs(body.splitlines())
     assert {e.message_type for e in events} == set(wire.MessageType)
     assert len({e.event_id for e in events}) == len(events)
     ivr = [e for e in events if e.is_ivr_end]
@@ -229,3 +230,25 @@ def test_overlong_file_names_are_refused_quoting_a_short_part() -> None:
     with pytest.raises(ids.InvalidIdentifier) as info:
         wire.parse_recording_filename("g" * 100_000 + ".wav")
     assert len(str(info.value)) < 200
+
+
+def test_a_cdr_file_keeps_its_valid_lines_and_says_which_lines_it_refused() -> None:
+    calls = generate_calls(seed=5, count=3, window_start=_t("2025-01-01T00:00"))
+    good = [c.dialog_end().to_json() for c in calls]
+    surrogate = json.loads(good[0]) | {"origin_uri": "sip:x\ud800"}
+    impossible = json.loads(good[1]) | {"duration": -5}
+    lines = [
+        good[0],
+        json.dumps(surrogate).encode(),  # valid JSON, no Unicode text
+        b'{"message_type": "dialog_end", "id":',  # not JSON
+        json.dumps(impossible).encode(),
+        b"\xff\xfe not UTF-8",
+        b"",
+        good[1],
+        good[2],
+    ]
+    events, refused = wire.parse_cdr_ndjson(lines)
+    assert [e.dialog_id for e in events] == [c.dialog_id for c in calls]
+    assert [r.split(":")[0] for r in refused] == ["line 2", "line 3", "line 4", "line 5"]
+    assert "duration" in refused[2]
+    assert not any("sip:x" in r or "dialog_end" in r for r in refused)  # reasons never quote the line

@@ -181,7 +181,16 @@ def _read_cdr_file(
     body = b"".join(iter_file_chunks(client, export_id, item, max_resumes=max_resumes))
     if hashlib.sha256(body).hexdigest() != item.sha256.lower():
         raise OcpError(f"CDR file {item.file_id}: SHA-256 does not match the listing")
-    return wire.parse_cdr_ndjson(body.splitlines())
+    events, refused = wire.parse_cdr_ndjson(body.splitlines())
+    if refused:  # the file's other events still count; a refused line's call is not discovered from it
+        log.error(
+            "CDR file %s of export %s: %d line(s) are not valid events and were skipped: %s",
+            item.file_id,
+            export_id,
+            len(refused),
+            "; ".join(refused[:5]),
+        )
+    return events
 
 
 @dataclass
