@@ -243,10 +243,17 @@ class CdrEvent(BaseModel):
         return self.model_dump_json(exclude_none=True).encode()
 
 
+def validation_reason(exc: ValidationError) -> str:
+    """``field: message`` of a record's first validation error (the field as a dotted path)."""
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "event"
+    return f"{where}: {first.get('msg', 'invalid')}"
+
+
 def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> tuple[list[CdrEvent], list[str]]:
     """Parse NDJSON CDR lines (a CDR export file); blank lines are skipped. Returns the events and, for each
     line that is not a valid event (not UTF-8, not JSON, an impossible value), why: one bad line never
-    costs the file's other events. Reasons name the line and the field, never quote the line."""
+    costs the file's other events. Reasons name the line and the field, never quote the whole line."""
     events: list[CdrEvent] = []
     refused: list[str] = []
     for number, line in enumerate(lines, 1):
@@ -255,9 +262,7 @@ def parse_cdr_ndjson(lines: Iterable[bytes | str]) -> tuple[list[CdrEvent], list
             if text.strip():
                 events.append(CdrEvent.model_validate_json(text))
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first.get("loc", ())) or "event"
-            refused.append(f"line {number}: {where}: {first.get('type', 'invalid')}")
+            refused.append(f"line {number}: {validation_reason(exc)}"[:200])
         except ValueError as exc:  # not UTF-8
             refused.append(f"line {number}: {type(exc).__name__}")
     return events, refused
@@ -270,39 +275,32 @@ class MalformedRecord:
     reason: str
 
 
-def _not_unicode(value: Any) -> str | None:
-    """Where ``value`` holds text that is not Unicode (JSON's ``"\\ud800"``: a lone surrogate, which no
-    UTF-8 store, file or Parquet column can hold), as a dotted path (``flow.name``); None when it holds
-    none. Iterative, so it runs on records already bounded in depth."""
-    stack: list[tuple[Any, str]] = [(value, "")]
+def _record_problem(value: Any, limit: int = MAX_JSON_DEPTH) -> str | None:
+    """Why a pushed record cannot be taken, or None: nested deeper than ``limit`` levels (that reason first),
+    or holding text that is not Unicode (JSON's ``"\\ud800"``: a lone surrogate, which no UTF-8 store,
+    file or Parquet column can hold), named by its dotted path (``flow.name``). One iterative walk."""
+    not_unicode: tuple[Any, ...] | None = None
+    stack: list[tuple[Any, int, tuple[Any, ...]]] = [(value, 1, ())]
     while stack:
-        item, path = stack.pop()
+        item, depth, path = stack.pop()
         if isinstance(item, str):
-            if not item.isascii():
+            if not_unicode is None and not item.isascii():
                 try:
                     item.encode()
                 except UnicodeEncodeError:
-                    return path or "record"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                where = f"{path}.{key}" if path else str(key)
-                stack.append((key, where))
-                stack.append((child, where))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
-    return None
-
-
-def _too_deep(value: Any, limit: int = MAX_JSON_DEPTH) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict | list):
+                    not_unicode = path
+        elif isinstance(item, dict | list):
             if depth > limit:
-                return True
-            children = item.values() if isinstance(item, dict) else item
-            stack.extend((child, depth + 1) for child in children)
-    return False
+                return f"JSON nested deeper than {limit} levels"
+            for key, child in item.items() if isinstance(item, dict) else enumerate(item):
+                where = (*path, key)
+                if isinstance(key, str):  # a key is text too
+                    stack.append((key, depth, where))
+                stack.append((child, depth + 1, where))
+    if not_unicode is None:
+        return None
+    dotted = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in not_unicode).lstrip(".")
+    return f"{dotted or 'record'}: text that is not Unicode (a lone surrogate escape such as \\ud800)"
 
 
 def _loads(text: str) -> Any:
@@ -313,12 +311,8 @@ def _loads(text: str) -> Any:
 
 
 def _record(value: Any) -> Any:
-    if _too_deep(value):
-        return MalformedRecord(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
-    where = _not_unicode(value)
-    if where is not None:
-        return MalformedRecord(f"{where}: text that is not Unicode (a lone surrogate escape such as \\ud800)")
-    return value
+    problem = _record_problem(value)
+    return value if problem is None else MalformedRecord(problem)
 
 
 def parse_event_body(body: bytes) -> list[Any]:

@@ -438,7 +438,5 @@ async def _first_bytes(next_chunk: Callable[[], Awaitable[bytes]], want: int) ->
 
 def _short_reason(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first.get("loc", ())) or "event"
-        return clip(f"{where}: {first.get('msg', 'invalid')}", 200)
+        return clip(wire.validation_reason(exc), 200)
     return clip(str(exc), 200)

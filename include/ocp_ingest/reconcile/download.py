@@ -274,7 +274,7 @@ class ExportDownloader:
             for n in range(len(slices)):
                 # the next slice is queued before this one's results are marked: the workers never wait
                 # for the marks, nor for the next slice's ledger read
-                results += self._collect(slices[n], queued.popleft())
+                results += self._collect(queued.popleft())
                 if n + 2 < len(slices):
                     queued.append(self._submit(pool, export_id, slices[n + 2]))
         log.info(
@@ -357,12 +357,12 @@ class ExportDownloader:
         return [pool.submit(self._one, export_id, f, fresh.get(f.dialog_id or "")) for f in items]
 
     def _collect(
-        self, items: list[wire.ExportFile], done: list[Future[tuple[IngestOutcome | _NotIngested, int]]]
+        self, done: list[Future[tuple[IngestOutcome | _NotIngested, int]]]
     ) -> list[tuple[str, str, int]]:
         """A slice's results, in order, as the workers finish them; their ``Stored`` marks are applied
         here, one ledger transaction per ``MARK_BATCH`` files (SQLite: one write lock instead of one per
         call)."""
-        out: list[tuple[str, str, int] | None] = [None] * len(items)
+        out: list[tuple[str, str, int] | None] = [None] * len(done)
         written: list[tuple[int, IngestOutcome, int]] = []
 
         def flush() -> None:
