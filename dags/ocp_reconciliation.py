@@ -10,8 +10,8 @@
 * **plan_exports**: per OCP group, hour-aligned windows of 1 h .. 2 days, oldest first, chained: at most
   ``OCP_INGEST_RECONCILIATION_EXPORTS_PER_GROUP`` (N) exports per group per run. Link ``n`` holds the
   ``n``-th plan of each group; its requests start only once every link ``n - 1`` wait has ended, so a
-  group's exports are strictly one at a time (OCP's rule) while the previous link's downloads go on. A
-  link with nothing to ask is skipped, and the later ones with it, without starting a worker. What N
+  group's exports are strictly one at a time (OCP's rule) while the previous link's downloads go on. The
+  links with nothing to ask are skipped by plan_exports, with their export tasks: none starts. What N
   links cannot hold is carried to the next run. Mapped instances per run = plans, never calls.
 * **export_link_n** (mapped per plan, each instance labelled with its group, window and call count):
   ``request_and_wait`` requests the export (a 409 means wait, or adopt our own export), remembers it on
@@ -55,6 +55,10 @@ settings = Settings.from_env()  # environment only (the form's LOB list reads th
 LINKS = settings.reconciliation_exports_per_group  # exports chained per OCP group in one run
 
 
+def plans_task_id(link: int) -> str:
+    return f"plans_of_link_{link}"
+
+
 def wait_task_id(link: int) -> str:
     return f"export_link_{link}.request_and_wait"
 
@@ -83,10 +87,13 @@ def ocp_reconciliation() -> None:
 
     @task
     def plan_exports(detected: dict) -> list[list[dict]]:
-        return reconciliation_tasks.plan(detected, LINKS)
+        rounds = reconciliation_tasks.plan(detected, LINKS)
+        # the links with nothing to ask are skipped here, with their export tasks: no task starts for them
+        ti = get_current_context()["ti"]
+        reconciliation_tasks.skip_links_without_plans(ti, rounds, LINKS, plans_task_id)
+        return rounds
 
-    # After the previous link's waits, whatever their end; a link with nothing to ask skips itself, and
-    # then every later link is skipped by the scheduler, with no worker started for it.
+    # After the previous link's waits, whatever their end. Its own skip serves a skipped link cleared alone.
     @task(trigger_rule="all_done_min_one_success")
     def plans_of_link(rounds: list[list[dict]], link: int) -> list[dict]:
         plans = reconciliation_tasks.plans_of_link(rounds, link)
@@ -147,7 +154,7 @@ def ocp_reconciliation() -> None:
     downloads: list[XComArg] = []
     previous: list[BaseOperator | XComArg] = []
     for link in range(1, LINKS + 1):
-        plans = plans_of_link.override(task_id=f"plans_of_link_{link}")(rounds, link)
+        plans = plans_of_link.override(task_id=plans_task_id(link))(rounds, link)
         previous >> plans
         waits, results = export_link(link, plans)
         previous = [plans, waits]

@@ -53,6 +53,14 @@ def task_states(dag_run) -> dict[tuple[str, int], str]:
     return {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
 
 
+def never_started(dag_run) -> set[str]:
+    """Task ids of the run none of whose instances was ever started (skipped before any try)."""
+    tries: dict[str, int] = {}
+    for ti in dag_run.get_task_instances():
+        tries[ti.task_id] = max(tries.get(ti.task_id, 0), ti.try_number or 0)
+    return {task_id for task_id, n in tries.items() if n == 0}
+
+
 def outcomes(summary: dict) -> dict[str, str]:
     return {c["dialog_id"]: c["outcome"] for c in summary["calls"]}
 
@@ -436,11 +444,13 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
     dag_run = succeeded_run()
     summary = summary_of(dag_run)
     assert summary["recovered"] == len(tenant.calls) and summary["still_pending"] == 0
-    # The fourth link had nothing to ask: it skipped itself, and its export tasks never ran.
+    # The fourth link had nothing to ask: the planner skipped it, and no task of it ever started.
     states = task_states(dag_run)
     assert states[("plans_of_link_3", -1)] == "success"
     assert states[("plans_of_link_4", -1)] == "skipped"
     assert {s for (t, _), s in states.items() if t.startswith("export_link_4.")} == {"skipped"}
+    assert {"plans_of_link_4", "export_link_4.request_and_wait"} <= never_started(dag_run)
+    assert "plans_of_link_3" not in never_started(dag_run)
     for call in tenant.calls:
         assert_recovered(tenant, call)
     assert conflicts == []
@@ -479,7 +489,7 @@ def test_a_week_long_window_backfill_is_planned_in_one_run(tenant: Tenant) -> No
 
 
 def test_nothing_pending_asks_nothing_and_starts_no_export_task(tenant: Tenant) -> None:
-    """An empty pending list: the first link skips itself, the scheduler skips the rest, the run is closed
+    """An empty pending list: the planner skips every link (none of their tasks starts), the run is closed
     with nothing to report and OCP is asked for nothing."""
     dag_run = succeeded_run()
     summary = summary_of(dag_run)
@@ -488,4 +498,5 @@ def test_nothing_pending_asks_nothing_and_starts_no_export_task(tenant: Tenant) 
     assert states[("close_and_escalate", -1)] == "success"
     links = {s for (t, _), s in states.items() if t.startswith(("plans_of_link", "export_link"))}
     assert links == {"skipped"}
+    assert never_started(dag_run) >= {t for t, _ in states if t.startswith(("plans_of_link", "export_link"))}
     assert tenant.sim.exports.list(None) == []

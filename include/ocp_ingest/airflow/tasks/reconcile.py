@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -158,6 +158,26 @@ def plan(detected: Mapping[str, Any], links: int | None = None) -> list[list[dic
 def plans_of_link(rounds: Sequence[Sequence[Mapping[str, Any]]], link: int) -> list[dict[str, Any]]:
     """The plans requested at link ``link`` (1-based) of every group's chain: at most one per group."""
     return [dict(p) for p in rounds[link - 1]] if link <= len(rounds) else []
+
+
+def skip_links_without_plans(
+    ti: Any, rounds: Sequence[Sequence[Mapping[str, Any]]], links: int, task_id_of: Callable[[int], str]
+) -> None:
+    """Skip, from the planner, every link with nothing to ask (task ids ``task_id_of(n)``).
+
+    Without this, the first empty link would start a task only to skip itself, and the run's end would
+    wait for that launch. Skipping ends the planner's task by raising, so ``rounds`` is pushed as its
+    return value first. A skipped link cleared alone runs and skips itself (``plans_of_link``'s check).
+    """
+    from airflow.sdk.bases.xcom import BaseXCom
+    from airflow.sdk.exceptions import DownstreamTasksSkipped
+
+    empty = [task_id_of(n) for n in range(1, links + 1) if not plans_of_link(rounds, n)]
+    if not empty:
+        return
+    log.info("links with nothing to ask, skipped: %s", ", ".join(empty))
+    ti.xcom_push(BaseXCom.XCOM_RETURN_KEY, rounds)
+    raise DownstreamTasksSkipped(tasks=empty)
 
 
 def all_plans(rounds: Sequence[Sequence[Mapping[str, Any]]] | None) -> list[Mapping[str, Any]] | None:
