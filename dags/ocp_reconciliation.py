@@ -93,8 +93,9 @@ def ocp_reconciliation() -> None:
         reconciliation_tasks.skip_links_without_plans(ti, rounds, LINKS, plans_task_id)
         return rounds
 
-    # After the previous link's waits, whatever their end. Its own skip serves a skipped link cleared alone.
-    @task(trigger_rule="all_done_min_one_success")
+    # Runs as soon as the plans are made (its skip serves a skipped link cleared alone); the link's
+    # requests are what waits for the previous link.
+    @task
     def plans_of_link(rounds: list[list[dict]], link: int) -> list[dict]:
         plans = reconciliation_tasks.plans_of_link(rounds, link)
         if not plans:
@@ -109,15 +110,22 @@ def ocp_reconciliation() -> None:
     def download_and_store(wait_result: dict) -> dict:
         return reconciliation_tasks.download(get_current_context(), wait_result)
 
-    def export_link(link: int, plans: XComArg) -> tuple[BaseOperator, XComArg]:
-        """Link ``link`` of every group's chain: per plan, its export requested and waited for (deferred),
-        then its calls downloaded and stored. Returns the waits (the next link starts after them) and the
-        downloads' results, each carrying its wait's result."""
+    def export_link(link: int, plans: XComArg, after: BaseOperator | None) -> tuple[BaseOperator, XComArg]:
+        """Link ``link`` of every group's chain: per plan, its export requested (once every wait of
+        ``after``, the previous link, has ended, whatever its end) and waited for (deferred), then its
+        calls downloaded and stored. Returns the waits and the downloads' results, each carrying its
+        wait's result."""
         waits: list[BaseOperator] = []
 
         @task_group(group_id=f"export_link_{link}")
         def chain_link(plan: dict) -> XComArg:
-            waited = OcpExportSensor(task_id="request_and_wait", plan=plan)
+            waited = OcpExportSensor(
+                task_id="request_and_wait",
+                plan=plan,
+                trigger_rule="all_success" if after is None else "all_done_min_one_success",
+            )
+            if after is not None:
+                after >> waited
             waits.append(waited)
             if settings.download_mode == "kubernetes":
                 from ocp_ingest.airflow.download_pod import build_download_pod
@@ -152,12 +160,10 @@ def ocp_reconciliation() -> None:
     detected = detect_pending()
     rounds = plan_exports(detected)
     downloads: list[XComArg] = []
-    previous: list[BaseOperator | XComArg] = []
+    previous_waits: BaseOperator | None = None
     for link in range(1, LINKS + 1):
         plans = plans_of_link.override(task_id=plans_task_id(link))(rounds, link)
-        previous >> plans
-        waits, results = export_link(link, plans)
-        previous = [plans, waits]
+        previous_waits, results = export_link(link, plans, after=previous_waits)
         downloads.append(results)
     close_and_escalate(detected, rounds, downloads)
 

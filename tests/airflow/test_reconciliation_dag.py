@@ -500,3 +500,23 @@ def test_nothing_pending_asks_nothing_and_starts_no_export_task(tenant: Tenant) 
     assert links == {"skipped"}
     assert never_started(dag_run) >= {t for t, _ in states if t.startswith(("plans_of_link", "export_link"))}
     assert tenant.sim.exports.list(None) == []
+
+
+def test_a_link_asks_after_every_wait_of_the_previous_link_and_its_plans_need_only_the_planner() -> None:
+    """The chain's gate is on the requests themselves: link n's plans are read as soon as the planner is
+    done (no task launch between two links), while each of link n's requests waits for every instance of
+    link n - 1's waits (different mapped groups: all of them), whatever their end, as long as link n has
+    plans."""
+    dag = load_dag("ocp_reconciliation")
+    prefix = "plans_of_link_"
+    links = sorted(int(t.removeprefix(prefix)) for t in dag.task_ids if t.startswith(prefix))
+    assert len(links) >= 2
+    for n in links:
+        assert dag.get_task(f"plans_of_link_{n}").upstream_task_ids == {"plan_exports"}
+        wait = dag.get_task(f"export_link_{n}.request_and_wait")
+        if n == 1:
+            assert wait.upstream_task_ids == {"plans_of_link_1"}
+            assert wait.trigger_rule == "all_success"
+        else:
+            assert wait.upstream_task_ids == {f"plans_of_link_{n}", f"export_link_{n - 1}.request_and_wait"}
+            assert wait.trigger_rule == "all_done_min_one_success"
