@@ -165,6 +165,8 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
         ids = [c.dialog_id for c in calls]
         api = AirflowApi.for_standalone(f"http://localhost:{port}", work / "airflow")
         settings = Settings.from_env()
+        cpu = recon.CpuByComponent()
+        cpu.start()
         first_trigger = time.monotonic()
         ended = first_trigger
         stored = 0
@@ -181,8 +183,11 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
                 if largest > peak_process:
                     peak_process, peak_whose = largest, whose
                 peak_total = max(peak_total, total)
+                if len(health) % 4 == 1:  # every 2 s
+                    cpu.sample()
                 if api.run_state("ocp_reconciliation", run_ids[-1]) in ("success", "failed"):
                     ended = time.monotonic()
+                    cpu.sample()
                     break
                 time.sleep(0.5)
             with open_ledger(settings) as ledger:
@@ -249,6 +254,9 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
         f"OCP-rule bound:             {bound:.1f} s = {preparation:.1f} s preparation (the longest group's "
         f"exports one at a time, groups in parallel) + {needed / floor_rate:.1f} s store floor"
     )
+    cpu.print(wall)
+    tasks_cpu = cpu.seconds().get("task processes", 0.0)
+    print(f"task processes' CPU per call: {tasks_cpu / len(calls) * 1e3:.2f} ms (supervisors included)")
     recon.print_timings(first_start, timings)
     print(f"wall = {wall:.1f} s = {wall / bound:.2f}x the bound")
     return 0 if stored == len(calls) and all(s == "success" for s in states) else 1

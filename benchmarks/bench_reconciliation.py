@@ -312,6 +312,36 @@ def _cpu_by_component() -> dict[int, tuple[str, float]]:
     return found
 
 
+class CpuByComponent:
+    """CPU seconds each component used between :meth:`start` and the last :meth:`sample` (a process
+    that starts and ends between two samples is missed: sample every second or two)."""
+
+    def __init__(self) -> None:
+        self._first: dict[int, tuple[str, float]] = {}
+        self._last: dict[int, tuple[str, float]] = {}
+
+    def start(self) -> None:
+        self._first = _cpu_by_component()
+
+    def sample(self) -> None:
+        for pid, seen in _cpu_by_component().items():
+            self._first.setdefault(pid, (seen[0], 0.0))  # started since: all its CPU counts
+            self._last[pid] = seen
+
+    def seconds(self) -> dict[str, float]:
+        cpu: dict[str, float] = {}
+        for pid, (name, last) in self._last.items():
+            cpu[name] = cpu.get(name, 0.0) + last - self._first.get(pid, (name, 0.0))[1]
+        return cpu
+
+    def print(self, wall: float) -> None:
+        cores = os.cpu_count() or 1
+        print(f"CPU seconds during the run ({cores} cores x {wall:.0f} s = {cores * wall:.0f} available):")
+        for name, seconds in sorted(self.seconds().items(), key=lambda kv: -kv[1]):
+            if seconds >= 0.05:
+                print(f"  {name:<30} {seconds:6.1f}")
+
+
 def _component(cmd: str) -> str:
     if not cmd:
         return "kernel (writeback, journal, ...)"
@@ -393,15 +423,14 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     db_path = work / "airflow" / "airflow.db"
     health: list[tuple[float, float]] = []  # (seconds since the trigger, ms)
     wait_states: dict[str, int] = {}
-    cpu_first: dict[int, tuple[str, float]] = {}
-    cpu_last: dict[int, tuple[str, float]] = {}
+    cpu = CpuByComponent()
     api = None
     try:
         wait_until_warm(stack, db_path)
         calls, needed = seed_ledger(calls_code)
         time.sleep(2.0)
         api = AirflowApi.for_standalone(f"http://localhost:{port}", work / "airflow")
-        cpu_first = _cpu_by_component()
+        cpu.start()
         triggered = time.monotonic()
         run_id = api.trigger("ocp_reconciliation", {})
         deadline = time.monotonic() + 3600
@@ -413,9 +442,7 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
                 health.append((t - triggered, (time.monotonic() - t) * 1000))
             except httpx.HTTPError:
                 health.append((t - triggered, 10_000.0))
-            for pid, seen in _cpu_by_component().items():
-                cpu_first.setdefault(pid, (seen[0], 0.0))  # started during the run: all its CPU counts
-                cpu_last[pid] = seen
+            cpu.sample()
             with sqlite3.connect(db_path, timeout=30) as db:
                 run_row = db.execute(
                     "SELECT run_id, state, start_date, end_date FROM dag_run "
@@ -470,14 +497,7 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     print(f"request_and_wait samples:   {wait_states} (running = worker slot held)")
     print("runner: airflow standalone (LocalExecutor, triggerer), warm; run triggered through the REST API")
     complete = stored == len(calls)
-    cpu: dict[str, float] = {}
-    for pid, (name, last) in cpu_last.items():
-        cpu[name] = cpu.get(name, 0.0) + last - cpu_first.get(pid, (name, 0.0))[1]
-    cores = os.cpu_count() or 1
-    print(f"CPU seconds during the run ({cores} cores x {wall:.0f} s = {cores * wall:.0f} available):")
-    for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]):
-        if seconds >= 0.05:
-            print(f"  {name:<30} {seconds:6.1f}")
+    cpu.print(wall)
     print_timings(run_row[2], timings)
     return 0 if run_row[1] == "success" and complete else 1
 
