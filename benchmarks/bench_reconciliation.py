@@ -360,6 +360,7 @@ def _component(cmd: str) -> str:
         ("task-runner", "task processes"),
         ("receiver", "receiver"),
         ("bench_reconciliation", "this benchmark (probes)"),
+        ("bench_backlog", "this benchmark (probes)"),
     ):
         if needle in cmd:
             return name
