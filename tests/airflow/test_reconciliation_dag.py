@@ -34,15 +34,17 @@ def run_dag(**params: object) -> dict:
 
 
 def summary_of(dag_run) -> dict:
+    return return_value_of(dag_run, "close_and_escalate")
+
+
+def return_value_of(dag_run, task_id: str):
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
     with create_session() as session:
         row = (
             session.query(XComModel)
-            .filter_by(
-                dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id="close_and_escalate", key="return_value"
-            )
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key="return_value")
             .one()
         )
         return XComModel.deserialize_value(row)
@@ -520,3 +522,44 @@ def test_a_link_asks_after_every_wait_of_the_previous_link_and_its_plans_need_on
         else:
             assert wait.upstream_task_ids == {f"plans_of_link_{n}", f"export_link_{n - 1}.request_and_wait"}
             assert wait.trigger_rule == "all_done_min_one_success"
+
+
+def test_a_group_whose_first_request_failed_still_asks_its_next_link(tenant_factory, monkeypatch) -> None:
+    """Link 1's request fails for one group (OCP refuses it, no retries): the other groups' chains go on,
+    and link 2 still asks for that group's next window once every link-1 wait has ended (the gate is "all
+    done, one success", not "all succeeded"). The failed chain fails the run after close."""
+    from ocp_ingest_dev.simulator.exports import ExportRuleError
+
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=5, hours=3)
+    tenant = tenant_factory(sim_config(calls=36, window_start=start, window_hours=5 * 24))
+    tenant.receive_events(tenant.calls)
+    refused_group = "ocp-banking"
+    create, refused = tenant.sim.exports.create, []
+
+    def refuse_the_groups_first_request(request):
+        if request.group == refused_group and not refused:
+            refused.append(request)
+            raise ExportRuleError(422, wire.ERR_VALIDATION, "refused for the test")
+        return create(request)
+
+    monkeypatch.setattr(tenant.sim.exports, "create", refuse_the_groups_first_request)
+    dag = load_dag("ocp_reconciliation")
+    for task in dag.tasks:
+        task.retries = 0
+    dag_run = dag.test()
+    assert dag_run.state == "failed" and len(refused) == 1
+    # link n's map index i is the i-th plan of plan_exports' round n
+    index_of = {
+        (n, plan["ocp_group"]): i
+        for n, plans in enumerate(return_value_of(dag_run, "plan_exports"), start=1)
+        for i, plan in enumerate(plans)
+    }
+    states = {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
+    assert states[("export_link_1.request_and_wait", index_of[(1, refused_group)])] == "failed"
+    link_2 = {s for (t, i), s in states.items() if t == "export_link_2.request_and_wait" and i >= 0}
+    assert link_2 == {"success"}
+    assert (2, refused_group) in index_of
+    assert any(job.group == refused_group for job in tenant.sim.exports.jobs.values())
+    for call in tenant.calls:
+        if call.ocp_group != refused_group:
+            assert_recovered(tenant, call)
