@@ -554,7 +554,7 @@ def test_a_group_whose_first_request_failed_still_asks_its_next_link(tenant_fact
         for n, plans in enumerate(return_value_of(dag_run, "plan_exports"), start=1)
         for i, plan in enumerate(plans)
     }
-    states = {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
+    states = task_states(dag_run)
     assert states[("export_link_1.request_and_wait", index_of[(1, refused_group)])] == "failed"
     link_2 = {s for (t, i), s in states.items() if t == "export_link_2.request_and_wait" and i >= 0}
     assert link_2 == {"success"}
