@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import Ledger, TerminalState
-from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd
+from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.reconcile.close import (
     CallVerdict,
     ExportOutcome,
@@ -88,3 +88,37 @@ def test_a_failed_chain_counts_no_attempt_but_retention_still_escalates(
     assert record is not None and record.terminal_state is TerminalState.UNRECOVERABLE_RETENTION
     assert record.retry_count == 0 and "DOWNLOAD_FAILED" in (record.terminal_reason or "")
     assert summary.to_dict()["calls"][0]["outcome"] == "still_pending"
+
+
+def test_a_call_whose_margin_the_two_day_limit_cut_counts_no_attempt_when_absent(
+    ledger: Ledger, settings: Settings
+) -> None:
+    now = datetime.now(UTC)
+    edge, inner, narrow = "0" * 31 + "1", "0" * 31 + "2", "0" * 31 + "3"
+    base = now.replace(minute=0, second=0, microsecond=0) - timedelta(days=3)
+    lives = {
+        edge: (base + timedelta(hours=47, minutes=55), base + timedelta(hours=47, minutes=58)),
+        inner: (base + timedelta(hours=20, minutes=30), base + timedelta(hours=20, minutes=33)),
+    }
+    for dialog_id, (start, end) in lives.items():
+        identity = CallIdentity(ocp_group="grp-a", lob="retail")
+        ledger.apply(CdrStart(dialog_id, start, identity))
+        ledger.apply(CdrEnd(dialog_id, end, 180_000, "NORMAL", identity))
+    two_days = ExportPlan("grp-a", base, base + timedelta(days=2), (edge, inner))
+    absent = {edge: CallDownload.NOT_IN_EXPORT, inner: CallDownload.NOT_IN_EXPORT}
+    done = ExportOutcome(two_days, Status.COMPLETED, "exp-1", call_outcomes=absent)
+
+    summary = close_run(ledger, settings, [done], run_id="run-1", now=now)
+
+    by_id = {c.dialog_id: c for c in summary.calls}
+    assert by_id[edge].outcome is CallVerdict.STILL_PENDING and "whole window" in by_id[edge].detail
+    assert by_id[inner].outcome is CallVerdict.STILL_PENDING
+    assert ledger.get(edge).retry_count == 0  # type: ignore[union-attr]
+    assert ledger.get(inner).retry_count == 1  # type: ignore[union-attr]  # held whole: a real attempt
+    # A narrower window that misses a margin was not cut by OCP's limit: its absence is an attempt.
+    ledger.apply(CdrStart(narrow, lives[edge][0], CallIdentity(ocp_group="grp-a", lob="retail")))
+    ledger.apply(CdrEnd(narrow, lives[edge][1], 180_000, "NORMAL", None))
+    short = ExportPlan("grp-a", base + timedelta(hours=47), base + timedelta(hours=48), (narrow,))
+    absent_short = ExportOutcome(short, Status.COMPLETED, "exp-2", call_outcomes={narrow: "not_in_export"})
+    close_run(ledger, settings, [absent_short], run_id="run-1", now=now)
+    assert ledger.get(narrow).retry_count == 1  # type: ignore[union-attr]

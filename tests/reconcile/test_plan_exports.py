@@ -9,7 +9,7 @@ import pytest
 
 from ocp_ingest.ocp import wire
 from ocp_ingest.reconcile.detect import PendingCall
-from ocp_ingest.reconcile.plan import ExportPlan, call_window, chain_links, plan_exports
+from ocp_ingest.reconcile.plan import ExportPlan, call_window, chain_links, margin_cut, plan_exports
 from ocp_ingest.reconcile.sweep import plan_sweeps
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -193,7 +193,9 @@ def test_calls_whose_lives_do_not_fit_the_first_window_are_carried_not_cut() -> 
 
 # ------------------------------------------------- backfill pieces and open calls (issue #17, gaps)
 def _covered_by_their_plans(result, calls: list[PendingCall], **need: timedelta) -> None:
-    """Every call is in at most one plan, whose window holds its whole needed window; the rest carried."""
+    """Every call is in at most one plan, whose window holds its whole needed window, or at least its
+    life where OCP's 2-day limit cut its margin (and the close knows it: ``margin_cut``); the rest
+    carried."""
     by_id = {c.dialog_id: c for c in calls}
     seen = [d for p in result.plans for d in p.dialog_ids]
     assert len(seen) == len(set(seen))
@@ -201,7 +203,8 @@ def _covered_by_their_plans(result, calls: list[PendingCall], **need: timedelta)
         assert HOUR <= plan.end - plan.start <= wire.MAX_WINDOW
         for dialog_id in plan.dialog_ids:
             lo, hi = call_window(by_id[dialog_id], **need)
-            assert plan.start <= lo and hi <= plan.end, (plan.label, dialog_id)
+            held = plan.start <= lo and hi <= plan.end
+            assert held or margin_cut(plan, by_id[dialog_id], **need), (plan.label, dialog_id)
     assert len(seen) + sum(result.carried.values()) == len(calls)  # never silently dropped
 
 
@@ -303,3 +306,46 @@ def test_chain_links_refuse_more_plans_than_links() -> None:
         chain_links(plans, 2)
     with pytest.raises(ValueError, match="at least 1"):
         chain_links(plans, 0)
+
+
+# ------------------------------------------- margins give way to OCP's 2-day limit, lives never do
+def test_a_two_day_backlog_is_one_export_its_edge_calls_margins_cut_not_their_lives() -> None:
+    # Calls from just after T0 to just before T0 + 48 h: their lives fit OCP's 2 days, their margins do
+    # not (the first call's reaches into the hour before T0, the last one's past T0 + 48 h).
+    calls = [
+        lived(i, T0 + timedelta(minutes=1 + 48 * 60 * i / 40), T0 + timedelta(minutes=3 + 48 * 60 * i / 40))
+        for i in range(40)
+    ]
+    calls.append(lived(40, T0 + timedelta(hours=47, minutes=55), T0 + timedelta(hours=47, minutes=58)))
+    result = plan_exports(calls, max_plans_per_group=3)
+    (only,) = result.plans
+    assert (only.start, only.end) == (T0, T0 + wire.MAX_WINDOW) and result.carried == {}
+    _covered_by_their_plans(result, calls)
+    cut = {c.dialog_id for c in calls if margin_cut(only, c)}
+    assert cut == {calls[0].dialog_id, calls[-1].dialog_id}  # only the edges' margins; the rest keep theirs
+    # The next run asks for an edge call alone with its whole window.
+    (again,) = plan_exports([calls[-1]]).plans
+    assert not margin_cut(again, calls[-1]) and call_window(calls[-1]) == (again.start, again.end)
+
+
+def test_a_backlog_longer_than_two_days_keeps_the_first_calls_margin() -> None:
+    calls = [
+        lived(i, T0 + timedelta(minutes=5 + 60 * i), T0 + timedelta(minutes=6 + 60 * i)) for i in range(60)
+    ]
+    result = plan_exports(calls, max_plans_per_group=2)
+    first, second = result.plans
+    assert first.start == T0 - HOUR and first.end - first.start == wire.MAX_WINDOW
+    assert not margin_cut(first, calls[0])  # moving the start later would not save the second export
+    assert len(first.dialog_ids) + len(second.dialog_ids) == 60
+    _covered_by_their_plans(result, calls)
+
+
+def test_a_plan_shorter_than_two_days_never_cuts_a_margin() -> None:
+    calls = [
+        lived(i, T0 + timedelta(minutes=5 + 37 * i), T0 + timedelta(minutes=9 + 37 * i)) for i in range(30)
+    ]
+    for max_calls in (None, 4):
+        for plan in plan_exports(calls, max_plans_per_group=20, max_calls=max_calls).plans:
+            assert plan.end - plan.start < wire.MAX_WINDOW
+            assert all(call_window(c)[0] >= plan.start for c in calls if c.dialog_id in plan.dialog_ids)
+            assert all(call_window(c)[1] <= plan.end for c in calls if c.dialog_id in plan.dialog_ids)

@@ -20,10 +20,10 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ledger import CallRecord, IngestionSource, Ledger, TerminalState
 from ocp_ingest.ledger.model import utcnow
 from ocp_ingest.ledger.transitions import AttemptFailed, MarkTerminal, Outcome
-from ocp_ingest.reconcile.detect import PendingCall
+from ocp_ingest.reconcile.detect import PendingCall, pending_call
 from ocp_ingest.reconcile.download import CallDownload, DownloadStatus
 from ocp_ingest.reconcile.exports import ExportOutcomeStatus
-from ocp_ingest.reconcile.plan import ExportPlan
+from ocp_ingest.reconcile.plan import ExportPlan, margin_cut
 from ocp_ingest.reconcile.windows import floor_hour, iso_seconds
 
 log = logging.getLogger(__name__)
@@ -300,6 +300,15 @@ def _settle(
         )
         ledger.apply(MarkTerminal(dialog_id, TerminalState.NO_RECORDING_EXPECTED, reason))
         return CallResult(dialog_id, group, CallVerdict.NO_RECORDING_EXPECTED, reason)
+    if said == CallDownload.NOT_IN_EXPORT and _margin_cut(outcome.plan, record, settings):
+        # The plan cut the end of this call's margin (OCP's 2-day limit): its absence proves nothing, so
+        # no attempt; the next run plans from it, whole window included (retention still escalates).
+        detail = (
+            f"not in export {outcome.export_id}, whose window held the call's life but not all of its "
+            "margin: asked again with its whole window"
+        )
+        escalated = _escalate_if_due(ledger, settings, record, group, detail, now, summary)
+        return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, detail)
     error = _attempt_error(outcome, said, outcome.call_details.get(dialog_id, ""))
     result = ledger.apply(AttemptFailed(dialog_id, run_id, error))
     current = result.record or record
@@ -308,6 +317,11 @@ def _settle(
     escalated = _escalate_if_due(ledger, settings, current, group, error, now, summary)
     attempt = f"attempt {current.retry_count}: {error}"
     return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, attempt)
+
+
+def _margin_cut(plan: ExportPlan, record: CallRecord, settings: Settings) -> bool:
+    call = pending_call(record)
+    return call is not None and margin_cut(plan, call, timedelta(seconds=settings.open_call_timeout_s))
 
 
 def _escalate_if_due(

@@ -54,6 +54,15 @@ def call_start(record: CallRecord) -> datetime | None:
     return record.call_start_ts or record.call_end_ts
 
 
+def pending_call(record: CallRecord) -> PendingCall | None:
+    """What planning needs of ``record``; None for a call that cannot be exported (no OCP group or no
+    time). An end before the start (clock skew) travels as it is: planning covers both."""
+    start = call_start(record)
+    if record.ocp_group is None or start is None:
+        return None
+    return PendingCall(record.dialog_id, record.ocp_group, start, record.call_end_ts, record.retry_count)
+
+
 @dataclass(frozen=True)
 class PendingQuery:
     """What one run looks at: the pending list, or a backfill window, optionally narrowed."""
@@ -121,11 +130,9 @@ def detect_pending(ledger: Ledger, query: PendingQuery, now: datetime | None = N
     for record in records:
         if query.lobs and record.lob not in query.lobs:
             continue
-        start = call_start(record)
-        if record.ocp_group is None or start is None:
+        call = pending_call(record)
+        if call is None:
             continue
-        # An end before the start (clock skew) travels as it is: planning covers both.
-        call = PendingCall(record.dialog_id, record.ocp_group, start, record.call_end_ts, record.retry_count)
         # Oldest first across both lists: a call's age is its end, or its start while its end is unknown.
         aged.append(((record.pending_since or record.open_since or now, record.dialog_id), call))
     aged.sort(key=lambda pair: pair[0])

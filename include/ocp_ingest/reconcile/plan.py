@@ -138,12 +138,16 @@ def plan_exports(
 
     Every call needs its :func:`call_window` (its whole life plus a margin that grows with its failed
     attempts; an open call's life ends ``open_call_life`` after its start). Each plan starts where its
-    group's earliest-needed window starts and takes, in that order, every call whose window fits in 2 days
-    from there, up to ``max_calls`` (None: no cap); it ends where the last of their windows ends. Hours with
-    nothing
-    pending in between are bridged, not split: an export costs mostly its fixed preparation time, and only
-    the planned calls' files are downloaded. A call that fits no plan of this run is carried (counted in
-    ``carried``), never cut. Plans come out oldest first.
+    group's earliest-needed window starts and takes, in that order, every call whose life fits in 2 days
+    from there, up to ``max_calls`` (None: no cap); it ends where the last of their windows ends, or at 2
+    days. Margins give way to OCP's limit, lives never do: when the group's remaining lives fit in 2 days
+    the plan starts as late as holding them all needs, and a call in a plan's last hours may lose the end
+    of its margin, rather than every 2-day backlog costing a second export (its preparation). If such a
+    call is not in the export, the close does not count that against it (:func:`margin_cut`) and the next
+    run asks for it with its whole window. Hours with nothing pending in between are bridged, not split:
+    an export costs mostly its fixed preparation time, and only the planned calls' files are downloaded.
+    A call whose life fits no plan of this run is carried (counted in ``carried``), never cut. Plans come
+    out oldest first.
 
     With ``window`` (a backfill) every group in ``ocp_groups`` (plus those with pending calls) gets plans
     that also cover the window itself, in pieces of at most 2 days, so the manifest diff sees the whole
@@ -164,7 +168,10 @@ def plan_exports(
     plans: list[ExportPlan] = []
     carried: dict[str, int] = {}
     for group, calls in by_group.items():
-        needed = [(call_window(c, margin, open_call_life=open_call_life), c) for c in calls]
+        needed = [
+            (call_window(c, margin, open_call_life=open_call_life), life_window(c, open_call_life), c)
+            for c in calls
+        ]
         group_plans, rest = _plan_group(group, needed, cover, max_plans_per_group, max_calls)
         plans += group_plans
         if rest:
@@ -192,7 +199,33 @@ def chain_links(plans: Iterable[ExportPlan], links: int) -> list[list[ExportPlan
     return rounds
 
 
-_Needed = tuple[tuple[datetime, datetime], PendingCall]
+def margin_cut(plan: ExportPlan, call: PendingCall, open_call_life: timedelta = OPEN_CALL_LIFE) -> bool:
+    """Whether planning cut ``call``'s margin to OCP's 2-day limit: the plan holds the call's life but
+    not its whole :func:`call_window`. Then the call's absence from the export proves nothing against it."""
+    lo, hi = call_window(call, open_call_life=open_call_life)
+    life = life_window(call, open_call_life)
+    spans_limit = plan.end - plan.start >= wire.MAX_WINDOW
+    holds_life = plan.start <= life[0] and life[1] <= plan.end
+    return spans_limit and holds_life and not (plan.start <= lo and hi <= plan.end)
+
+
+def life_window(call: PendingCall, open_call_life: timedelta = OPEN_CALL_LIFE) -> tuple[datetime, datetime]:
+    """The hour-aligned window of ``call``'s life alone, no margin: what a plan must hold to take it."""
+    return call_window(call, timedelta(0), timedelta(0), open_call_life)
+
+
+#: A call's needed window, the window of its life alone, the call
+_Needed = tuple[tuple[datetime, datetime], tuple[datetime, datetime], PendingCall]
+
+
+def _start_holding_all(needed: list[_Needed], start: datetime) -> datetime:
+    """``start``, moved later within the first calls' margins when that lets one plan hold every call's
+    life: the start side of those margins gives way to OCP's limit rather than a second export."""
+    first = min(life[0] for _, life, _ in needed)
+    last = max(life[1] for _, life, _ in needed)
+    if last - first > wire.MAX_WINDOW:
+        return start
+    return max(start, last - wire.MAX_WINDOW)
 
 
 def _plan_group(
@@ -204,7 +237,7 @@ def _plan_group(
 ) -> tuple[list[ExportPlan], int]:
     """One group's plans: its calls' needed windows packed into 2-day exports, oldest first, and (for a
     backfill) ``cover`` covered too. Returns the plans and how many calls fit none of them."""
-    needed = sorted(needed, key=lambda w: (w[0][0], w[1].start, w[1].dialog_id))
+    needed = sorted(needed, key=lambda w: (w[0][0], w[2].start, w[2].dialog_id))
     cursor = cover[0] if cover else None  # the backfill window is covered up to here
     plans: list[ExportPlan] = []
     while len(plans) < max_plans:
@@ -215,14 +248,16 @@ def _plan_group(
         start = needed[0][0][0] if needed else cursor
         if uncovered and cursor is not None and (start is None or cursor < start):
             start = cursor
+        elif not uncovered and start is not None and (max_calls is None or len(needed) <= max_calls):
+            start = _start_holding_all(needed, start)
         assert start is not None
         limit = start + wire.MAX_WINDOW
-        taken = [w for w in needed if w[0][1] <= limit][:max_calls]
-        ends = [w[0][1] for w in taken]
+        taken = [w for w in needed if start <= w[1][0] and w[1][1] <= limit][:max_calls]
+        ends = [min(w[0][1], limit) for w in taken]  # a margin gives way to the limit, never a life
         if uncovered and cover is not None:
             ends.append(min(cover[1], limit))
         end = max(ends)
-        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for _, c in taken)))
+        plans.append(ExportPlan(group, start, end, tuple(c.dialog_id for *_, c in taken)))
         chosen = {id(w) for w in taken}
         needed = [w for w in needed if id(w) not in chosen]  # a call that did not fit waits its turn
         if uncovered:
