@@ -58,6 +58,8 @@ class IngestOutcome:
     mark: Stored | None = field(default=None, compare=False, repr=False)
     #: For ``written``: the object, whose name :meth:`RecordingIngestor.marked` makes durable.
     written_to: ObjectPath | None = field(default=None, compare=False, repr=False)
+    #: For ``written``: the ledger record the mark was made from (the batch need not read it again).
+    basis: CallRecord | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", IngestResult(self.kind))
@@ -168,7 +170,9 @@ class RecordingIngestor:
             return self._conflict(record.dialog_id, sha256, keep)
         if not mark:
             stored = self._stored(record, dest, sha256, len(data), source, verdict)
-            return IngestOutcome(IngestResult.WRITTEN, object_url=str(dest), mark=stored, written_to=dest)
+            return IngestOutcome(
+                IngestResult.WRITTEN, object_url=str(dest), mark=stored, written_to=dest, basis=record
+            )
         return self._mark_stored(record, dest, sha256, len(data), source, verdict, keep)
 
     def marked(self, written: Sequence[IngestOutcome]) -> list[IngestOutcome]:
@@ -177,7 +181,8 @@ class RecordingIngestor:
         Their objects' names are made durable first: the ledger never calls a recording stored under a
         name a power cut could take back."""
         sync_names([o.written_to for o in written if o.written_to is not None])
-        results = self.ledger.apply_many([o.mark for o in written if o.mark is not None])
+        known = {o.basis.dialog_id: o.basis for o in written if o.basis is not None}
+        results = self.ledger.apply_many([o.mark for o in written if o.mark is not None], known)
         final: list[IngestOutcome] = []
         for outcome, result in zip([o for o in written if o.mark is not None], results, strict=True):
             assert outcome.mark is not None and outcome.object_url is not None

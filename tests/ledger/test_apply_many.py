@@ -85,3 +85,28 @@ def test_a_record_changed_by_another_writer_meanwhile_is_re_applied(ledger: Ledg
     record = ledger.get(d)
     assert result.outcome is Outcome.APPLIED and record.s3_stored
     assert record.export_id == "exp-other"  # the other writer's change survived
+
+
+def test_records_the_caller_knows_are_not_read_again_and_a_stale_one_loses_its_race(ledger: Ledger) -> None:
+    fresh, stale, unknown = did(400), did(401), did(402)
+    for d in (fresh, stale, unknown):
+        ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+    known = ledger.get_many([fresh, stale])
+    ledger.apply(stored(stale, SHA_B))  # another writer stores other bytes after the caller read it
+    backend = ledger.backend
+    real_get_many = backend.get_many
+    asked: list[list[str]] = []
+
+    def counting_get_many(dialog_ids):
+        asked.append(list(dialog_ids))
+        return real_get_many(dialog_ids)
+
+    backend.get_many = counting_get_many  # type: ignore[method-assign]
+    try:
+        results = ledger.apply_many([stored(fresh), stored(stale), stored(unknown)], known)
+    finally:
+        backend.get_many = real_get_many  # type: ignore[method-assign]
+    assert asked == [[unknown]]  # only the record the caller did not give
+    assert [r.outcome for r in results] == [Outcome.APPLIED, Outcome.CONFLICT, Outcome.APPLIED]
+    assert ledger.get(stale).sha256 == SHA_B  # the stale copy never overwrote the other writer's change
+    assert ledger.get(fresh).s3_stored and ledger.get(fresh).version == 2

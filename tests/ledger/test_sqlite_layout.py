@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
+import pytest
+
 from ocp_ingest.ledger import Ledger
+from ocp_ingest.ledger.model import TS_WIDTH, format_ts, parse_ts
 from ocp_ingest.ledger.sqlite import SqliteLedgerBackend
 from ocp_ingest.ledger.transitions import CdrEnd, CdrStart, FileReceived
 
@@ -88,3 +91,19 @@ def test_connections_opening_a_fresh_ledger_file_at_once_all_open_it(tmp_path: P
         assert errors == []
         mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
         assert mode == "wal"
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 25, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 25, 10, 0, 0, 7, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+    ],
+)
+def test_ledger_timestamps_are_fixed_width_utc_text_and_read_back_exactly(moment: datetime) -> None:
+    text = format_ts(moment)
+    assert len(text) == TS_WIDTH and text.endswith("Z")
+    assert parse_ts(text) == moment
+    with pytest.raises(ValueError, match="timezone-aware"):
+        format_ts(moment.replace(tzinfo=None))

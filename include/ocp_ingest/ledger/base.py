@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -211,17 +211,23 @@ class Ledger:
     def apply_all(self, transitions: Iterable[Transition]) -> list[TransitionResult]:
         return [self.apply(t) for t in transitions]
 
-    def apply_many(self, transitions: Sequence[Transition]) -> list[TransitionResult]:
+    def apply_many(
+        self, transitions: Sequence[Transition], known: Mapping[str, CallRecord] | None = None
+    ) -> list[TransitionResult]:
         """:meth:`apply` for a batch: one read of all the records, one write batch where the backend has
         ``write_many`` (SQLite: one transaction, so one lock and one commit instead of one per call;
         DynamoDB: transactions of up to 50 records, each with its outbox event).
 
         Same outcomes and audit events as applying them one by one. Every record keeps its own version
         check: a record another writer changed meanwhile (and a call repeated in the batch) goes through
-        :meth:`apply` afterwards, so racing writers still resolve deterministically.
+        :meth:`apply` afterwards, so racing writers still resolve deterministically. ``known``: records
+        the caller has just read, used instead of reading them again; one that went stale meanwhile fails
+        its version check and goes through :meth:`apply` like any other lost race.
         """
         results: list[TransitionResult | None] = [None] * len(transitions)
-        current = self.backend.get_many(list({t.dialog_id: None for t in transitions}))
+        known = known or {}
+        unread = [d for d in dict.fromkeys(t.dialog_id for t in transitions) if d not in known]
+        current = {**known, **self.backend.get_many(unread)} if unread else dict(known)
         now = self.clock()
         seen: set[str] = set()
         later: list[int] = []

@@ -61,9 +61,13 @@ def format_ts(value: datetime | None) -> str | None:
     """Fixed-width UTC ISO 8601 (``2026-11-25T10:00:00.000000Z``): sorts as text."""
     if value is None:
         return None
-    if value.tzinfo is None:
+    offset = value.utcoffset()
+    if offset is None:
         raise ValueError("ledger timestamps must be timezone-aware")
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if offset:
+        value = value.astimezone(UTC)
+    # isoformat (C code, cheaper than strftime) also pads years below 1000: the width stays fixed
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_ts(value: str | None) -> datetime | None:
