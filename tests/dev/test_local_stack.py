@@ -111,3 +111,14 @@ def test_make_run_settles_every_call_and_the_report_reads_100_percent(
     # Both stages did work.
     assert sources[IngestionSource.REALTIME] and sources[IngestionSource.RECONCILIATION], sources
     assert all(r.s3_stored or r.terminal_reason for r in records.values()) and len(records) == 60
+
+
+def test_the_embedded_scheduler_idles_a_quarter_second_unless_the_caller_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ocp_ingest_dev.stack.standalone import SCHEDULER_IDLE_SLEEP, airflow_environment
+
+    monkeypatch.delenv(SCHEDULER_IDLE_SLEEP, raising=False)
+    assert airflow_environment(Path("/p"), 8080)[SCHEDULER_IDLE_SLEEP] == "0.25"
+    monkeypatch.setenv(SCHEDULER_IDLE_SLEEP, "1")
+    assert airflow_environment(Path("/p"), 8080)[SCHEDULER_IDLE_SLEEP] == "1"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -10,6 +11,8 @@ from pathlib import Path
 # Airflow's SQLite connections wait this long for a lock before "database is locked"; pysqlite's 5 s default
 # is too short when the scheduler, dag-processor and api-server all write to one file on a loaded machine.
 SQLITE_CONNECT_ARGS: dict[str, object] = {"timeout": 30}
+#: The scheduler's sleep when a loop found nothing to do; the embedded default sets it, the caller's wins.
+SCHEDULER_IDLE_SLEEP = "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME"
 
 
 def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict[str, str]:
@@ -29,6 +32,9 @@ def airflow_environment(root: Path, port: int, home: Path | None = None) -> dict
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": f"{__name__}.SQLITE_CONNECT_ARGS",
+        # Every task hop and every deferred wait's resume waits for the scheduler's idle sleep (Airflow's
+        # 1 s): 0.25 s took 4 s off a 22-s reconciliation run for about 5% of one core more when idle.
+        SCHEDULER_IDLE_SLEEP: os.environ.get(SCHEDULER_IDLE_SLEEP, "0.25"),
     }
 
 
