@@ -324,9 +324,12 @@ class CpuByComponent:
         self._first = _cpu_by_component()
 
     def sample(self) -> None:
-        for pid, seen in _cpu_by_component().items():
-            self._first.setdefault(pid, (seen[0], 0.0))  # started since: all its CPU counts
-            self._last[pid] = seen
+        for pid, (name, cpu) in _cpu_by_component().items():
+            known = self._last.get(pid) or self._first.get(pid)
+            if known is not None and name == KERNEL:
+                name = known[0]  # an exited task process, not reaped yet, has no command line: still ours
+            self._first.setdefault(pid, (name, 0.0))  # started since: all its CPU counts
+            self._last[pid] = (name, cpu)
 
     def seconds(self) -> dict[str, float]:
         cpu: dict[str, float] = {}
@@ -342,9 +345,12 @@ class CpuByComponent:
                 print(f"  {name:<30} {seconds:6.1f}")
 
 
+KERNEL = "kernel (writeback, journal, ...)"
+
+
 def _component(cmd: str) -> str:
     if not cmd:
-        return "kernel (writeback, journal, ...)"
+        return KERNEL
     for needle, name in (
         ("airflow worker", "task processes"),
         ("airflow supervisor", "task processes"),

@@ -214,6 +214,7 @@ class RecordingIngestor:
                 tolerance_ratio=self.limits.duration_tolerance_ratio,
                 max_bytes=self.limits.max_recording_bytes,
                 known_sha256=known_sha256,
+                header_view=False,  # informational metadata the ledger does not keep
             )
 
         if not is_object_path(received):

@@ -288,3 +288,12 @@ def test_memory_stays_flat_on_a_large_mp3(mp3_telephony):
     assert verdict.ok, verdict.reasons
     assert verdict.metadata["frames"] == (len(frames) - 1) * 800
     assert peak < 4 << 20, f"peak Python allocation {peak} bytes"
+
+
+def test_without_the_header_view_the_verdict_is_the_same_minus_mutagens_reading(wav60, mp3_vbr):
+    for data in (wav60, mp3_vbr):
+        full = validate_audio(io.BytesIO(data))
+        lean = validate_audio(io.BytesIO(data), header_view=False)
+        assert lean == full and lean.ok  # the judgement never depends on mutagen
+        assert "header_duration_s" in full.metadata and "header_duration_s" not in lean.metadata
+        assert "mutagen_bitrate" not in lean.metadata
