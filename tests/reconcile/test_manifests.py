@@ -65,3 +65,37 @@ def test_short_lists_and_dry_runs_travel_inline_and_write_nothing(layout, ingest
     assert not list(ingest_home.rglob("manifests/*.json"))
     assert "manifest" in many.to_reference(layout)
     assert len(list(ingest_home.rglob("manifests/*.json"))) == 1
+
+
+def test_a_long_downloads_per_call_results_travel_as_a_manifest_and_close_reads_them_back(layout) -> None:
+    from ocp_ingest.reconcile.close import match_outcomes
+    from ocp_ingest.reconcile.download import CallDownload, DownloadSummary, per_call_results
+
+    ids = [f"{i:032X}" for i in range(25_000)]
+    plan = ExportPlan("grp-a", T0, T0 + timedelta(days=2), tuple(ids[:-5]))
+    summary = DownloadSummary("exp-1", plan_label=plan.label, bytes_downloaded=123)
+    summary.outcomes = {d: CallDownload.STORED for d in ids[:-10]}
+    summary.outcomes.update({d: CallDownload.NOT_IN_EXPORT for d in ids[-10:]})
+    summary.details = {ids[0]: "ChecksumMismatch: short read", ids[-1]: "not listed"}
+    summary.discovered = ids[-5:]  # lost events: rows created by the manifest diff
+    summary.no_recording = {ids[-2]: "tel:+34910000000"}
+
+    reference = summary.to_reference(layout)
+    assert len(json.dumps(reference)) < 2048  # an XCom row, a pod's return.json
+    assert reference["counts"] == {"stored": 24_990, "not_in_export": 10}
+    assert not {"outcomes", "details", "discovered", "no_recording"} & set(reference)
+    travelled = json.loads(json.dumps(reference))
+    assert per_call_results(travelled) == per_call_results(summary.to_dict())
+    (inline,) = match_outcomes([plan], [summary.to_dict()])
+    (by_reference,) = match_outcomes([plan], [travelled])
+    assert by_reference == inline and len(by_reference.call_outcomes) == 25_000
+    # a short result, or one without a layout (a dry run writes nothing), stays inline
+    short = DownloadSummary("exp-2", plan_label="p", outcomes={ids[0]: CallDownload.STORED})
+    assert short.to_reference(layout) == short.to_dict()
+    assert summary.to_reference(None) == summary.to_dict()
+    # an altered manifest is refused, never read as "no calls"
+    path = Path(reference["calls"]["manifest"].removeprefix("file://"))
+    path.chmod(0o644)
+    path.write_bytes(path.read_bytes().replace(b"stored", b"stired", 1))
+    with pytest.raises(ManifestError):
+        per_call_results(travelled)

@@ -2,7 +2,8 @@
 
 Thin: the arguments (built by :func:`ocp_ingest.airflow.download_pod.download_arguments`) in, the domain
 download (:func:`ocp_ingest.reconcile.download.download_plan`), the result out as small JSON on stdout
-and in ``/airflow/xcom/return.json``, which the pod's XCom sidecar reads.
+and in ``/airflow/xcom/return.json``, which the pod's XCom sidecar reads (a long download's per-call
+results are a manifest object it points to: ``DownloadSummary.to_reference``).
 """
 
 from __future__ import annotations
@@ -20,18 +21,21 @@ def _cmd_download(args: argparse.Namespace) -> int:
     from ocp_ingest.config import Settings
     from ocp_ingest.reconcile.download import download_plan
     from ocp_ingest.reconcile.plan import ExportPlan
+    from ocp_ingest.storage import StorageLayout
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = Settings.from_env()
     summary = download_plan(
         ExportPlan.from_dict(json.loads(args.plan_json)),
         args.export_id or None,
         args.export_status,
-        Settings.from_env(),
+        settings,
         OcpHook(args.ocp_conn_id).get_client,
         message=args.export_message,
         run_id=args.run_id,
     )
-    text = json.dumps(summary.to_dict(), sort_keys=True)
+    # a long download's per-call results go to a manifest: what the sidecar reads stays small
+    text = json.dumps(summary.to_reference(StorageLayout.from_settings(settings)), sort_keys=True)
     xcom = Path(args.xcom_path) if args.xcom_path else XCOM_RETURN_PATH
     if args.xcom_path or xcom.parent.is_dir():  # inside a KubernetesPodOperator pod with do_xcom_push
         xcom.write_text(text)

@@ -21,7 +21,7 @@ from ocp_ingest.ledger import CallRecord, IngestionSource, Ledger, TerminalState
 from ocp_ingest.ledger.model import utcnow
 from ocp_ingest.ledger.transitions import AttemptFailed, MarkTerminal, Outcome
 from ocp_ingest.reconcile.detect import PendingCall, pending_call
-from ocp_ingest.reconcile.download import CallDownload, DownloadStatus
+from ocp_ingest.reconcile.download import CallDownload, DownloadStatus, per_call_results
 from ocp_ingest.reconcile.exports import ExportOutcomeStatus
 from ocp_ingest.reconcile.plan import ExportPlan, margin_cut
 from ocp_ingest.reconcile.windows import floor_hour, iso_seconds
@@ -95,16 +95,17 @@ def match_outcomes(
         status = ExportOutcomeStatus(got.get("export_status") or ExportOutcomeStatus.ERROR)
         if status is ExportOutcomeStatus.COMPLETED and got.get("status") == DownloadStatus.EXPIRED:
             status = ExportOutcomeStatus.EXPIRED
+        calls = per_call_results(got)
         outcomes.append(
             ExportOutcome(
                 plan=plan,
                 export_status=status,
                 export_id=got.get("export_id") or None,
                 message=got.get("message") or "",
-                call_outcomes=got.get("outcomes") or {},
-                call_details=got.get("details") or {},
-                discovered=tuple(got.get("discovered") or ()),
-                no_recording=got.get("no_recording") or {},
+                call_outcomes=calls["outcomes"],
+                call_details=calls["details"],
+                discovered=tuple(calls["discovered"]),
+                no_recording=calls["no_recording"],
                 manifest_diffed=(
                     status is ExportOutcomeStatus.COMPLETED and got.get("status") == DownloadStatus.DONE
                 ),

@@ -38,7 +38,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -54,6 +54,7 @@ from ocp_ingest.ocp.client import OcpClient
 from ocp_ingest.ocp.download import iter_file_chunks
 from ocp_ingest.ocp.errors import ChecksumMismatch, ExportExpired, OcpError, TransientError
 from ocp_ingest.reconcile.exports import ExportOutcomeStatus, keep_export_metadata, recreate_and_wait
+from ocp_ingest.reconcile.manifests import needs_manifest, read_manifest, write_manifest
 from ocp_ingest.reconcile.plan import ExportPlan
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import StorageError, StorageLayout, write_create_only
@@ -140,6 +141,61 @@ class DownloadSummary:
             "planned_matched": self.planned_matched,
             "anomaly": self.anomaly,
         }
+
+    def to_reference(self, layout: StorageLayout | None) -> dict[str, Any]:
+        """The summary as it travels (XCom, the pod's ``return.json``): the per-call results of a long
+        download in a manifest object (one row per call), the counts and the rest beside it; short ones,
+        or without ``layout``, inline (:meth:`to_dict`). Read back with :func:`per_call_results`."""
+        whole = self.to_dict()
+        ids = list(dict.fromkeys([*self.outcomes, *self.details, *self.discovered, *self.no_recording]))
+        if not needs_manifest(len(ids), layout):
+            return whole
+        assert layout is not None
+        discovered = set(self.discovered)
+        rows = [
+            [
+                d,
+                str(self.outcomes.get(d, "")),
+                self.details.get(d, ""),
+                self.no_recording.get(d),
+                d in discovered,
+            ]
+            for d in ids
+        ]
+        small = {k: v for k, v in whole.items() if k not in PER_CALL_FIELDS}
+        return {**small, CALLS_KEY: write_manifest(layout, rows)}
+
+
+#: A download result's per-call fields; a long result carries them as a manifest under :data:`CALLS_KEY`.
+PER_CALL_FIELDS = ("outcomes", "details", "discovered", "no_recording")
+CALLS_KEY = "calls"
+
+
+def per_call_results(result: Mapping[str, Any]) -> dict[str, Any]:
+    """A download result's per-call fields (:data:`PER_CALL_FIELDS`), inline or read back from its
+    manifest (a missing or altered one raises ``ManifestError``: never an empty result)."""
+    reference = result.get(CALLS_KEY)
+    if reference is None:
+        return {
+            "outcomes": result.get("outcomes") or {},
+            "details": result.get("details") or {},
+            "discovered": list(result.get("discovered") or ()),
+            "no_recording": result.get("no_recording") or {},
+        }
+    outcomes: dict[str, str] = {}
+    details: dict[str, str] = {}
+    discovered: list[str] = []
+    no_recording: dict[str, str] = {}
+    for dialog_id, outcome, detail, origin_uri, was_discovered in read_manifest(reference):
+        if outcome:
+            outcomes[dialog_id] = outcome
+        if detail:
+            details[dialog_id] = detail
+        if origin_uri is not None:
+            no_recording[dialog_id] = origin_uri
+        if was_discovered:
+            discovered.append(dialog_id)
+    return {"outcomes": outcomes, "details": details, "discovered": discovered, "no_recording": no_recording}
 
 
 @dataclass(frozen=True)

@@ -194,16 +194,17 @@ def download(
 
     export_plan = ExportPlan.from_dict(wait_result["plan"])
     context["plan_label"] = export_plan.label  # the mapped instance's name (map_index_template)
+    settings = Settings.from_env()
     summary = download_plan(
         export_plan,
         wait_result.get("export_id"),
         wait_result.get("export_status") or "",
-        Settings.from_env(),
+        settings,
         OcpHook(ocp_conn_id).get_client,
         message=wait_result.get("message") or "",
         run_id=context["run_id"],
     )
-    return summary.to_dict()
+    return summary.to_reference(StorageLayout.from_settings(settings))  # per-call rows in a manifest
 
 
 def _as_list(values: Any) -> list[Any]:
