@@ -50,6 +50,21 @@ def return_value_of(dag_run, task_id: str):
         return XComModel.deserialize_value(row)
 
 
+def download_results(dag_run) -> list:
+    """Every ``download_and_store`` instance's return value, whichever link."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, key="return_value")
+            .filter(XComModel.task_id.like("%.download_and_store"))
+            .all()
+        )
+        return [XComModel.deserialize_value(row) for row in rows]
+
+
 def task_states(dag_run) -> dict[tuple[str, int], str]:
     """(task id, map index) -> state of every task instance of the run."""
     return {(ti.task_id, ti.map_index): str(ti.state) for ti in dag_run.get_task_instances()}
@@ -469,7 +484,13 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
     assert max(len(jobs) for jobs in by_group.values()) == 3  # the third link ran too
     written = list((tenant.home / "audit" / "reconciliation" / "manifests").glob("*.json"))
     long_plans = [p for p in summary["plans"] if int(re.search(r"\((\d+) calls?\)", p)[1]) > 2]
-    assert len(written) == 1 + len(long_plans)  # the detection's list, each longer plan's
+    downloads = download_results(dag_run)
+    assert len(downloads) == len(summary["plans"])
+    # a download's per-call results of more than 2 rows came back as a manifest too, not inline
+    by_reference = [d for d in downloads if "calls" in d]
+    assert by_reference and all("outcomes" not in d and d["calls"]["count"] > 2 for d in by_reference)
+    assert all(len(d["outcomes"]) <= 2 for d in downloads if "calls" not in d)
+    assert len(written) == 1 + len(long_plans) + len(by_reference)  # detection's, plans', downloads'
 
 
 def test_a_week_long_window_backfill_is_planned_in_one_run(tenant: Tenant) -> None:

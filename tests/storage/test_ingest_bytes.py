@@ -109,9 +109,9 @@ def test_a_batch_makes_its_names_durable_before_the_ledger_marks_them(setup, mon
         events.append("sync")
         real_sync(dir_fd)
 
-    def apply_many(transitions):
+    def apply_many(transitions, known=None):
         events.append(f"mark {len(transitions)}")
-        return real_apply_many(transitions)
+        return real_apply_many(transitions, known)
 
     monkeypatch.setattr(storage_write, "_sync_directory", sync)
     monkeypatch.setattr(ledger, "apply_many", apply_many)
