@@ -54,13 +54,12 @@ calls = generate_calls(
 """
 
 
-def exports_needed(calls: list, margin_ms: int = 0) -> dict[str, int]:
-    """Per group, OCP's minimum: 2-day windows (hour-aligned) covering its calls' lives (widened by
-    ``margin_ms`` on both sides), one at a time."""
+def exports_needed(calls: list) -> dict[str, int]:
+    """Per group, OCP's minimum: 2-day windows (hour-aligned) covering its calls' lives, one at a time."""
     spans: dict[str, tuple[int, int]] = {}
     for call in calls:
         lo, hi = spans.get(call.ocp_group, (call.start, call.end))
-        spans[call.ocp_group] = (min(lo, call.start - margin_ms), max(hi, call.end + margin_ms))
+        spans[call.ocp_group] = (min(lo, call.start), max(hi, call.end))
     hour_ms = 3_600_000
     return {
         group: math.ceil((math.ceil(hi / hour_ms) - lo // hour_ms) / (OCP_WINDOW.total_seconds() / 3600))
@@ -224,9 +223,6 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     wall = ended - first_trigger
     _, floor_rate = recon.transfer_rates(url, calls, int(os.environ["OCP_INGEST_DOWNLOAD_WORKERS"]))
     need = exports_needed(calls)
-    from ocp_ingest.reconcile.plan import WINDOW_MARGIN
-
-    with_margin = exports_needed(calls, int(WINDOW_MARGIN.total_seconds() * 1000))
     preparation = args.prep_s * max(need.values())
     bound = preparation + needed / floor_rate
     latencies = sorted(health)
@@ -236,10 +232,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     )
     print(f"calls stored:               {stored} / {len(calls)}")
     print(f"runs:                       {len(run_ids)} ({', '.join(states)})")
-    print(
-        f"exports requested:          {exports} (OCP's minimum: {sum(need.values())}, per group {need}; "
-        f"with the planner's {WINDOW_MARGIN} margin either side of a call: {sum(with_margin.values())})"
-    )
+    print(f"exports requested:          {exports} (OCP's minimum: {sum(need.values())}, per group {need})")
     print(f"mapped task instances:      {mapped} over the runs (max_map_length 1024)")
     print(
         f"peak RSS:                   {peak_process / 1024:.0f} MiB largest process ({peak_whose}), "
