@@ -198,7 +198,8 @@ def _fixed(moment: datetime) -> Callable[[], datetime]:
 def seed_report_day(ledger: Ledger, day: date) -> dict[str, int]:
     """A small, varied day of calls in ``ledger`` (deterministic): stored by realtime within a minute,
     by reconciliation hours later, closed with no recording expected, escalated, and two still unresolved
-    late in the day (not past a 24 h SLA while ``day`` is yesterday or later). Returns counts by outcome."""
+    late in the day (23:10 and 23:30: past a 24 h SLA from 23:13 the next day on). Returns counts by
+    outcome."""
     from ocp_ingest.ledger import IngestionSource, TerminalState
     from ocp_ingest.ledger.transitions import (
         AttemptFailed,
