@@ -37,21 +37,8 @@ def summary_of(dag_run) -> dict:
     return return_value_of(dag_run, "close_and_escalate")
 
 
-def return_value_of(dag_run, task_id: str):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = (
-            session.query(XComModel)
-            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, task_id=task_id, key="return_value")
-            .one()
-        )
-        return XComModel.deserialize_value(row)
-
-
-def download_results(dag_run) -> list:
-    """Every ``download_and_store`` instance's return value, whichever link."""
+def return_values_of(dag_run, task_id_like: str) -> list:
+    """The return values of every instance (any map index) of the tasks matching ``task_id_like``."""
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
@@ -59,10 +46,15 @@ def download_results(dag_run) -> list:
         rows = (
             session.query(XComModel)
             .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, key="return_value")
-            .filter(XComModel.task_id.like("%.download_and_store"))
+            .filter(XComModel.task_id.like(task_id_like))
             .all()
         )
         return [XComModel.deserialize_value(row) for row in rows]
+
+
+def return_value_of(dag_run, task_id: str):
+    (value,) = return_values_of(dag_run, task_id)
+    return value
 
 
 def task_states(dag_run) -> dict[tuple[str, int], str]:
@@ -484,7 +476,7 @@ def test_a_group_backlog_of_days_is_chained_in_one_run_one_export_at_a_time(
     assert max(len(jobs) for jobs in by_group.values()) == 3  # the third link ran too
     written = list((tenant.home / "audit" / "reconciliation" / "manifests").glob("*.json"))
     long_plans = [p for p in summary["plans"] if int(re.search(r"\((\d+) calls?\)", p)[1]) > 2]
-    downloads = download_results(dag_run)
+    downloads = return_values_of(dag_run, "%.download_and_store")  # every link's
     assert len(downloads) == len(summary["plans"])
     # a download's per-call results of more than 2 rows came back as a manifest too, not inline
     by_reference = [d for d in downloads if "calls" in d]
