@@ -285,15 +285,13 @@ def _settle(
         # not use up every call's attempts; the failed run is what alerts), but OCP's retention waits for
         # nobody: a call at its deadline is escalated now.
         error = _attempt_error(outcome, said, "")
-        escalated = _escalate_if_due(ledger, settings, record, group, error, now, summary)
-        return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, error)
+        return _pending_without_attempt(ledger, settings, record, group, error, now, summary)
     if said == CallDownload.THROTTLED:
         # OCP throttled the download before this call's file was asked for: OCP's state, not the call's
         # recovery. No attempt; the next run tries again (retention still escalates).
         summary.throttled += 1
         detail = outcome.call_details.get(dialog_id) or "OCP throttled the download: not tried"
-        escalated = _escalate_if_due(ledger, settings, record, group, detail, now, summary)
-        return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, detail)
+        return _pending_without_attempt(ledger, settings, record, group, detail, now, summary)
     if outcome.export_status is ExportOutcomeStatus.COMPLETED and dialog_id in outcome.no_recording:
         reason = (
             f"not SIP (origin_uri {outcome.no_recording[dialog_id]!r}) and not in completed export "
@@ -302,14 +300,13 @@ def _settle(
         ledger.apply(MarkTerminal(dialog_id, TerminalState.NO_RECORDING_EXPECTED, reason))
         return CallResult(dialog_id, group, CallVerdict.NO_RECORDING_EXPECTED, reason)
     if said == CallDownload.NOT_IN_EXPORT and _margin_cut(outcome.plan, record, settings):
-        # The plan cut the end of this call's margin (OCP's 2-day limit): its absence proves nothing, so
-        # no attempt; the next run plans from it, whole window included (retention still escalates).
+        # The plan cut this call's margin (OCP's 2-day limit): its absence proves nothing, so no attempt;
+        # the next run asks with its whole window.
         detail = (
             f"not in export {outcome.export_id}, whose window held the call's life but not all of its "
             "margin: asked again with its whole window"
         )
-        escalated = _escalate_if_due(ledger, settings, record, group, detail, now, summary)
-        return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, detail)
+        return _pending_without_attempt(ledger, settings, record, group, detail, now, summary)
     error = _attempt_error(outcome, said, outcome.call_details.get(dialog_id, ""))
     result = ledger.apply(AttemptFailed(dialog_id, run_id, error))
     current = result.record or record
@@ -318,6 +315,21 @@ def _settle(
     escalated = _escalate_if_due(ledger, settings, current, group, error, now, summary)
     attempt = f"attempt {current.retry_count}: {error}"
     return escalated or CallResult(dialog_id, group, CallVerdict.STILL_PENDING, attempt)
+
+
+def _pending_without_attempt(
+    ledger: Ledger,
+    settings: Settings,
+    record: CallRecord,
+    group: str,
+    detail: str,
+    now: datetime,
+    summary: RunSummary,
+) -> CallResult:
+    """A call left pending with no attempt counted (the miss was not its recovery's); OCP's retention
+    waits for nobody, so one at its deadline is escalated all the same."""
+    escalated = _escalate_if_due(ledger, settings, record, group, detail, now, summary)
+    return escalated or CallResult(record.dialog_id, group, CallVerdict.STILL_PENDING, detail)
 
 
 def _margin_cut(plan: ExportPlan, record: CallRecord, settings: Settings) -> bool:
