@@ -155,3 +155,17 @@ def test_a_batch_of_writes_makes_its_names_durable_with_one_fsync_per_directory(
     with pytest.raises(ObjectExists):
         write_create_only(dests[0], [b"other bytes"], sync_name=False)
     assert len(synced_dirs) == 2
+
+
+def test_a_directory_removed_after_a_write_is_made_again(tmp_path: Path, write_mode: str) -> None:
+    # The writer remembers the directories it made (no mkdir per write); one removed since is made again.
+    folder = tmp_path / "rec" / "2026" / "12"
+    first = ObjectStoragePath((folder / "a.wav").as_uri())
+    assert write_create_only(first, [BODY]).created
+    assert str(folder) in storage_write._KNOWN_DIRECTORIES
+    (folder / "a.wav").unlink()
+    folder.rmdir()
+    (tmp_path / "rec" / "2026").rmdir()
+    second = ObjectStoragePath((folder / "b.wav").as_uri())
+    assert write_create_only(second, [BODY]).created and second.read_bytes() == BODY
+    assert os.listdir(folder) == ["b.wav"]

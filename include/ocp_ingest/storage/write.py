@@ -64,14 +64,32 @@ def _sync_directory(dir_fd: int) -> None:
     os.fsync(dir_fd)
 
 
+#: Directories this process made or found: a write into one opens it without a makedirs first (a mkdir
+#: and stats per component of a deep path, as costly as the write's own metadata work for a small file).
+_KNOWN_DIRECTORIES: set[str] = set()
+_KNOWN_DIRECTORIES_MAX = 10_000
+
+
+def _open_directory(directory: str) -> int:
+    """An fd of ``directory``, created (with its parents) if needed."""
+    if directory in _KNOWN_DIRECTORIES:
+        with contextlib.suppress(FileNotFoundError):  # else removed since: made again below
+            return os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    os.makedirs(directory, exist_ok=True)
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    if len(_KNOWN_DIRECTORIES) >= _KNOWN_DIRECTORIES_MAX:
+        _KNOWN_DIRECTORIES.clear()
+    _KNOWN_DIRECTORIES.add(directory)
+    return dir_fd
+
+
 @contextlib.contextmanager
 def _naming_in_directory(dest: ObjectPath, sync: bool = True) -> Iterator[tuple[str, int, str]]:
     """``(directory, dir_fd, name)`` of a local ``dest``, its directory created if needed, for the body to
     give ``name`` to a file there; once it has, the directory is fsynced (unless ``sync`` is False: the
     caller's :func:`sync_names` will): the new name is durable."""
     directory, name = os.path.split(local_path(dest))
-    os.makedirs(directory, exist_ok=True)
-    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    dir_fd = _open_directory(directory)
     try:
         yield directory, dir_fd, name
         if sync:
