@@ -88,9 +88,18 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
         "terminal": s.get("terminal_by_reason"),
         "stored_bytes": s.get("stored_bytes"),
         "tasks_per_worker": topology.get("tasks_per_worker"),
+        "stores_per_worker": topology.get("stores_per_worker"),
         "pushes_per_receiver": topology.get("pushes_per_receiver"),
         "ok": bool(s.get("ok")) and result["exit"] == 0,
     }
+
+
+def _shares(counts: dict[str, int] | None) -> str:
+    """``{worker: n}`` as "worker-1 12 (40%), worker-2 18 (60%)"."""
+    total = sum((counts or {}).values())
+    if not total:
+        return "none"
+    return ", ".join(f"{name} {n} ({100 * n / total:.0f}%)" for name, n in sorted((counts or {}).items()))
 
 
 def _num(value: float | None, unit: str = "", digits: int = 1) -> str:
@@ -134,8 +143,8 @@ def main() -> int:
         )
         if topology == "distributed":
             print(
-                f"{'':<12} tasks per worker {f['tasks_per_worker']}, "
-                f"pushes per receiver {f['pushes_per_receiver']}"
+                f"{'':<12} tasks per worker {f['tasks_per_worker']}, realtime stores per worker "
+                f"{_shares(f['stores_per_worker'])}, pushes per receiver {f['pushes_per_receiver']}"
             )
         else:
             print(f"{'':<12} tasks in one process (dag.test), one in-process receiver")

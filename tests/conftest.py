@@ -40,6 +40,26 @@ def load_dag(dag_id: str):
     return bag.dags[dag_id]
 
 
+def return_values_of(dag_run, task_id_like: str) -> list:
+    """The return values of every instance (any map index) of the tasks matching ``task_id_like``."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(XComModel)
+            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, key="return_value")
+            .filter(XComModel.task_id.like(task_id_like))
+            .all()
+        )
+        return [XComModel.deserialize_value(row) for row in rows]
+
+
+def return_value_of(dag_run, task_id: str):
+    (value,) = return_values_of(dag_run, task_id)
+    return value
+
+
 @pytest.fixture
 def ingest_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh embedded-default home: every OCP_INGEST_* path resolves under tmp_path."""

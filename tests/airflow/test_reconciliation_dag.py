@@ -16,7 +16,7 @@ from ocp_ingest.ledger.transitions import CallIdentity, CdrEnd, CdrStart
 from ocp_ingest.ocp import wire
 from ocp_ingest_dev.simulator import audio
 from tests.airflow.conftest import Tenant, sha_of, sim_config, store_by_realtime
-from tests.conftest import load_dag
+from tests.conftest import load_dag, return_value_of, return_values_of
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
 
@@ -35,26 +35,6 @@ def run_dag(**params: object) -> dict:
 
 def summary_of(dag_run) -> dict:
     return return_value_of(dag_run, "close_and_escalate")
-
-
-def return_values_of(dag_run, task_id_like: str) -> list:
-    """The return values of every instance (any map index) of the tasks matching ``task_id_like``."""
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        rows = (
-            session.query(XComModel)
-            .filter_by(dag_id=dag_run.dag_id, run_id=dag_run.run_id, key="return_value")
-            .filter(XComModel.task_id.like(task_id_like))
-            .all()
-        )
-        return [XComModel.deserialize_value(row) for row in rows]
-
-
-def return_value_of(dag_run, task_id: str):
-    (value,) = return_values_of(dag_run, task_id)
-    return value
 
 
 def task_states(dag_run) -> dict[tuple[str, int], str]:

@@ -202,6 +202,11 @@ def assert_the_distributed_run(summary: dict, out: str, calls: int, run_dir: Pat
     tasks, pushes = topology["tasks_per_worker"], topology["pushes_per_receiver"]
     assert set(tasks) == {"worker-1", "worker-2"} and all(n > 0 for n in tasks.values()), tasks
     assert set(pushes) == {"receiver-1", "receiver-2"} and all(n > 0 for n in pushes.values()), pushes
+    # each realtime run's summary says which worker stored what (a store whose try was cut and retried is
+    # counted once, by the try that finished, so at most the ledger's realtime stores)
+    stores = topology["stores_per_worker"]
+    assert set(stores) <= {"worker-1", "worker-2"}, stores
+    assert sum(stores.values()) <= summary["stored_realtime"], stores
     # Storage is s3:// only: no worker, receiver or the simulator spilled anything into its private
     # OCP_INGEST_HOME (a task that did would have needed a disk shared between hosts).
     assert not list(run_dir.glob("*/*/ocp_ingest_home")), "something spilled to local disk"

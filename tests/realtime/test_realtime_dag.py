@@ -6,12 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from airflow.sdk.api.client import get_hostname
 
 from ocp_ingest.ledger import CallStatus, IngestionSource
 from ocp_ingest.realtime import count_arrivals
 from ocp_ingest_dev.simulator import audio
 from ocp_ingest_dev.simulator.push import Pusher, PushFaults, PushPlan, plan_pushes, push_calls
-from tests.conftest import load_dag
+from tests.conftest import load_dag, return_value_of, return_values_of
 from tests.realtime.conftest import SECRET, Receiver
 
 pytestmark = pytest.mark.usefixtures("airflow_db")
@@ -172,3 +173,10 @@ def test_a_run_fans_out_into_shards_that_together_store_every_call(
     for call in with_audio:
         assert receiver.ledger.get(call.dialog_id).call_status is CallStatus.COMPLETED
     assert receiver.landing_files() == []
+    # every shard says which worker stored its calls; the run's summary adds them up per worker
+    per_shard = return_values_of(dag_run, "store_shard")
+    workers = {s["worker"] for s in per_shard}
+    assert len(per_shard) == 3 and workers == {get_hostname()}
+    summary = return_value_of(dag_run, "summarize")
+    assert summary["stored"] == len(with_audio)
+    assert summary["stored_by_worker"] == {get_hostname(): len(with_audio)}

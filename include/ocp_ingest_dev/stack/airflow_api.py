@@ -154,6 +154,17 @@ class AirflowApi:
             if not body["task_instances"] or len(found) >= body["total_entries"]:
                 return found
 
+    def return_value(self, dag_id: str, run_id: str, task_id: str) -> Any:
+        """A (non-mapped) task's return value in one run, as stored; None when it returned none."""
+        response = self._http.get(
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/return_value",
+            headers=self._headers(),
+        )
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()["value"]
+
     def run_url(self, dag_id: str, run_id: str) -> str:
         return f"{self.base_url}/dags/{dag_id}/runs/{run_id}"
 

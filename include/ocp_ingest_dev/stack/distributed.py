@@ -1021,6 +1021,7 @@ class DistributedStack:
                 if done is not None:
                     report_settled(*done, time.monotonic() - started, sys.stdout, self.api(), self.ui_url)
                     print(f"  tasks per worker: {self.tasks_per_worker()}", flush=True)
+                    print(f"  realtime stores per worker: {self.stores_per_worker()}", flush=True)
                     print(f"  pushes per receiver (haproxy): {self.pushes_per_receiver()}", flush=True)
             while self.alive():
                 time.sleep(1.0)
@@ -1047,6 +1048,20 @@ class DistributedStack:
             for ti in api.task_instances():
                 if ti.get("hostname") and ti.get("state") in ("success", "failed", "up_for_retry", "running"):
                     counts[str(ti["hostname"])] += 1
+        finally:
+            api.close()
+        return dict(sorted(counts.items()))
+
+    def stores_per_worker(self) -> dict[str, int]:
+        """Recordings the realtime DAG stored, by the worker that stored them (each run's summary says)."""
+        from collections import Counter
+
+        api = self.api()
+        counts: Counter[str] = Counter()
+        try:
+            for run in api.dag_runs("ocp_realtime_ingest"):
+                summary = api.return_value("ocp_realtime_ingest", run["dag_run_id"], "summarize") or {}
+                counts.update(summary.get("stored_by_worker") or {})
         finally:
             api.close()
         return dict(sorted(counts.items()))

@@ -53,17 +53,21 @@ def store_shard(context: Any, shard: dict[str, Any], workers: int = 4) -> dict[s
     if summary.orphaned:
         log.warning("recordings waiting over an hour for their dialog_end: %s", ", ".join(summary.orphaned))
     log.info("realtime %s: %s", part.label, summary.to_dict())
-    return summary.to_dict()
+    # which worker stored them: the run's summary shows how the shards spread over the workers
+    return {**summary.to_dict(), "worker": context["ti"].hostname}
 
 
 def summarize(cdr_events_rolled: int, shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
-    """The run's summary: every shard's figures added up (the same keys as one shard's)."""
+    """The run's summary: every shard's figures added up (the same keys as one shard's), how many shards
+    ran, and the calls each worker stored (`stored_by_worker`: more workers, more of them store)."""
     total: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
+    stored_by_worker: Counter[str] = Counter()
     orphaned: list[str] = []
     done = 0
     for summary in shards:
         done += 1
+        stored_by_worker[str(summary.get("worker"))] += int(summary.get("stored", 0))
         for key, value in summary.items():
             if key == "reasons":
                 reasons.update(value)
@@ -72,6 +76,6 @@ def summarize(cdr_events_rolled: int, shards: Iterable[dict[str, Any]]) -> dict[
             elif isinstance(value, int):
                 total[key] += value
     result: dict[str, Any] = {**total, "reasons": dict(reasons), "orphaned": orphaned}
-    result.update(shards=done, cdr_events_rolled=cdr_events_rolled)
+    result.update(shards=done, cdr_events_rolled=cdr_events_rolled, stored_by_worker=dict(stored_by_worker))
     log.info("realtime run: %s", result)
     return result
