@@ -107,3 +107,25 @@ def test_ledger_timestamps_are_fixed_width_utc_text_and_read_back_exactly(moment
     assert parse_ts(text) == moment
     with pytest.raises(ValueError, match="timezone-aware"):
         format_ts(moment.replace(tzinfo=None))
+
+
+def test_a_record_with_every_field_set_is_stored_as_plain_values_and_read_back_equal() -> None:
+    from dataclasses import fields
+
+    from ocp_ingest.ledger import CallRecord, CallStatus, IngestionSource, TerminalState
+
+    moment = datetime(2026, 12, 5, 1, 2, 3, 456789, tzinfo=UTC)
+    record = CallRecord("A" * 32, call_status=CallStatus.COMPLETED, ingestion_source=IngestionSource.REALTIME)
+    record.terminal_state = TerminalState.NO_RECORDING_EXPECTED
+    for f in fields(CallRecord):
+        if f.name.endswith(("_ts", "_at")):
+            setattr(record, f.name, moment)
+        elif getattr(record, f.name) is None:
+            numbers = {"audio_duration_s": 1.5, "duration_ms": 7000, "size_bytes": 56000}
+            setattr(record, f.name, numbers.get(f.name, f"{f.name}-value"))
+    item = record.to_item()
+    assert set(item) == {f.name for f in fields(CallRecord)}
+    assert all(type(v) in (str, int, float, bool) for v in item.values()), item  # JSON-able as it is
+    assert item["call_start_ts"] == format_ts(moment) and item["call_status"] == "COMPLETED"
+    assert item["terminal_state"] == TerminalState.NO_RECORDING_EXPECTED.value
+    assert CallRecord.from_item(item) == record

@@ -177,13 +177,9 @@ class CallRecord:
     def to_item(self) -> dict[str, Any]:
         """Plain JSON-able dict (enums as strings, datetimes as fixed-width ISO strings)."""
         item: dict[str, Any] = {}
-        for name in RECORD_FIELDS:  # every field is a scalar: no (deep-copying) dataclasses.asdict
+        for name, convert in _TO_ITEM:  # every field is a scalar: no (deep-copying) dataclasses.asdict
             value = getattr(self, name)
-            if isinstance(value, datetime):
-                value = format_ts(value)
-            elif isinstance(value, enum.Enum):
-                value = value.value
-            item[name] = value
+            item[name] = value if convert is None or value is None else convert(value)
         return item
 
     @classmethod
@@ -218,5 +214,21 @@ def _converter(name: str) -> Any:
     return None
 
 
-# Built once: from_item runs for every record read.
+def _enum_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def _to_stored(name: str) -> Any:
+    """How a record's field becomes the stored item's value (None: kept as it is); the inverse of
+    :func:`_converter`."""
+    convert = _converter(name)
+    if convert is parse_ts:
+        return format_ts
+    if isinstance(convert, type) and issubclass(convert, enum.Enum):
+        return _enum_value
+    return None
+
+
+# Built once: from_item runs for every record read, to_item for every record written.
 _FROM_ITEM: tuple[tuple[str, Any], ...] = tuple((name, _converter(name)) for name in RECORD_FIELDS)
+_TO_ITEM: tuple[tuple[str, Any], ...] = tuple((name, _to_stored(name)) for name in RECORD_FIELDS)
