@@ -88,7 +88,7 @@ def figures(result: dict[str, Any]) -> dict[str, Any]:
         "terminal": s.get("terminal_by_reason"),
         "stored_bytes": s.get("stored_bytes"),
         "tasks_per_worker": topology.get("tasks_per_worker"),
-        "stores_per_worker": topology.get("stores_per_worker"),
+        "realtime_stores_per_worker": topology.get("realtime_stores_per_worker"),
         "pushes_per_receiver": topology.get("pushes_per_receiver"),
         "ok": bool(s.get("ok")) and result["exit"] == 0,
     }
@@ -144,7 +144,7 @@ def main() -> int:
         if topology == "distributed":
             print(
                 f"{'':<12} tasks per worker {f['tasks_per_worker']}, realtime stores per worker "
-                f"{_shares(f['stores_per_worker'])}, pushes per receiver {f['pushes_per_receiver']}"
+                f"{_shares(f['realtime_stores_per_worker'])}, pushes per receiver {f['pushes_per_receiver']}"
             )
         else:
             print(f"{'':<12} tasks in one process (dag.test), one in-process receiver")

@@ -204,7 +204,7 @@ def assert_the_distributed_run(summary: dict, out: str, calls: int, run_dir: Pat
     assert set(pushes) == {"receiver-1", "receiver-2"} and all(n > 0 for n in pushes.values()), pushes
     # each realtime run's summary says which worker stored what (a store whose try was cut and retried is
     # counted once, by the try that finished, so at most the ledger's realtime stores)
-    stores = topology["stores_per_worker"]
+    stores = topology["realtime_stores_per_worker"]
     assert set(stores) <= {"worker-1", "worker-2"}, stores
     assert sum(stores.values()) <= summary["stored_realtime"], stores
     # Storage is s3:// only: no worker, receiver or the simulator spilled anything into its private

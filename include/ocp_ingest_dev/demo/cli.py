@@ -146,7 +146,7 @@ def finish(summary: dict[str, Any], args: argparse.Namespace, console: Any) -> i
         print(
             f"  topology: {t['executor']}, {t['metadata_db']}, ledger {t['ledger_backend']}, storage "
             f"{t['storage_scheme']}; tasks per worker {t['tasks_per_worker']}, realtime stores per worker "
-            f"{t['stores_per_worker']}, pushes per receiver {t['pushes_per_receiver']}",
+            f"{t['realtime_stores_per_worker']}, pushes per receiver {t['pushes_per_receiver']}",
             file=console,
         )
     for fault in summary.get("faults", []):

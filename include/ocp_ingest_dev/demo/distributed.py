@@ -262,7 +262,7 @@ def topology_facts(stack: Any, settings: Any) -> dict[str, Any]:
         "sse_kms": recordings_sse(stack, settings),
         "workers": stack.worker_names(),
         "tasks_per_worker": stack.tasks_per_worker(),
-        "stores_per_worker": stack.stores_per_worker(),
+        "realtime_stores_per_worker": stack.realtime_stores_per_worker(),
         "receivers": stack.receiver_names(),
         "pushes_per_receiver": stack.pushes_per_receiver(),
         "ports": dict(stack.ports),

@@ -1021,7 +1021,7 @@ class DistributedStack:
                 if done is not None:
                     report_settled(*done, time.monotonic() - started, sys.stdout, self.api(), self.ui_url)
                     print(f"  tasks per worker: {self.tasks_per_worker()}", flush=True)
-                    print(f"  realtime stores per worker: {self.stores_per_worker()}", flush=True)
+                    print(f"  realtime stores per worker: {self.realtime_stores_per_worker()}", flush=True)
                     print(f"  pushes per receiver (haproxy): {self.pushes_per_receiver()}", flush=True)
             while self.alive():
                 time.sleep(1.0)
@@ -1052,7 +1052,7 @@ class DistributedStack:
             api.close()
         return dict(sorted(counts.items()))
 
-    def stores_per_worker(self) -> dict[str, int]:
+    def realtime_stores_per_worker(self) -> dict[str, int]:
         """Recordings the realtime DAG stored, by the worker that stored them (each run's summary says)."""
         from collections import Counter
 
