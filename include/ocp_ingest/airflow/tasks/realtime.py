@@ -52,9 +52,10 @@ def store_shard(context: Any, shard: dict[str, Any], workers: int = 4) -> dict[s
         summary = processor.process(arrivals, workers=workers)
     if summary.orphaned:
         log.warning("recordings waiting over an hour for their dialog_end: %s", ", ".join(summary.orphaned))
-    log.info("realtime %s: %s", part.label, summary.to_dict())
     # which worker stored them: the run's summary shows how the shards spread over the workers
-    return {**summary.to_dict(), "worker": context["ti"].hostname}
+    result = {**summary.to_dict(), "worker": context["ti"].hostname}
+    log.info("realtime %s: %s", part.label, result)
+    return result
 
 
 def summarize(cdr_events_rolled: int, shards: Iterable[dict[str, Any]]) -> dict[str, Any]:
