@@ -39,8 +39,7 @@ def test_a_new_arrival_fires_the_trigger(tmp_path: Path) -> None:
         task = asyncio.create_task(first_event(LandingArrivalsTrigger(tmp_path.as_uri(), 0.05, 30)))
         await asyncio.sleep(0.2)
         assert not task.done()
-        (tmp_path / "cdr").mkdir()
-        (tmp_path / "cdr" / "evt_1.json").write_text("{}")
+        (tmp_path / "cdr_waiting").write_bytes(b"")  # what the receiver leaves when it keeps events
         return await asyncio.wait_for(task, 5)
 
     assert asyncio.run(scenario()) == {"status": "arrivals", "waiting": 1}
@@ -50,7 +49,7 @@ def test_without_an_explicit_url_the_trigger_watches_the_configured_landing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OCP_INGEST_HOME", str(tmp_path))
-    (tmp_path / "landing" / "cdr").mkdir(parents=True)
+    (tmp_path / "landing" / "cdr").mkdir(parents=True)  # an event landed as a file by an older version
     (tmp_path / "landing" / "cdr" / "evt_1.json").write_text("{}")
     trigger = LandingArrivalsTrigger(None, 0.05, 1)
     assert trigger.serialize()[1]["landing_url"] is None

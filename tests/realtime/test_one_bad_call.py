@@ -171,19 +171,21 @@ def test_a_sidecar_whose_audio_vanished_is_flagged_not_retried(embedded: Embedde
     assert list_arrivals(embedded.layout, 100) == []
 
 
-def test_a_landed_event_that_no_longer_reads_is_quarantined_and_the_roll_goes_on(
+def test_a_kept_event_that_no_longer_reads_is_quarantined_and_the_roll_goes_on(
     embedded: Embedded, ingest_home: Path, calls
 ) -> None:
     events = [e for c in calls[:2] for e in c.events()]
     for event in events:
         record_cdr_event(event, embedded.ledger, embedded.layout, embedded.router)
-    cdr = ingest_home / "landing" / "cdr"
-    unreadable = b'{"id": "x", "time": 99999999999999999999}'  # e.g. accepted before a stricter rule
-    (cdr / "0000damaged.json").write_bytes(unreadable)
-    assert roll_cdr_manifest(embedded.layout) == len(events) + 1
+    unreadable = '{"id": "x", "time": 99999999999999999999}'  # e.g. accepted before a stricter rule
+    embedded.ledger.backend.cdr_inbox_add([("damaged", unreadable)], "2026-12-05T00:00:00.000000Z")
+    cdr = ingest_home / "landing" / "cdr"  # and a damaged file landed by a version before the inbox
+    cdr.mkdir(parents=True)
+    (cdr / "0000damaged.json").write_text(unreadable + " ")
+    assert roll_cdr_manifest(embedded.layout, embedded.ledger) == len(events) + 2
     manifest = list((ingest_home / "audit" / "cdr_manifest").rglob("*.ndjson"))
     assert sum(len(f.read_text().splitlines()) for f in manifest) == len(events)
     kept = list((ingest_home / "quarantine" / "invalid_cdr_event").iterdir())
-    assert [k.read_bytes() for k in kept] == [unreadable]
-    assert list(cdr.iterdir()) == []
-    assert roll_cdr_manifest(embedded.layout) == 0
+    assert sorted(k.read_text() for k in kept) == [unreadable, unreadable + " "]
+    assert list(cdr.iterdir()) == [] and embedded.ledger.backend.cdr_inbox_list(10) == []
+    assert roll_cdr_manifest(embedded.layout, embedded.ledger) == 0

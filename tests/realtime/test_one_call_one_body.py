@@ -88,8 +88,8 @@ def test_an_event_id_reused_for_another_event_is_409_and_writes_nothing(receiver
     first, other = calls[0], calls[1]
     start = first.dialog_start()
     assert receiver.post_events([start]).status_code == 200
-    landed = receiver.home / "landing" / "cdr" / f"{start.event_id}.json"
-    before = landed.read_bytes()
+    before = receiver.ledger.backend.cdr_inbox_list(10)
+    assert [event_id for event_id, _ in before] == [start.event_id]
 
     reused = other.dialog_start().model_copy(update={"event_id": start.event_id})
     answer = receiver.post_events([reused])
@@ -97,7 +97,7 @@ def test_an_event_id_reused_for_another_event_is_409_and_writes_nothing(receiver
     assert answer.json()["accepted"] == 0
     assert "already names a different event" in answer.json()["rejected"][0]["reason"]
     assert receiver.ledger.get(other.dialog_id) is None  # no ledger row for the refused event
-    assert landed.read_bytes() == before
+    assert receiver.ledger.backend.cdr_inbox_list(10) == before
 
     again = receiver.post_events([start])  # the same event again: an idempotent success
     assert again.status_code == 200 and again.json()["duplicates"] == 1

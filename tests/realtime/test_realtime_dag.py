@@ -58,9 +58,8 @@ def test_every_pushed_call_is_completed_with_the_ground_truth_bytes(receiver: Re
     manifest = list((receiver.home / "audit" / "cdr_manifest").rglob("*.ndjson"))
     lines = [ln for f in manifest for ln in f.read_text().splitlines()]
     assert len(lines) == sum(len(c.events()) for c in calls)
-    assert not (receiver.home / "landing" / "cdr").exists() or not list(
-        (receiver.home / "landing" / "cdr").iterdir()
-    )
+    assert receiver.cdr_inbox() == []  # every accepted event rolled
+    assert not (receiver.home / "landing" / "cdr_waiting").exists()  # nothing left to wake the DAG
 
     before = {c.dialog_id: receiver.ledger.get(c.dialog_id) for c in calls}
     push(receiver, calls, PushFaults.none())  # OCP redelivers everything

@@ -53,9 +53,9 @@ class Receiver:
         root = self.home / "landing" / "audio"
         return sorted(p.name for p in root.rglob("*.*")) if root.exists() else []
 
-    def cdr_files(self) -> list[str]:
-        root = self.home / "landing" / "cdr"
-        return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    def cdr_inbox(self) -> list[str]:
+        """The ids of the accepted CDR events the ledger keeps until the roll."""
+        return sorted(event_id for event_id, _ in self.ledger.backend.cdr_inbox_list(100_000))
 
 
 def sha256(body: bytes) -> str:

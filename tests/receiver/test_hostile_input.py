@@ -47,7 +47,7 @@ def test_impossible_values_are_422_with_a_reason_and_write_nothing(
     (rejection,) = response.json()["rejected"]
     assert rejection["index"] == 0 and rejection["reason"].startswith(field)
     assert receiver.ledger.get(calls[0].dialog_id) is None
-    assert receiver.cdr_files() == []
+    assert receiver.cdr_inbox() == []
 
 
 def test_an_impossible_event_does_not_block_the_good_ones_of_its_batch(receiver: Receiver, calls) -> None:
@@ -59,7 +59,7 @@ def test_an_impossible_event_does_not_block_the_good_ones_of_its_batch(receiver:
     assert [r["index"] for r in response.json()["rejected"]] == [0]
     assert receiver.ledger.get(calls[0].dialog_id) is None
     assert receiver.ledger.get(calls[1].dialog_id).has_cdr_end
-    assert len(receiver.cdr_files()) == len(good)
+    assert len(receiver.cdr_inbox()) == len(good)
 
 
 def test_a_malformed_ndjson_line_is_refused_alone_and_the_rest_kept(receiver: Receiver, calls) -> None:
@@ -84,7 +84,7 @@ def test_deeply_nested_json_is_a_4xx_never_a_500(receiver: Receiver, calls, dept
         assert response.status_code in (400, 422), (depth, response.status_code, response.text[:200])
         assert len(response.content) < 2000
     assert receiver.ledger.get(calls[0].dialog_id) is None
-    assert receiver.cdr_files() == []
+    assert receiver.cdr_inbox() == []
 
 
 def test_a_flood_of_bad_records_is_answered_in_bounded_form(receiver: Receiver) -> None:

@@ -1,5 +1,5 @@
-"""OCP's event_id is its opaque id (issue #17): any non-empty printable string up to a bound is accepted,
-becomes a landing key only through ``ids.opaque_key``, and two different ids never share a key."""
+"""OCP's event_id is its opaque id (issue #17): any non-empty printable string up to a bound is accepted
+and kept under itself in the ledger's CDR inbox, where two different ids never share a key."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocp_ingest import ids
 from ocp_ingest.ocp import wire
 from ocp_ingest.realtime.events import roll_cdr_manifest
 from ocp_ingest.storage import StorageLayout
@@ -47,11 +46,7 @@ def test_every_opaque_event_id_is_accepted_once_under_a_key_of_its_own(receiver:
     answer = receiver.post_events(events)
     assert answer.status_code == 200, answer.text
     assert answer.json()["accepted"] == len(LEGAL) and answer.json()["duplicates"] == 0
-    landed = receiver.cdr_files()
-    assert len(landed) == len(LEGAL)  # a file per id: no two ids collided into one key
-    assert all("/" not in n and not n.startswith(".") and len(n) <= 80 for n in landed)
-    assert "a-b.json" in landed  # plain tokens keep their key (landing keys written before stay valid)
-    assert set(landed) == {f"{ids.opaque_key(i)}.json" for i in LEGAL}
+    assert receiver.cdr_inbox() == sorted(LEGAL)  # each kept under its own id: no two collided
     # Redelivered: each is a duplicate of itself, found through its key.
     again = receiver.post_events(events, kind="ndjson")
     assert again.status_code == 200 and again.json()["duplicates"] == len(LEGAL)
@@ -59,7 +54,7 @@ def test_every_opaque_event_id_is_accepted_once_under_a_key_of_its_own(receiver:
     other = _more_calls()[-1].dialog_end().model_copy(update={"event_id": "exp.20261202.0001"})
     assert receiver.post_events([other]).status_code == 409
     # The manifest keeps the ids as OCP gave them.
-    assert roll_cdr_manifest(StorageLayout.from_settings(receiver.settings)) == len(LEGAL)
+    assert roll_cdr_manifest(StorageLayout.from_settings(receiver.settings), receiver.ledger) == len(LEGAL)
     manifest = [p for p in receiver.home.rglob("*.ndjson") if "cdr_manifest" in p.parts]
     lines = [json.loads(line) for path in manifest for line in path.read_text().splitlines()]
     assert {line["event_id"] for line in lines} == set(LEGAL)
@@ -79,7 +74,7 @@ def test_an_event_id_that_is_empty_unprintable_or_too_long_is_refused_alone(
     assert answer.status_code == 207, answer.text
     (rejected,) = answer.json()["rejected"]
     assert rejected["index"] == 1 and "event_id" in rejected["reason"]
-    assert receiver.cdr_files() == ["good-1.json"]
+    assert receiver.cdr_inbox() == ["good-1"]
 
 
 def test_the_longest_event_id_accepted_is_the_bound() -> None:

@@ -1,9 +1,9 @@
 """The receiver when its own storage fails: a real full disk (a small tmpfs as the landing root).
 
 A push that meets a full landing disk is answered 507 with Retry-After, keeps no bytes and sets nothing in
-the ledger; once space returns, the same push lands. Events meeting the full disk get 507 too, and a
-redelivered batch records each event once. The tmpfs needs root and mounts; where they are
-not allowed the test is skipped with the reason (CI and these machines run as root).
+the ledger; once space returns, the same push lands. Events are kept in the ledger, so the full disk
+refuses none of them, and a redelivered batch records each event once. The tmpfs needs root and mounts;
+where they are not allowed the test is skipped with the reason (CI and these machines run as root).
 """
 
 from __future__ import annotations
@@ -61,22 +61,19 @@ def test_a_push_on_a_full_landing_disk_is_507_keeps_nothing_and_lands_once_space
     assert record is not None and record.file_received
 
 
-def test_events_on_a_full_landing_disk_are_507_and_a_redelivery_records_each_once(
+def test_events_on_a_full_landing_disk_are_accepted_once_each(
     landing_disk: Path, receiver: Receiver, calls: list[SimCall]
 ) -> None:
+    """Events are kept in the ledger, not in landing: a full landing disk refuses recordings, not them."""
     events = [e for c in calls for e in c.events()]
-    filler = fill(landing_disk, leave_bytes=0)
-    refused = receiver.post_events(events)
-    assert refused.status_code == 507, refused.text
-    assert "retry-after" in refused.headers
-    assert receiver.cdr_files() == []
-
-    filler.unlink()
+    fill(landing_disk, leave_bytes=0)
     accepted = receiver.post_events(events)
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["accepted"] == len(events) and accepted.json()["duplicates"] == 0
+    assert receiver.cdr_inbox() == sorted(e.event_id for e in events)
     again = receiver.post_events(events)
     assert again.json()["duplicates"] == len(events)
+    assert receiver.cdr_inbox() == sorted(e.event_id for e in events)
 
 
 def test_storage_full_is_recognised_through_wrapping_exceptions() -> None:

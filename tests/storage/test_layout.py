@@ -38,9 +38,7 @@ def test_landing_keys(store: StorageLayout, tmp_path: Path) -> None:
     assert str(store.landing_audio_folder()).endswith(f"{landing}/audio")
     assert str(store.landing_waiting_folder()).endswith(f"{landing}/audio/waiting")
     assert str(store.landing_cdr_folder()).endswith(f"{landing}/cdr")
-    assert str(store.cdr_event_path("evt-1")).endswith(f"{landing}/cdr/evt-1.json")
-    with pytest.raises(InvalidIdentifier, match="event_id"):
-        store.cdr_event_path("../evt")
+    assert str(keys.cdr_waiting_marker(store.landing_url)).endswith(f"{landing}/cdr_waiting")
 
 
 def test_audit_area_keys(store: StorageLayout, tmp_path: Path) -> None:

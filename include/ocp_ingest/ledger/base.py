@@ -79,6 +79,20 @@ class LedgerBackend(Protocol):
         """Published: remove them (missing ones are ignored)."""
         ...
 
+    def cdr_inbox_add(self, events: Sequence[tuple[str, str]], at: str) -> list[bool | None]:
+        """Keep accepted CDR events ``(event_id, body)`` until they are rolled into the manifest; the id is
+        the de-dup. Per event: True (new), False (this id is kept with the same body) or None (this id is
+        kept with a different body: nothing was written for it)."""
+        ...
+
+    def cdr_inbox_list(self, limit: int) -> list[tuple[str, str]]:
+        """Kept CDR events ``(event_id, body)``, oldest first."""
+        ...
+
+    def cdr_inbox_delete(self, event_ids: Sequence[str]) -> None:
+        """Rolled: forget them (missing ones are ignored)."""
+        ...
+
     def iter_pending(
         self, ended_before: datetime, limit: int | None, ocp_groups: Sequence[str] | None = None
     ) -> Iterator[CallRecord]:

@@ -15,6 +15,9 @@
   items carry only the keys of the sparse ``audit_outbox`` GSI (``outbox_shard``: one of 16 shards,
   ``outbox_since`` = ``<created_at>#<event_id>``), none of the call indexes' keys; a publisher reads leftovers
   there. Batches become transactions of at most 50 records + 50 events (the 100-item limit).
+- The CDR inbox: an accepted CDR event is an item keyed ``CDR#<event_id>`` (a conditional put: the id is the
+  de-dup) until the realtime DAG rolls it into the manifest. It is read through the same sparse index, in
+  16 shards of its own (``outbox_shard`` = ``cdr<n>``), which the audit publisher never queries.
 The table definition is ``dynamodb_table.json`` beside this module
 (``aws dynamodb create-table --cli-input-json file://dynamodb_table.json``).
 """
@@ -49,6 +52,7 @@ START_INDEX = "calls_by_start_day"
 OUTBOX_PREFIX = "OUTBOX#"
 OUTBOX_INDEX = "audit_outbox"
 OUTBOX_SHARDS = 16
+CDR_PREFIX = "CDR#"
 #: TransactWriteItems takes at most 100 items and 4 MB: records per transaction (each with its event), and
 #: a byte budget well under the limit (an item is at most 400 KB; ours are a few KB).
 TRANSACTION_RECORDS = 50
@@ -98,8 +102,12 @@ def _outbox_key(event_id: str) -> dict[str, Any]:
     return {"dialog_id": {"S": f"{OUTBOX_PREFIX}{event_id}"}}
 
 
+def _outbox_shard(event_id: str) -> int:
+    return int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % OUTBOX_SHARDS
+
+
 def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
-    shard = int(hashlib.sha256(entry.event_id.encode()).hexdigest()[:8], 16) % OUTBOX_SHARDS
+    shard = _outbox_shard(entry.event_id)
     return {
         **_outbox_key(entry.event_id),
         "event_id": {"S": entry.event_id},
@@ -407,6 +415,55 @@ class DynamoLedgerBackend:
 
     def outbox_delete(self, event_ids: Sequence[str]) -> None:
         self._batch_write([{"DeleteRequest": {"Key": _outbox_key(i)}} for i in dict.fromkeys(event_ids)])
+
+    # -- the CDR inbox ---------------------------------------------------------------------------
+    def cdr_inbox_add(self, events: Sequence[tuple[str, str]], at: str) -> list[bool | None]:
+        return [self._cdr_inbox_put(event_id, body, at) for event_id, body in events]
+
+    def _cdr_inbox_put(self, event_id: str, body: str, at: str) -> bool | None:
+        key = {"dialog_id": {"S": f"{CDR_PREFIX}{event_id}"}}
+        item = {
+            **key,
+            "event_id": {"S": event_id},
+            "body": {"S": body},
+            "outbox_shard": {"S": f"cdr{_outbox_shard(event_id)}"},
+            "outbox_since": {"S": f"{at}#{event_id}"},
+        }
+        for _ in range(8):  # a kept event rolled away between our put and our read: put again
+            try:
+                self.client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression="attribute_not_exists(dialog_id)",
+                )
+                return True
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            kept = self.client.get_item(TableName=self.table_name, Key=key, ConsistentRead=True).get("Item")
+            if kept is not None:
+                return False if kept["body"]["S"] == body else None
+        raise RuntimeError(f"CDR event {event_id!r} kept appearing and disappearing")
+
+    def cdr_inbox_list(self, limit: int) -> list[tuple[str, str]]:
+        found: list[tuple[str, str, str]] = []
+        paginator = self.client.get_paginator("query")
+        for shard in range(OUTBOX_SHARDS):
+            pages = paginator.paginate(
+                TableName=self.table_name,
+                IndexName=OUTBOX_INDEX,
+                KeyConditionExpression="outbox_shard = :shard",
+                ExpressionAttributeValues={":shard": {"S": f"cdr{shard}"}},
+                PaginationConfig={"MaxItems": limit},
+            )
+            for page in pages:
+                found += [(i["outbox_since"]["S"], i["event_id"]["S"], i["body"]["S"]) for i in page["Items"]]
+        found.sort()
+        return [(event_id, body) for _, event_id, body in found[:limit]]
+
+    def cdr_inbox_delete(self, event_ids: Sequence[str]) -> None:
+        keys = [{"dialog_id": {"S": f"{CDR_PREFIX}{i}"}} for i in dict.fromkeys(event_ids)]
+        self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
 
     def _query(self, **kwargs: Any) -> Iterator[CallRecord]:
         paginator = self.client.get_paginator("query")

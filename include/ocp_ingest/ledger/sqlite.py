@@ -63,6 +63,13 @@ CREATE TABLE IF NOT EXISTS audit_outbox (
     claimed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_outbox_by_age ON audit_outbox (created_at, event_id);
+-- CDR events accepted by the receiver, until the realtime DAG rolls them into the hourly manifest.
+CREATE TABLE IF NOT EXISTS cdr_inbox (
+    event_id TEXT PRIMARY KEY,
+    received_at TEXT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cdr_inbox_by_age ON cdr_inbox (received_at, event_id);
 """
 _OUTBOX_INSERT = "INSERT INTO audit_outbox (event_id, created_at, body) VALUES (?, ?, ?)"
 # After the migration below: a ledger created before a column existed gets it first.
@@ -276,6 +283,41 @@ class SqliteLedgerBackend:
 
     def outbox_delete(self, event_ids: Sequence[str]) -> None:
         self._transaction("DELETE FROM audit_outbox WHERE event_id = ?", [(i,) for i in event_ids])
+
+    def cdr_inbox_add(self, events: Sequence[tuple[str, str]], at: str) -> list[bool | None]:
+        outcomes: list[bool | None] = []
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                for event_id, body in events:
+                    added = self._conn.execute(
+                        "INSERT INTO cdr_inbox (event_id, received_at, body) VALUES (?, ?, ?) "
+                        "ON CONFLICT(event_id) DO NOTHING",
+                        (event_id, at, body),
+                    ).rowcount
+                    if added:
+                        outcomes.append(True)
+                        continue
+                    (kept,) = self._conn.execute(
+                        "SELECT body FROM cdr_inbox WHERE event_id = ?", (event_id,)
+                    ).fetchone()
+                    outcomes.append(False if kept == body else None)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return outcomes
+
+    def cdr_inbox_list(self, limit: int) -> list[tuple[str, str]]:
+        rows = self._query(
+            "SELECT event_id, body FROM cdr_inbox ORDER BY received_at, event_id LIMIT ?", (limit,)
+        )
+        return [(row["event_id"], row["body"]) for row in rows]
+
+    def cdr_inbox_delete(self, event_ids: Sequence[str]) -> None:
+        self._transaction(
+            "DELETE FROM cdr_inbox WHERE event_id = ?", [(i,) for i in dict.fromkeys(event_ids)]
+        )
 
     #: Rows per read of a sparse index: the lock is held per page, not for a whole backlog.
     SPARSE_PAGE = 5000

@@ -24,6 +24,7 @@ from ocp_ingest.ledger.transitions import ConflictingAudio, FileReceived
 from ocp_ingest.ocp.wire import RecordingName
 from ocp_ingest.realtime.shards import Shard
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+from ocp_ingest.storage.layout import cdr_waiting_marker, landing_audio_folder, landing_cdr_folder
 from ocp_ingest.storage.objects import ObjectPath, object_path
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def land_recording(
 
 def _sidecars(layout: StorageLayout) -> Iterator[ObjectPath]:
     """Every arrival's sidecar: new ones first, then those waiting for their dialog_end; by name in each."""
-    folder = object_path(layout.landing_url) / "audio"
+    folder = landing_audio_folder(layout.landing_url)
     for sub in (folder, folder / "waiting"):
         if sub.exists():
             yield from sorted(sub.glob("*.json"), key=lambda p: p.name)
@@ -188,11 +189,10 @@ def count_landed_recordings(layout: StorageLayout) -> int:
 
 
 def count_arrivals(landing_url: str) -> int:
-    """How many new recordings and CDR events wait in landing (the trigger's test; parked ones excluded)."""
-    root = object_path(landing_url)
-    total = 0
-    for sub in ("audio", "cdr"):
-        folder = root / sub
+    """How many new recordings and landed CDR event files wait in landing, plus one when events wait in
+    the ledger's CDR inbox (the trigger's test; parked recordings excluded)."""
+    total = int(cdr_waiting_marker(landing_url).exists())
+    for folder in (landing_audio_folder(landing_url), landing_cdr_folder(landing_url)):
         if folder.exists():
             total += sum(1 for _ in folder.glob("*.json"))
     return total

@@ -44,8 +44,13 @@ def landing_waiting_folder(landing_url: str) -> ObjectPath:
 
 
 def landing_cdr_folder(landing_url: str) -> ObjectPath:
-    """Accepted CDR events, one file each, until they are rolled into the manifest."""
+    """Accepted CDR events, one file each, as versions before the ledger's CDR inbox kept them."""
     return object_path(landing_url) / "cdr"
+
+
+def cdr_waiting_marker(landing_url: str) -> ObjectPath:
+    """An empty file there while accepted CDR events wait in the ledger's inbox for the roll."""
+    return object_path(landing_url) / "cdr_waiting"
 
 
 def arrival_sidecar_path(audio_url: str) -> ObjectPath:
@@ -194,10 +199,6 @@ class StorageLayout:
 
     def landing_cdr_folder(self) -> ObjectPath:
         return landing_cdr_folder(self.landing_url)
-
-    def cdr_event_path(self, event_id: str) -> ObjectPath:
-        """An accepted CDR event in landing; the key is the event's de-duplication."""
-        return self.landing_cdr_folder() / f"{ids.token('event_id', event_id)}.json"
 
     def quarantine_path(self, dialog_id: str, sha256: str, reason_code: str) -> ObjectPath:
         """Rejected or conflicting audio, kept for inspection, never where a recording lives."""

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 def roll_cdr_events() -> int:
     """Move accepted CDR events from landing into the hourly manifest (once per run); how many moved."""
     settings = Settings.from_env()
-    rolled = roll_cdr_manifest(StorageLayout.from_settings(settings))
+    with open_ledger(settings, actor=task_actor()) as ledger:
+        rolled = roll_cdr_manifest(StorageLayout.from_settings(settings), ledger)
     log.info("%d CDR events rolled into the manifest", rolled)
     return rolled
 
