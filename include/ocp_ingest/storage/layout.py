@@ -5,8 +5,9 @@
   (prefix per LOB);
 - landing (``OCP_INGEST_LANDING_URL``), where arrivals wait for the realtime DAG:
   ``audio/{dialog_id}.{sha16}.{ext}`` (the pushed bytes), ``audio/{dialog_id}.{sha16}.json`` (their
-  sidecar), ``audio/waiting/{dialog_id}.{sha16}.json`` (a sidecar parked until the call's dialog_end) and
-  ``cdr/{event_id}.json`` (one accepted CDR event);
+  sidecar), ``audio/waiting/{dialog_id}.{sha16}.json`` (a sidecar parked until the call's dialog_end),
+  ``cdr_waiting`` (empty: CDR events wait in the ledger's inbox) and ``cdr/{event_id}.json`` (one
+  accepted CDR event, as versions before the inbox kept them);
 - quarantine: ``{reason_code}/{dialog_id}.{sha16}.bin`` (rejected or conflicting audio);
 - the audit area (``OCP_INGEST_AUDIT_URL``): ``audit_events/``, ``audit_compactions/``,
   ``ledger_snapshot/``, ``cdr_manifest/``, ``reconciliation/`` and ``reports/``, Hive-style partitioned.
