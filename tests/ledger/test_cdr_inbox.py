@@ -7,6 +7,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
 from ocp_ingest.ledger import Ledger
+from ocp_ingest.ocp import wire
 from tests.ledger.conftest import make_backend
 
 AT = "2026-12-05T03:00:00.000000Z"
@@ -21,6 +22,19 @@ def test_an_id_is_new_once_then_the_same_event_or_another(ledger: Ledger) -> Non
     assert inbox.cdr_inbox_list(10) == [("e1", '{"a":1}'), ("e2", '{"b":2}'), ("e3", "{}")]  # never replaced
     # The same id twice in one push: the second is a duplicate of the first.
     assert inbox.cdr_inbox_add([("e4", "x"), ("e4", "x"), ("e4", "y")], AT) == [True, False, None]
+
+
+def test_the_longest_opaque_ids_are_kept_apart(ledger: Ledger) -> None:
+    """OCP's event id may be 1,024 characters of 4-byte UTF-8 (over DynamoDB's key-size limits as it is);
+    ids differing in their last character only are still two events."""
+    longest = "\U0001d11e" * (wire.EVENT_ID_MAX_LEN - 1)
+    ids = [wire.event_id(longest + "a"), wire.event_id(longest + "b")]
+    inbox = ledger.backend
+    assert inbox.cdr_inbox_add([(ids[0], "1"), (ids[1], "2")], AT) == [True, True]
+    assert inbox.cdr_inbox_add([(ids[0], "1"), (ids[1], "1")], AT) == [False, None]
+    assert sorted(inbox.cdr_inbox_list(10)) == [(ids[0], "1"), (ids[1], "2")]
+    inbox.cdr_inbox_delete([ids[0]])
+    assert inbox.cdr_inbox_list(10) == [(ids[1], "2")]
 
 
 def test_the_inbox_lists_oldest_first_up_to_the_limit_and_forgets_rolled_events(ledger: Ledger) -> None:

@@ -15,9 +15,10 @@
   items carry only the keys of the sparse ``audit_outbox`` GSI (``outbox_shard``: one of 16 shards,
   ``outbox_since`` = ``<created_at>#<event_id>``), none of the call indexes' keys; a publisher reads leftovers
   there. Batches become transactions of at most 50 records + 50 events (the 100-item limit).
-- The CDR inbox: an accepted CDR event is an item keyed ``CDR#<event_id>`` (a conditional put: the id is the
-  de-dup) until the realtime DAG rolls it into the manifest. It is read through the same sparse index, in
-  16 shards of its own (``outbox_shard`` = ``cdr<n>``), which the audit publisher never queries.
+- The CDR inbox: an accepted CDR event is an item keyed ``CDR#<opaque_key(event_id)>`` (a conditional put:
+  the id is the de-dup) until the realtime DAG rolls it into the manifest. It is read through the same
+  sparse index, in 16 shards of its own (``outbox_shard`` = ``cdr<n>``), which the audit publisher never
+  queries.
 The table definition is ``dynamodb_table.json`` beside this module
 (``aws dynamodb create-table --cli-input-json file://dynamodb_table.json``).
 """
@@ -40,6 +41,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ocp_ingest.ids import opaque_key
 from ocp_ingest.ledger.base import OutboxEntry
 from ocp_ingest.ledger.model import CallRecord, format_ts, hours_between, parse_ts
 
@@ -104,6 +106,12 @@ def _outbox_key(event_id: str) -> dict[str, Any]:
 
 def _outbox_shard(event_id: str) -> int:
     return int(hashlib.sha256(event_id.encode()).hexdigest()[:8], 16) % OUTBOX_SHARDS
+
+
+def _cdr_inbox_key(event_id: str) -> dict[str, Any]:
+    # OCP's opaque id may be 1,024 characters of 4-byte UTF-8: over DynamoDB's 2,048-byte partition key
+    # and 1,024-byte sort key (``outbox_since``); its opaque key is at most 73 ASCII characters.
+    return {"dialog_id": {"S": f"{CDR_PREFIX}{opaque_key(event_id)}"}}
 
 
 def _outbox_item(entry: OutboxEntry) -> dict[str, Any]:
@@ -421,13 +429,13 @@ class DynamoLedgerBackend:
         return [self._cdr_inbox_put(event_id, body, at) for event_id, body in events]
 
     def _cdr_inbox_put(self, event_id: str, body: str, at: str) -> bool | None:
-        key = {"dialog_id": {"S": f"{CDR_PREFIX}{event_id}"}}
+        key = _cdr_inbox_key(event_id)
         item = {
             **key,
             "event_id": {"S": event_id},
             "body": {"S": body},
             "outbox_shard": {"S": f"cdr{_outbox_shard(event_id)}"},
-            "outbox_since": {"S": f"{at}#{event_id}"},
+            "outbox_since": {"S": f"{at}#{opaque_key(event_id)}"},
         }
         for _ in range(8):  # a kept event rolled away between our put and our read: put again
             try:
@@ -462,7 +470,7 @@ class DynamoLedgerBackend:
         return [(event_id, body) for _, event_id, body in found[:limit]]
 
     def cdr_inbox_delete(self, event_ids: Sequence[str]) -> None:
-        keys = [{"dialog_id": {"S": f"{CDR_PREFIX}{i}"}} for i in dict.fromkeys(event_ids)]
+        keys = [_cdr_inbox_key(i) for i in dict.fromkeys(event_ids)]
         self._batch_write([{"DeleteRequest": {"Key": key}} for key in keys])
 
     def _query(self, **kwargs: Any) -> Iterator[CallRecord]:

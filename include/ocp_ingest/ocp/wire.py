@@ -170,7 +170,8 @@ EVENT_ID_MAX_LEN = 1024
 def event_id(value: object) -> str:
     """Validate a pushed event's ``event_id``: non-empty printable text, at most EVENT_ID_MAX_LEN long.
 
-    Never a key as it is: the landing key is ``ids.opaque_key(event_id)`` (safe, collision-free).
+    Never a storage key as it is: the DynamoDB ledger keys its CDR inbox by ``ids.opaque_key(event_id)``
+    (bounded, collision-free).
     """
     if not isinstance(value, str) or not 1 <= len(value) <= EVENT_ID_MAX_LEN or not value.isprintable():
         raise ids.InvalidIdentifier(
