@@ -45,7 +45,8 @@ class LedgerBackend(Protocol):
     """Storage for call records. Implementations must make :meth:`write` atomic per record.
 
     The ``outbox_*`` methods and the ``outbox`` argument of :meth:`write` are the audit outbox: an entry
-    given to :meth:`write` is stored iff the record is (one transaction).
+    given to :meth:`write` is stored iff the record is (one transaction). The ``cdr_inbox_*`` methods keep
+    accepted CDR events until the realtime DAG rolls them into the manifest.
     """
 
     def get(self, dialog_id: str) -> CallRecord | None: ...

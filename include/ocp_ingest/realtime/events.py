@@ -20,6 +20,7 @@ from ocp_ingest.ledger import Ledger
 from ocp_ingest.ledger.cdr import cdr_transition
 from ocp_ingest.ledger.model import format_ts, from_epoch_ms, utcnow
 from ocp_ingest.ocp.wire import CdrEvent
+from ocp_ingest.realtime.landing import remove
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 from ocp_ingest.storage.layout import cdr_waiting_marker, landing_cdr_folder
@@ -96,14 +97,13 @@ def roll_cdr_manifest(layout: StorageLayout, ledger: Ledger, limit: int = 5000) 
     A kept event that no longer reads as a valid event (e.g. accepted before a stricter rule) is moved to
     quarantine with a log line instead of failing every roll.
     """
-    marker = cdr_waiting_marker(layout.landing_url)
-    with contextlib.suppress(FileNotFoundError):
-        marker.unlink()
+    remove(cdr_waiting_marker(layout.landing_url))
     kept = ledger.backend.cdr_inbox_list(limit)
     folder = landing_cdr_folder(layout.landing_url)
     landed = sorted(folder.glob("*.json"), key=lambda p: p.name) if folder.exists() else []
     files = landed[: limit - len(kept)]
-    found = [(event_id, body.encode()) for event_id, body in kept]
+    # (a safe name for its quarantine copy, its bytes); a landed file's stem is the opaque key already
+    found = [(ids.opaque_key(event_id), body.encode()) for event_id, body in kept]
     found += [(path.stem, path.read_bytes()) for path in files]
     by_hour: dict[datetime, list[tuple[str, bytes]]] = {}
     for key, body in found:
@@ -120,17 +120,15 @@ def roll_cdr_manifest(layout: StorageLayout, ledger: Ledger, limit: int = 5000) 
         write_create_only(layout.cdr_manifest_path(hour, name), [b"\n".join(b for _, b in events) + b"\n"])
     ledger.backend.cdr_inbox_delete([event_id for event_id, _ in kept])
     for path in files:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+        remove(path)
     if len(found) >= limit:  # more may wait: the next run rolls them at once
         _wake_roll(layout)
     return len(found)
 
 
 def _quarantine_event(layout: StorageLayout, key: str, body: bytes, error: str) -> None:
-    """``key``: the event's landing-file stem, or its id (an opaque key is made of it)."""
     sha16 = hashlib.sha256(body).hexdigest()[:16]
-    dest = object_path(layout.quarantine_url) / "invalid_cdr_event" / f"{ids.opaque_key(key)}.{sha16}.json"
+    dest = object_path(layout.quarantine_url) / "invalid_cdr_event" / f"{key}.{sha16}.json"
     with contextlib.suppress(ObjectExists):  # a retried roll: these bytes are kept already
         write_create_only(dest, [body])
     log.error("CDR event %s cannot be rolled (%s); kept at %s", key, error[:300], dest)
