@@ -49,8 +49,10 @@ def landing_cdr_folder(landing_url: str) -> ObjectPath:
     return object_path(landing_url) / "cdr"
 
 
+@functools.lru_cache(maxsize=16)
 def cdr_waiting_marker(landing_url: str) -> ObjectPath:
-    """An empty file there while accepted CDR events wait in the ledger's inbox for the roll."""
+    """An empty file there while accepted CDR events wait in the ledger's inbox for the roll. Built once
+    per configuration: the receiver asks for it on every event push."""
     return object_path(landing_url) / "cdr_waiting"
 
 
