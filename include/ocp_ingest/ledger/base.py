@@ -160,6 +160,24 @@ class TransitionObserver(Protocol):
     def close(self) -> None: ...
 
 
+class _Chain:
+    """One call's transitions in an :meth:`Ledger.apply_many` batch, applied in order in memory."""
+
+    def __init__(self, record: CallRecord | None) -> None:
+        self.record = record  # after the transitions so far
+        self.expected = record.version if record is not None else 0  # the version read
+        #: from the first change on: settled by the write (or applied one by one if it loses)
+        self.members: list[tuple[int, TransitionResult]] = []
+        #: the changes: (index, record before, record after, audit event)
+        self.steps: list[tuple[int, CallRecord | None, CallRecord, OutboxEntry | None]] = []
+
+    def step(self, index: int, result: TransitionResult, entry: OutboxEntry | None) -> None:
+        assert result.record is not None
+        self.members.append((index, result))
+        self.steps.append((index, self.record, result.record, entry))
+        self.record = result.record
+
+
 class Ledger:
     """The call ledger. Use :func:`ocp_ingest.ledger.open_ledger` to get one for the configuration.
 
@@ -226,55 +244,67 @@ class Ledger:
     def apply_all(self, transitions: Iterable[Transition]) -> list[TransitionResult]:
         return [self.apply(t) for t in transitions]
 
+    #: Transitions of one call a batch chains in memory, at most: one write carries the record and all
+    #: their audit events (on DynamoDB one transaction, at most 100 items). More go one by one after it.
+    MAX_CHAIN = 16
+
     def apply_many(
         self, transitions: Sequence[Transition], known: Mapping[str, CallRecord] | None = None
     ) -> list[TransitionResult]:
         """:meth:`apply` for a batch: one read of all the records, one write batch where the backend has
         ``write_many`` (SQLite: one transaction, so one lock and one commit instead of one per call;
-        DynamoDB: transactions of up to 50 records, each with its outbox event).
+        DynamoDB: transactions of up to 100 items, each record with its outbox events).
 
-        Same outcomes and audit events as applying them one by one. Every record keeps its own version
-        check: a record another writer changed meanwhile (and a call repeated in the batch) goes through
-        :meth:`apply` afterwards, so racing writers still resolve deterministically. ``known``: records
-        the caller has just read, used instead of reading them again; one that went stale meanwhile fails
-        its version check and goes through :meth:`apply` like any other lost race.
+        Same outcomes and audit events as applying them one by one. A call's transitions in the batch (a
+        push's dialog_start, IVR end and dialog_end) are applied in order to its record in memory and
+        written once, with one audit event each. Every record keeps its own version check: a record
+        another writer changed meanwhile goes through :meth:`apply` afterwards, all its transitions in
+        order, so racing writers still resolve deterministically. ``known``: records the caller has just
+        read, used instead of reading them again; one that went stale meanwhile fails its version check
+        and goes through :meth:`apply` like any other lost race.
         """
         results: list[TransitionResult | None] = [None] * len(transitions)
         known = known or {}
         unread = [d for d in dict.fromkeys(t.dialog_id for t in transitions) if d not in known]
         current = {**known, **self.backend.get_many(unread)} if unread else dict(known)
         now = self.clock()
-        seen: set[str] = set()
+        write_many = getattr(self.backend, "write_many", None)
+        limit = self.MAX_CHAIN if write_many is not None else 1
+        chains: dict[str, _Chain] = {}
         later: list[int] = []
-        batch: list[tuple[int, CallRecord | None, TransitionResult, CallRecord, int, OutboxEntry | None]] = []
         for i, transition in enumerate(transitions):
-            if transition.dialog_id in seen:
+            chain = chains.setdefault(transition.dialog_id, _Chain(current.get(transition.dialog_id)))
+            if len(chain.steps) >= limit:
                 later.append(i)
                 continue
-            seen.add(transition.dialog_id)
-            old = current.get(transition.dialog_id)
+            old = chain.record
             result = transition.apply(old, now)
-            if result.record is None:
-                results[i] = TransitionResult(result.outcome, old)
+            if result.record is None:  # nothing to write: final at once unless it follows a change
+                if chain.steps:
+                    chain.members.append((i, TransitionResult(result.outcome, old)))
+                else:
+                    results[i] = TransitionResult(result.outcome, old)
                 continue
-            expected = old.version if old is not None else 0
-            result.record.version = expected + 1
-            entry = self._outbox_entry(transition, old, result.record)
-            batch.append((i, old, result, result.record, expected, entry))
+            # one version per change, as one by one: audit events order a call's changes by it
+            result.record.version = (old.version if old is not None else 0) + 1
+            chain.step(i, result, self._outbox_entry(transition, old, result.record))
+        batch = [chain for chain in chains.values() if chain.steps]
         if batch:
-            items = [(record, expected) for _, _, _, record, expected, _ in batch]
-            entries = [entry for *_, entry in batch]
-            write_many = getattr(self.backend, "write_many", None)
+            items = [(chain.steps[-1][2], chain.expected) for chain in batch]
+            entries = [[e for *_, e in chain.steps if e is not None] for chain in batch]
             if write_many is not None:
                 written = write_many(items, entries) if any(entries) else write_many(items)
-            else:
-                written = [self._write(r, e, entry) for (r, e), entry in zip(items, entries, strict=True)]
-            for (i, old, result, record, _, entry), ok in zip(batch, written, strict=True):
+            else:  # at most one transition per call (limit 1): at most one entry
+                firsts = [next(iter(e), None) for e in entries]
+                written = [self._write(r, x, e) for (r, x), e in zip(items, firsts, strict=True)]
+            for chain, ok in zip(batch, written, strict=True):
                 if not ok:
-                    later.append(i)
+                    later.extend(i for i, _ in chain.members)
                     continue
-                self._written(transitions[i], old, record, entry)
-                results[i] = result
+                for i, old, new, entry in chain.steps:
+                    self._written(transitions[i], old, new, entry)
+                for i, result in chain.members:
+                    results[i] = result
         for i in sorted(later):
             results[i] = self.apply(transitions[i])
         return [r for r in results if r is not None]

@@ -14,7 +14,7 @@
   ``TransactWriteItems`` with the ledger item (whose version check stays its ConditionExpression). Outbox
   items carry only the keys of the sparse ``audit_outbox`` GSI (``outbox_shard``: one of 16 shards,
   ``outbox_since`` = ``<created_at>#<event_id>``), none of the call indexes' keys; a publisher reads leftovers
-  there. Batches become transactions of at most 50 records + 50 events (the 100-item limit).
+  there. Batches become transactions of at most 100 items (records and their events).
 - The CDR inbox: an accepted CDR event is an item keyed ``CDR#<opaque_key(event_id)>`` (a conditional put:
   the id is the de-dup) until the realtime DAG rolls it into the manifest. It is read through the same
   sparse index, in 16 shards of its own (``outbox_shard`` = ``cdr<n>``), which the audit publisher never
@@ -55,9 +55,9 @@ OUTBOX_PREFIX = "OUTBOX#"
 OUTBOX_INDEX = "audit_outbox"
 OUTBOX_SHARDS = 16
 CDR_PREFIX = "CDR#"
-#: TransactWriteItems takes at most 100 items and 4 MB: records per transaction (each with its event), and
-#: a byte budget well under the limit (an item is at most 400 KB; ours are a few KB).
-TRANSACTION_RECORDS = 50
+#: TransactWriteItems takes at most 100 items and 4 MB: items per transaction (records and their events),
+#: and a byte budget well under the limit (an item is at most 400 KB; ours are a few KB).
+TRANSACTION_ITEMS = 100
 TRANSACTION_BYTES = 3_000_000
 _LOST_RACE = {"ConditionalCheckFailed", "TransactionConflict"}
 _serializer = TypeSerializer()
@@ -265,7 +265,7 @@ class DynamoLedgerBackend:
 
     def write(self, record: CallRecord, expected_version: int, outbox: OutboxEntry | None = None) -> bool:
         if outbox is not None:
-            return self.write_many([(record, expected_version)], [outbox])[0]
+            return self.write_many([(record, expected_version)], [[outbox]])[0]
         condition = self._condition(expected_version)
         try:
             self.client.put_item(TableName=self.table_name, Item=_to_item(record), **condition)
@@ -276,24 +276,25 @@ class DynamoLedgerBackend:
         return True
 
     def write_many(
-        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[OutboxEntry | None] | None = None
+        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[Sequence[OutboxEntry]] | None = None
     ) -> list[bool]:
-        """Several :meth:`write`; with outbox entries, each record and its entry commit together.
+        """Several :meth:`write`; with outbox entries, each record and its entries commit together.
 
-        Records go in transactions of at most :data:`TRANSACTION_RECORDS` (and :data:`TRANSACTION_BYTES`).
-        A transaction is all or nothing, so one record that lost its version check cancels the others: they
-        go again without it. Without entries each record is its own conditional put (no transaction cost).
+        Records go in transactions of at most :data:`TRANSACTION_ITEMS` items (and
+        :data:`TRANSACTION_BYTES`), a record and its entries always in the same one. A transaction is all
+        or nothing, so one record that lost its version check cancels the others: they go again without
+        it. Without entries each record is its own conditional put (no transaction cost).
         """
         if outbox is None or not any(outbox):
             return [self.write(record, expected) for record, expected in items]
         written = [False] * len(items)
         chunk: list[tuple[int, list[dict[str, Any]]]] = []
-        size = 0
-        for i, ((record, expected), entry) in enumerate(zip(items, outbox, strict=True)):
+        size = count = 0
+        for i, ((record, expected), entries) in enumerate(zip(items, outbox, strict=True)):
             actions = [
                 {"Put": {"TableName": self.table_name, "Item": _to_item(record), **self._condition(expected)}}
             ]
-            if entry is not None:
+            for entry in entries:
                 outbox_put = {
                     "TableName": self.table_name,
                     "Item": _outbox_item(entry),
@@ -301,11 +302,12 @@ class DynamoLedgerBackend:
                 }
                 actions.append({"Put": outbox_put})
             cost = len(json.dumps(actions))
-            if chunk and (len(chunk) >= TRANSACTION_RECORDS or size + cost > TRANSACTION_BYTES):
+            if chunk and (count + len(actions) > TRANSACTION_ITEMS or size + cost > TRANSACTION_BYTES):
                 self._transact(chunk, written)
-                chunk, size = [], 0
+                chunk, size, count = [], 0, 0
             chunk.append((i, actions))
             size += cost
+            count += len(actions)
         if chunk:
             self._transact(chunk, written)
         return written

@@ -207,7 +207,7 @@ class SqliteLedgerBackend:
 
     def write(self, record: CallRecord, expected_version: int, outbox: OutboxEntry | None = None) -> bool:
         if outbox is not None:
-            return self.write_many([(record, expected_version)], [outbox])[0]
+            return self.write_many([(record, expected_version)], [[outbox]])[0]
         values = _row_values(record)
         with self._lock:
             if expected_version == 0:
@@ -217,7 +217,7 @@ class SqliteLedgerBackend:
         return cursor.rowcount == 1
 
     def write_many(
-        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[OutboxEntry | None] | None = None
+        self, items: Sequence[tuple[CallRecord, int]], outbox: Sequence[Sequence[OutboxEntry]] | None = None
     ) -> list[bool]:
         """Several :meth:`write` (record, expected version) in one transaction: one lock, one commit.
 
@@ -225,19 +225,21 @@ class SqliteLedgerBackend:
         ``outbox[i]``, if given, is stored iff record ``i`` is.
         """
         rows = [(_row_values(record), expected) for record, expected in items]
-        entries = list(outbox) if outbox is not None else [None] * len(rows)
+        entries = list(outbox) if outbox is not None else [()] * len(rows)
         written: list[bool] = []
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
-                for (values, expected), entry in zip(rows, entries, strict=True):
+                for (values, expected), record_entries in zip(rows, entries, strict=True):
                     if expected == 0:
                         cursor = self._conn.execute(self._insert, values)
                     else:
                         cursor = self._conn.execute(self._update, {**values, "expected_version": expected})
                     ok = cursor.rowcount == 1
-                    if ok and entry is not None:
-                        self._conn.execute(_OUTBOX_INSERT, (entry.event_id, entry.created_at, entry.body))
+                    if ok and record_entries:
+                        self._conn.executemany(
+                            _OUTBOX_INSERT, [(e.event_id, e.created_at, e.body) for e in record_entries]
+                        )
                     written.append(ok)
                 self._conn.execute("COMMIT")
             except BaseException:
