@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -71,22 +73,29 @@ def test_batch_outcomes_match_one_by_one(ledger: Ledger) -> None:
     assert ledger.apply_many([]) == []
 
 
-def test_a_record_changed_by_another_writer_meanwhile_is_re_applied(ledger: Ledger) -> None:
-    d = did(300)
-    ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+@contextlib.contextmanager
+def another_writer_after_each_read(ledger: Ledger, change: Transition) -> Iterator[None]:
+    """The batch reads its records, then another writer applies ``change`` before the batch writes."""
     backend = ledger.backend
     real_get_many = backend.get_many
 
-    def stale_get_many(dialog_ids):  # read, then another writer changes the record before our write
+    def stale_get_many(dialog_ids):  # type: ignore[no-untyped-def]
         found = real_get_many(dialog_ids)
-        ledger.apply(ExportRequested(d, "exp-other"))
+        ledger.apply(change)
         return found
 
     backend.get_many = stale_get_many  # type: ignore[method-assign]
     try:
-        (result,) = ledger.apply_many([stored(d)])
+        yield
     finally:
         backend.get_many = real_get_many  # type: ignore[method-assign]
+
+
+def test_a_record_changed_by_another_writer_meanwhile_is_re_applied(ledger: Ledger) -> None:
+    d = did(300)
+    ledger.apply(CdrEnd(d, T0, 1000, "NORMAL", IDENTITY))
+    with another_writer_after_each_read(ledger, ExportRequested(d, "exp-other")):
+        (result,) = ledger.apply_many([stored(d)])
     record = ledger.get(d)
     assert result.outcome is Outcome.APPLIED and record.s3_stored
     assert record.export_id == "exp-other"  # the other writer's change survived
@@ -184,19 +193,8 @@ def test_a_calls_changes_in_one_batch_are_one_write_with_an_audit_event_each(led
 def test_a_calls_changes_that_lose_their_race_are_applied_one_by_one(ledger: Ledger) -> None:
     d = did(510)
     ledger.apply(CdrStart(d, T0, IDENTITY))
-    backend = ledger.backend
-    real_get_many = backend.get_many
-
-    def stale_get_many(dialog_ids):  # read, then another writer changes the record before our write
-        found = real_get_many(dialog_ids)
-        ledger.apply(ExportRequested(d, "exp-other"))
-        return found
-
-    backend.get_many = stale_get_many  # type: ignore[method-assign]
-    try:
+    with another_writer_after_each_read(ledger, ExportRequested(d, "exp-other")):
         results = ledger.apply_many([CdrEnd(d, T0, 1000, "NORMAL", IDENTITY), stored(d)])
-    finally:
-        backend.get_many = real_get_many  # type: ignore[method-assign]
     assert [r.outcome for r in results] == [Outcome.APPLIED, Outcome.APPLIED]
     record = ledger.get(d)
     assert record.export_id == "exp-other" and record.has_cdr_end and record.s3_stored  # nothing lost

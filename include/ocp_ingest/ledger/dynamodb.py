@@ -395,20 +395,28 @@ class DynamoLedgerBackend:
         raise RuntimeError("could not claim outbox entries: transactions kept being cancelled")
 
     def outbox_list(self, created_before: str, limit: int) -> list[OutboxEntry]:
-        found: list[OutboxEntry] = []
+        found = [_outbox_entry(item) for item in self._outbox_index("", limit, created_before)]
+        found.sort(key=lambda e: (e.created_at, e.event_id))
+        return found[:limit]
+
+    def _outbox_index(self, prefix: str, limit: int, before: str | None = None) -> Iterator[dict[str, Any]]:
+        """Items of the sparse outbox index: up to ``limit`` from each of its shards ``<prefix><n>``
+        (the audit outbox's, prefix "", or the CDR inbox's, "cdr"); ``before``: ``outbox_since`` below."""
+        condition = "outbox_shard = :shard" + (" AND outbox_since < :bound" if before is not None else "")
         paginator = self.client.get_paginator("query")
         for shard in range(OUTBOX_SHARDS):
+            values = {":shard": {"S": f"{prefix}{shard}"}}
+            if before is not None:
+                values[":bound"] = {"S": before}
             pages = paginator.paginate(
                 TableName=self.table_name,
                 IndexName=OUTBOX_INDEX,
-                KeyConditionExpression="outbox_shard = :shard AND outbox_since < :bound",
-                ExpressionAttributeValues={":shard": {"S": str(shard)}, ":bound": {"S": created_before}},
+                KeyConditionExpression=condition,
+                ExpressionAttributeValues=values,
                 PaginationConfig={"MaxItems": limit},
             )
             for page in pages:
-                found.extend(_outbox_entry(item) for item in page["Items"])
-        found.sort(key=lambda e: (e.created_at, e.event_id))
-        return found[:limit]
+                yield from page["Items"]
 
     def outbox_unclaim(self, event_ids: Sequence[str]) -> None:
         for event_id in event_ids:
@@ -456,19 +464,10 @@ class DynamoLedgerBackend:
         raise RuntimeError(f"CDR event {event_id!r} kept appearing and disappearing")
 
     def cdr_inbox_list(self, limit: int) -> list[tuple[str, str]]:
-        found: list[tuple[str, str, str]] = []
-        paginator = self.client.get_paginator("query")
-        for shard in range(OUTBOX_SHARDS):
-            pages = paginator.paginate(
-                TableName=self.table_name,
-                IndexName=OUTBOX_INDEX,
-                KeyConditionExpression="outbox_shard = :shard",
-                ExpressionAttributeValues={":shard": {"S": f"cdr{shard}"}},
-                PaginationConfig={"MaxItems": limit},
-            )
-            for page in pages:
-                found += [(i["outbox_since"]["S"], i["event_id"]["S"], i["body"]["S"]) for i in page["Items"]]
-        found.sort()
+        found = sorted(
+            (item["outbox_since"]["S"], item["event_id"]["S"], item["body"]["S"])
+            for item in self._outbox_index("cdr", limit)
+        )
         return [(event_id, body) for _, event_id, body in found[:limit]]
 
     def cdr_inbox_delete(self, event_ids: Sequence[str]) -> None:
