@@ -5,35 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from ocp_ingest.config import Settings
-from ocp_ingest.ledger import Ledger, open_ledger
 from ocp_ingest.ocp import wire
 from ocp_ingest.realtime import count_arrivals, record_cdr_events, roll_cdr_manifest
 from ocp_ingest.realtime import events as events_module
-from ocp_ingest.routing import LobRouter
-from ocp_ingest.storage import StorageLayout
 from ocp_ingest_dev.simulator.calls import SimCall
-
-
-@pytest.fixture
-def ledger(ingest_home: Path) -> Iterator[Ledger]:
-    with open_ledger(Settings.from_env()) as opened:
-        yield opened
-
-
-@pytest.fixture
-def layout(ingest_home: Path) -> StorageLayout:
-    return StorageLayout.from_settings(Settings.from_env())
-
-
-@pytest.fixture
-def router(ingest_home: Path) -> LobRouter:
-    return LobRouter.load(Settings.from_env().lob_routing_file)
+from tests.realtime.conftest import Embedded
 
 
 def manifest_ids(home: Path) -> list[str]:
@@ -46,8 +26,9 @@ def all_events(calls: list[SimCall]) -> list[wire.CdrEvent]:
 
 
 def test_kept_events_wake_the_dag_once_and_the_roll_empties_the_inbox(
-    ingest_home: Path, ledger: Ledger, layout: StorageLayout, router: LobRouter, calls: list[SimCall]
+    ingest_home: Path, embedded: Embedded, calls: list[SimCall]
 ) -> None:
+    ledger, layout, router = embedded.ledger, embedded.layout, embedded.router
     events = all_events(calls)
     assert count_arrivals(layout.landing_url) == 0
     assert record_cdr_events(events, ledger, layout, router) == [True] * len(events)
@@ -64,11 +45,10 @@ def test_kept_events_wake_the_dag_once_and_the_roll_empties_the_inbox(
     assert count_arrivals(layout.landing_url) == 1
 
 
-def test_a_duplicate_push_wakes_the_dag_too(
-    ledger: Ledger, layout: StorageLayout, router: LobRouter, calls: list[SimCall]
-) -> None:
+def test_a_duplicate_push_wakes_the_dag_too(embedded: Embedded, calls: list[SimCall]) -> None:
     """A push whose first delivery kept the events but lost its marker (a crash, a storage fault) is
     redelivered: its duplicates leave the marker."""
+    ledger, layout, router = embedded.ledger, embedded.layout, embedded.router
     events = all_events(calls[:1])
     record_cdr_events(events, ledger, layout, router)
     events_module.cdr_waiting_marker(layout.landing_url).unlink()
@@ -77,8 +57,9 @@ def test_a_duplicate_push_wakes_the_dag_too(
 
 
 def test_a_roll_over_its_limit_leaves_the_marker_and_the_next_one_goes_on(
-    ingest_home: Path, ledger: Ledger, layout: StorageLayout, router: LobRouter, calls: list[SimCall]
+    ingest_home: Path, embedded: Embedded, calls: list[SimCall]
 ) -> None:
+    ledger, layout, router = embedded.ledger, embedded.layout, embedded.router
     events = all_events(calls)
     record_cdr_events(events, ledger, layout, router)
     rolled = 0
@@ -91,8 +72,9 @@ def test_a_roll_over_its_limit_leaves_the_marker_and_the_next_one_goes_on(
 
 
 def test_events_landed_as_files_by_an_earlier_version_are_rolled_with_the_inbox(
-    ingest_home: Path, ledger: Ledger, layout: StorageLayout, router: LobRouter, calls: list[SimCall]
+    ingest_home: Path, embedded: Embedded, calls: list[SimCall]
 ) -> None:
+    ledger, layout, router = embedded.ledger, embedded.layout, embedded.router
     events = all_events(calls)
     old, new = events[: len(events) // 2], events[len(events) // 2 :]
     landed = ingest_home / "landing" / "cdr"
@@ -108,14 +90,13 @@ def test_events_landed_as_files_by_an_earlier_version_are_rolled_with_the_inbox(
 
 
 def test_a_marker_that_cannot_be_written_refuses_nothing(
-    ledger: Ledger,
-    layout: StorageLayout,
-    router: LobRouter,
+    embedded: Embedded,
     calls: list[SimCall],
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The events are in the ledger already, and the DAG's idle run rolls them without the marker."""
+    ledger, layout, router = embedded.ledger, embedded.layout, embedded.router
 
     def full_disk(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")

@@ -163,19 +163,27 @@ class TransitionObserver(Protocol):
 class _Chain:
     """One call's transitions in an :meth:`Ledger.apply_many` batch, applied in order in memory."""
 
-    def __init__(self, record: CallRecord | None) -> None:
-        self.record = record  # after the transitions so far
-        self.expected = record.version if record is not None else 0  # the version read
+    def __init__(self, base: CallRecord | None) -> None:
+        self.base = base  # the record as read
         #: from the first change on: settled by the write (or applied one by one if it loses)
         self.members: list[tuple[int, TransitionResult]] = []
         #: the changes: (index, record before, record after, audit event)
         self.steps: list[tuple[int, CallRecord | None, CallRecord, OutboxEntry | None]] = []
 
+    @property
+    def record(self) -> CallRecord | None:
+        """The record after the changes so far."""
+        return self.steps[-1][2] if self.steps else self.base
+
+    @property
+    def expected(self) -> int:
+        """The version the write checks: the one read."""
+        return self.base.version if self.base is not None else 0
+
     def step(self, index: int, result: TransitionResult, entry: OutboxEntry | None) -> None:
         assert result.record is not None
         self.members.append((index, result))
         self.steps.append((index, self.record, result.record, entry))
-        self.record = result.record
 
 
 class Ledger:

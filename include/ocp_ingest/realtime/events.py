@@ -23,7 +23,7 @@ from ocp_ingest.ocp.wire import CdrEvent
 from ocp_ingest.realtime.landing import remove
 from ocp_ingest.routing import LobRouter
 from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
-from ocp_ingest.storage.layout import cdr_waiting_marker, landing_cdr_folder
+from ocp_ingest.storage.layout import cdr_waiting_marker
 from ocp_ingest.storage.objects import object_path
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def roll_cdr_manifest(layout: StorageLayout, ledger: Ledger, limit: int = 5000) 
     """
     remove(cdr_waiting_marker(layout.landing_url))
     kept = ledger.backend.cdr_inbox_list(limit)
-    folder = landing_cdr_folder(layout.landing_url)
+    folder = layout.landing_cdr_folder()
     landed = sorted(folder.glob("*.json"), key=lambda p: p.name) if folder.exists() else []
     files = landed[: limit - len(kept)]
     # (a safe name for its quarantine copy, its bytes); a landed file's stem is the opaque key already

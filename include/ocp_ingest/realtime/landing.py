@@ -155,7 +155,7 @@ def land_recording(
 
 def _sidecars(layout: StorageLayout) -> Iterator[ObjectPath]:
     """Every arrival's sidecar: new ones first, then those waiting for their dialog_end; by name in each."""
-    folder = landing_audio_folder(layout.landing_url)
+    folder = layout.landing_audio_folder()
     for sub in (folder, folder / "waiting"):
         if sub.exists():
             yield from sorted(sub.glob("*.json"), key=lambda p: p.name)
