@@ -169,12 +169,13 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
         first_trigger = time.monotonic()
         ended = first_trigger
         stored = 0
+        probe = recon.health_probe()
         while len(run_ids) < args.max_runs and stored < len(calls):
             run_ids.append(api.trigger("ocp_reconciliation", {}))
             while True:
                 t = time.monotonic()
                 try:
-                    httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10)
+                    probe.get(f"http://localhost:{port}/api/v2/monitor/health")
                     health.append((time.monotonic() - t) * 1000)
                 except httpx.HTTPError:
                     health.append(10_000.0)
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
                 "SELECT start_date FROM dag_run WHERE run_id = ?", run_ids[:1]
             ).fetchone()[0]
             timings = db.execute(
-                "SELECT task_id, map_index, queued_dttm, start_date, end_date, try_number, state "
+                "SELECT id, task_id, map_index, queued_dttm, start_date, end_date, try_number, state "
                 f"FROM task_instance WHERE dag_id = 'ocp_reconciliation' AND run_id IN ({marks}) "
                 "ORDER BY start_date, task_id, map_index",
                 run_ids,
@@ -250,7 +251,7 @@ def run(args: argparse.Namespace, url: str, calls_code: str, work: Path) -> int:
     cpu.print(wall)
     tasks_cpu = cpu.seconds().get("task processes", 0.0)
     print(f"task processes' CPU per call: {tasks_cpu / len(calls) * 1e3:.2f} ms (supervisors included)")
-    recon.print_timings(first_start, timings)
+    recon.print_timings(first_start, timings, cpu.by_task_instance())
     print(f"wall = {wall:.1f} s = {wall / bound:.2f}x the bound")
     return 0 if stored == len(calls) and all(s == "success" for s in states) else 1
 

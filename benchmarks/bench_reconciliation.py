@@ -45,6 +45,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -52,7 +53,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -294,10 +295,11 @@ def transfer_rates(url: str, calls: list, workers: int) -> tuple[float, float]:
     return raw, floor
 
 
-def _cpu_by_component() -> dict[int, tuple[str, float]]:
-    """Every process's component (from its command line) and CPU seconds so far (user + system)."""
+def _cpu_by_component() -> dict[int, tuple[str, float, str]]:
+    """Every process's component (from its command line), CPU seconds so far (user + system) and, for a
+    task runner (``airflow worker -- <task instance id>``), its task instance's id."""
     tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[str, float]] = {}
+    found: dict[int, tuple[str, float, str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -308,8 +310,14 @@ def _cpu_by_component() -> dict[int, tuple[str, float]]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        found[int(entry)] = (_component(cmd), (int(fields[11]) + int(fields[12])) / tick)
+        runner = _TASK_RUNNER.fullmatch(cmd.strip())
+        cpu = (int(fields[11]) + int(fields[12])) / tick
+        found[int(entry)] = (_component(cmd), cpu, runner.group(1) if runner else "")
     return found
+
+
+#: The task runner's process title (the Task SDK's ``task_runner``); its supervisor's names the same id.
+_TASK_RUNNER = re.compile(r"airflow worker -- ([0-9a-f-]{36})")
 
 
 class CpuByComponent:
@@ -317,24 +325,38 @@ class CpuByComponent:
     that starts and ends between two samples is missed: sample every second or two)."""
 
     def __init__(self) -> None:
-        self._first: dict[int, tuple[str, float]] = {}
-        self._last: dict[int, tuple[str, float]] = {}
+        self._first: dict[int, tuple[str, float, str]] = {}
+        self._last: dict[int, tuple[str, float, str]] = {}
 
     def start(self) -> None:
         self._first = _cpu_by_component()
 
     def sample(self) -> None:
-        for pid, (name, cpu) in _cpu_by_component().items():
+        for pid, (name, cpu, instance) in _cpu_by_component().items():
             known = self._last.get(pid) or self._first.get(pid)
             if known is not None and name == KERNEL:
-                name = known[0]  # an exited task process, not reaped yet, has no command line: still ours
-            self._first.setdefault(pid, (name, 0.0))  # started since: all its CPU counts
-            self._last[pid] = (name, cpu)
+                # an exited task process, not reaped yet, has no command line: still ours
+                name, instance = known[0], known[2]
+            self._first.setdefault(pid, (name, 0.0, instance))  # started since: all its CPU counts
+            self._last[pid] = (name, cpu, instance)
+
+    def _used(self) -> Iterator[tuple[str, float, str]]:
+        for pid, (name, last, instance) in self._last.items():
+            yield name, last - self._first.get(pid, (name, 0.0, ""))[1], instance
 
     def seconds(self) -> dict[str, float]:
         cpu: dict[str, float] = {}
-        for pid, (name, last) in self._last.items():
-            cpu[name] = cpu.get(name, 0.0) + last - self._first.get(pid, (name, 0.0))[1]
+        for name, used, _ in self._used():
+            cpu[name] = cpu.get(name, 0.0) + used
+        return cpu
+
+    def by_task_instance(self) -> dict[str, float]:
+        """CPU seconds of each task instance's runner process (not its supervisor), by instance id (hex)."""
+        cpu: dict[str, float] = {}
+        for _, used, instance in self._used():
+            if instance:
+                key = instance.replace("-", "")
+                cpu[key] = cpu.get(key, 0.0) + used
         return cpu
 
     def print(self, wall: float) -> None:
@@ -371,6 +393,14 @@ def _component(cmd: str) -> str:
         if needle in cmd:
             return name
     return "airflow (other)" if "airflow" in cmd else "other processes on the machine"
+
+
+def health_probe() -> Any:
+    """One client for the api-server's health probes during a run: ``httpx.get`` builds a client, and its
+    SSL context, per call (about 25 ms CPU), which the measured run would pay every half second."""
+    import httpx
+
+    return httpx.Client(timeout=10)
 
 
 def wait_until_warm(stack: Any, db_path: Path) -> None:
@@ -442,10 +472,11 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
         run_id = api.trigger("ocp_reconciliation", {})
         deadline = time.monotonic() + 3600
         run_row = None
+        probe = health_probe()
         while time.monotonic() < deadline:
             t = time.monotonic()
             try:
-                httpx.get(f"http://localhost:{port}/api/v2/monitor/health", timeout=10)
+                probe.get(f"http://localhost:{port}/api/v2/monitor/health")
                 health.append((t - triggered, (time.monotonic() - t) * 1000))
             except httpx.HTTPError:
                 health.append((t - triggered, 10_000.0))
@@ -477,7 +508,7 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
                 (run_id,),
             ).fetchone()[0]
             timings = db.execute(
-                "SELECT task_id, map_index, queued_dttm, start_date, end_date, try_number, state "
+                "SELECT id, task_id, map_index, queued_dttm, start_date, end_date, try_number, state "
                 "FROM task_instance WHERE dag_id = 'ocp_reconciliation' AND run_id = ? "
                 "ORDER BY start_date, task_id, map_index",
                 (run_id,),
@@ -505,28 +536,39 @@ def run_standalone(args: argparse.Namespace, url: str, calls_code: str, work: Pa
     print("runner: airflow standalone (LocalExecutor, triggerer), warm; run triggered through the REST API")
     complete = stored == len(calls)
     cpu.print(wall)
-    print_timings(run_row[2], timings)
+    print_timings(run_row[2], timings, cpu.by_task_instance())
     return 0 if run_row[1] == "success" and complete else 1
 
 
-def print_timings(run_start: str, rows: list) -> None:
-    """Per task instance: seconds from the run's start to queued / started / ended (the critical path)."""
+def print_timings(run_start: str, rows: list, cpu: Mapping[str, float]) -> None:
+    """Per task instance: seconds from the run's start to queued / started / ended (the critical path),
+    and the CPU seconds its task runner used (``cpu``, by instance id; its supervisor's not counted)."""
     t0 = datetime.fromisoformat(run_start)
 
     def rel(value: str | None) -> str:
         return f"{(datetime.fromisoformat(value) - t0).total_seconds():7.1f}" if value else "      -"
 
-    print("task instance timings (s from the run's start):")
-    print(f"  {'task':<36} {'map':>3} {'queued':>7} {'start':>7} {'end':>7} {'took':>6}  try state")
-    for task_id, map_index, queued, start, end, tries, state in rows:
+    print("task instance timings (s from the run's start; CPU s of the task runner):")
+    header = f"{'task':<36} {'map':>3} {'queued':>7} {'start':>7} {'end':>7} {'took':>6} {'cpu':>6}"
+    print(f"  {header}  try state")
+    by_task: dict[str, float] = {}
+    for instance, task_id, map_index, queued, start, end, tries, state in rows:
         took = (
             f"{(datetime.fromisoformat(end) - datetime.fromisoformat(start)).total_seconds():6.1f}"
             if start and end
             else "     -"
         )
+        used = cpu.get(str(instance).replace("-", ""))  # SQLite keeps the uuid as 32 hex digits
+        if used is not None:
+            by_task[task_id] = by_task.get(task_id, 0.0) + used
+        shown = f"{used:6.1f}" if used is not None else "     -"
         print(
-            f"  {task_id:<36} {map_index:>3} {rel(queued)} {rel(start)} {rel(end)} {took}  {tries:>3} {state}"
+            f"  {task_id:<36} {map_index:>3} {rel(queued)} {rel(start)} {rel(end)} {took} {shown}"
+            f"  {tries:>3} {state}"
         )
+    print("task runners' CPU seconds by task:")
+    for task_id, used in sorted(by_task.items(), key=lambda kv: -kv[1]):
+        print(f"  {task_id:<36} {used:6.1f}")
 
 
 def print_figures(
