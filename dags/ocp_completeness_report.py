@@ -24,10 +24,13 @@ from airflow.sdk import dag, get_current_context, task
 from ocp_ingest.airflow.notifiers import SlaBreachNotifier
 from ocp_ingest.airflow.operators import CompletenessReportOperator
 from ocp_ingest.airflow.params import report_params
-from ocp_ingest.airflow.tasks import report as report_tasks
+
+# The tasks' code is imported inside each task: every task process parses this file first.
 
 
 def _day() -> date:
+    from ocp_ingest.airflow.tasks import report as report_tasks
+
     context = get_current_context()
     return report_tasks.report_day(context["params"], context.get("logical_date"))
 
@@ -47,10 +50,14 @@ def _day() -> date:
 def ocp_completeness_report() -> None:
     @task(multiple_outputs=False)  # one XCom, not one per key
     def snapshot_ledger() -> dict:
+        from ocp_ingest.airflow.tasks import report as report_tasks
+
         return report_tasks.snapshot(_day())
 
     @task(multiple_outputs=False)
     def compact_audit_events() -> dict:
+        from ocp_ingest.airflow.tasks import report as report_tasks
+
         return report_tasks.compact(_day())
 
     # One XCom (JSON and HTML URLs, totals) and an extra link to the HTML; SLA breach: alert, then fail.

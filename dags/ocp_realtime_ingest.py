@@ -22,7 +22,8 @@ from datetime import datetime, timedelta
 from airflow.sdk import dag, get_current_context, task
 
 from ocp_ingest.airflow.sensors import LandingArrivalsSensor
-from ocp_ingest.airflow.tasks import realtime as realtime_tasks
+
+# The tasks' code is imported inside each task: every task process parses this file first.
 
 
 @dag(
@@ -44,10 +45,14 @@ def ocp_realtime_ingest() -> None:
 
     @task
     def roll_cdr_events() -> int:
+        from ocp_ingest.airflow.tasks import realtime as realtime_tasks
+
         return realtime_tasks.roll_cdr_events()
 
     @task
     def plan_batch() -> list[dict]:
+        from ocp_ingest.airflow.tasks import realtime as realtime_tasks
+
         return realtime_tasks.plan_batch()
 
     @task(
@@ -56,10 +61,14 @@ def ocp_realtime_ingest() -> None:
         multiple_outputs=False,
     )
     def store_shard(shard: dict) -> dict:
+        from ocp_ingest.airflow.tasks import realtime as realtime_tasks
+
         return realtime_tasks.store_shard(get_current_context(), shard)
 
     @task(multiple_outputs=False, trigger_rule="none_failed")  # also when nothing but CDR events landed
     def summarize(cdr_events_rolled: int, shards: list[dict]) -> dict:
+        from ocp_ingest.airflow.tasks import realtime as realtime_tasks
+
         return realtime_tasks.summarize(cdr_events_rolled, shards)
 
     rolled = roll_cdr_events()

@@ -48,9 +48,9 @@ from airflow.sdk.exceptions import AirflowSkipException
 from ocp_ingest.airflow.notifiers import EscalationNotifier
 from ocp_ingest.airflow.params import reconciliation_params, reconciliation_schedule
 from ocp_ingest.airflow.sensors import PLAN_LABEL_TEMPLATE, OcpExportSensor
-from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
 from ocp_ingest.config import Settings
 
+# The tasks' code is imported inside each task: every task process parses this file first.
 settings = Settings.from_env()  # environment only (the form's LOB list reads the routing file, nothing else)
 LINKS = settings.reconciliation_exports_per_group  # exports chained per OCP group in one run
 
@@ -83,10 +83,14 @@ escalation_alert = EscalationNotifier()
 def ocp_reconciliation() -> None:
     @task(multiple_outputs=False)  # one XCom, not one per key
     def detect_pending() -> dict:
+        from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
+
         return reconciliation_tasks.detect_pending(get_current_context())
 
     @task
     def plan_exports(detected: dict) -> list[list[dict]]:
+        from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
+
         rounds = reconciliation_tasks.plan(detected, LINKS)
         # the links with nothing to ask are skipped here, with their export tasks: no task starts for them
         ti = get_current_context()["ti"]
@@ -97,6 +101,8 @@ def ocp_reconciliation() -> None:
     # requests are what waits for the previous link.
     @task
     def plans_of_link(rounds: list[list[dict]], link: int) -> list[dict]:
+        from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
+
         plans = reconciliation_tasks.plans_of_link(rounds, link)
         if not plans:
             raise AirflowSkipException(f"no export planned for link {link}")
@@ -108,6 +114,8 @@ def ocp_reconciliation() -> None:
         multiple_outputs=False,
     )
     def download_and_store(wait_result: dict) -> dict:
+        from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
+
         return reconciliation_tasks.download(get_current_context(), wait_result)
 
     def export_link(link: int, plans: XComArg, after: BaseOperator | None) -> tuple[BaseOperator, XComArg]:
@@ -147,6 +155,8 @@ def ocp_reconciliation() -> None:
         on_failure_callback=escalation_alert,
     )
     def close_and_escalate(detected: dict, rounds: list[list[dict]], downloads: list[list[dict]]) -> dict:
+        from ocp_ingest.airflow.tasks import reconcile as reconciliation_tasks
+
         context = get_current_context()
         return reconciliation_tasks.close(
             detected,

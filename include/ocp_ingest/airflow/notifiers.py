@@ -27,9 +27,6 @@ from typing import Any
 from airflow.sdk import BaseNotifier
 
 from ocp_ingest.config import Settings
-from ocp_ingest.report.completeness import CompletenessSlaBreached
-from ocp_ingest.report.publish import record_sla_alert
-from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +105,8 @@ class EscalationNotifier(_OcpAlertNotifier):
         }
 
     def record(self, alert: dict[str, Any]) -> str:
+        from ocp_ingest.storage import ObjectExists, StorageLayout, write_create_only
+
         layout = StorageLayout.from_settings(self.settings)
         dest = layout.reconciliation_record_path("alerts", record_name(alert["run_id"]))
         body = {k: alert[k] for k in ("run_id", "escalated", "escalations", "anomalies")}
@@ -124,10 +123,14 @@ class SlaBreachNotifier(_OcpAlertNotifier):
     """
 
     def alert(self, context: Any) -> dict[str, Any] | None:
+        from ocp_ingest.report.completeness import CompletenessSlaBreached
+
         exception = context.get("exception")
         if not isinstance(exception, CompletenessSlaBreached):
             return None
         return {"run_id": str(context.get("run_id") or "run"), "message": str(exception)}
 
     def record(self, alert: dict[str, Any]) -> str:
+        from ocp_ingest.report.publish import record_sla_alert
+
         return record_sla_alert(self.settings.audit_url, alert["run_id"], alert["message"])

@@ -15,8 +15,6 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseOperator, BaseOperatorLink
 
-from ocp_ingest.airflow.tasks import report as report_tasks
-
 
 def browser_url(url: str) -> str:
     """Where a browser opens a stored object: the S3 console for ``s3://``, the URL itself otherwise."""
@@ -48,5 +46,7 @@ class CompletenessReportOperator(BaseOperator):
     ui_color = "#e8f5e9"
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from ocp_ingest.airflow.tasks import report as report_tasks  # at run time: parsing stays cheap
+
         day = report_tasks.report_day(context["params"], context.get("logical_date"))
         return report_tasks.report(day, ti=context["ti"])

@@ -21,9 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-import mutagen.mp3
-import mutagen.wave
-
 from ocp_ingest.audio.mp3 import check_mp3
 from ocp_ingest.audio.sniff import SNIFF_BYTES, describe_non_audio, sniff_format
 from ocp_ingest.audio.stream import ByteStream, LimitExceeded
@@ -211,6 +208,11 @@ def _compare_with_cdr(found: Findings, expected: float, tolerance_s: float, tole
 
 def _mutagen_view(src: _Source, found: Findings) -> dict[str, Any]:
     """mutagen's reading of the headers, for the record. Its duration is the header's claim."""
+    # imported here: mutagen costs about 150 ms of CPU to import, which every task process that parses a
+    # DAG file (and never validates audio) would pay at its start
+    import mutagen.mp3
+    import mutagen.wave
+
     assert src.start is not None
     try:
         src.raw.seek(src.start)

@@ -17,7 +17,6 @@ from ocp_ingest.airflow.audit_actor import task_actor
 from ocp_ingest.config import Settings
 from ocp_ingest.ledger import open_ledger
 from ocp_ingest.ledger.model import utcnow
-from ocp_ingest.reconcile.close import carried_calls, close_run, match_outcomes
 from ocp_ingest.reconcile.detect import Detection, PendingQuery, detect
 from ocp_ingest.reconcile.plan import ExportPlan, chain_links, plan_exports
 from ocp_ingest.reconcile.sweep import due_sweeps
@@ -236,6 +235,9 @@ def close(
     """
     from airflow.sdk.exceptions import AirflowFailException
     from airflow.sdk.observability.stats import Stats
+
+    # here, not at the top: the close (and the download it reads) is not what the other tasks need
+    from ocp_ingest.reconcile.close import carried_calls, close_run, match_outcomes
 
     plans = all_plans(rounds)
     if detected is None or plans is None:
