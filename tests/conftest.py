@@ -15,6 +15,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_env(**extra: str) -> dict[str, str]:
+    """This process's environment for a child interpreter, with the project's code on its path
+    (``include/``, and the root for ``tests.*``), plus ``extra``."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]), **extra}
+
+
 # Before anything imports Airflow: a private AIRFLOW_HOME (never ~/airflow), this project's dags/, no
 # examples. Airflow reads its configuration once, at import.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ocp-ingest-airflow-")

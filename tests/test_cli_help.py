@@ -7,12 +7,11 @@ none of the heavy modules is in ``sys.modules``. Timings belong in the README's 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import project_env
+
 HEAVY = (
     "airflow",
     "pandas",
@@ -52,7 +51,7 @@ print(json.dumps({"helped": helped, "heavy": heavy}))
 
 
 def test_every_help_answers_without_importing_anything_heavy() -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    env = project_env()
     probe = f"HEAVY = {HEAVY!r}\n{PROBE}"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     result = json.loads(done.stdout)

@@ -9,7 +9,6 @@ reports landing storage going away later.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -26,8 +25,8 @@ from ocp_ingest.config import Settings
 from ocp_ingest.ledger.dynamodb import DynamoLedgerBackend, table_definition
 from ocp_ingest.preflight import EVERYTHING, PreflightError, checks, preflight
 from ocp_ingest.routing import LobRouter
+from tests.conftest import project_env
 
-ROOT = Path(__file__).resolve().parents[1]
 CONN = "aws_preflight"
 CLOSED_CONN = "aws_closed"
 REGION = "eu-west-1"
@@ -214,12 +213,10 @@ def test_the_receiver_with_a_missing_bucket_exits_with_the_line_and_never_listen
     aws: dict[str, str], tmp_path: Path
 ) -> None:
     port = _closed_port()
-    env = {
-        **os.environ,
-        "OCP_INGEST_RECEIVER_SECRET": "whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1yZWNlaXZlcg==",
-        "OCP_INGEST_LANDING_URL": f"s3://{CONN}@{aws['prefix']}-nope",
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
-    }
+    env = project_env(
+        OCP_INGEST_RECEIVER_SECRET="whsec_dGVzdC1zZWNyZXQtZm9yLXRoZS1yZWNlaXZlcg==",
+        OCP_INGEST_LANDING_URL=f"s3://{CONN}@{aws['prefix']}-nope",
+    )
     command = [sys.executable, "-m", "ocp_ingest.cli", "receiver", "--port", str(port)]
     with (tmp_path / "stderr").open("w+") as stderr:
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr)

@@ -9,12 +9,13 @@ Checked in a fresh interpreter per DAG file.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import project_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,11 +47,7 @@ print(json.dumps(sorted(m for m in sys.modules if any(m == t or m.startswith(t +
 
 @pytest.mark.parametrize("dag_file", sorted(p.name for p in (ROOT / "dags").glob("*.py")))
 def test_parsing_a_dag_file_imports_no_task_code(dag_file: str, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)]),
-        "AIRFLOW_HOME": str(tmp_path / "airflow"),
-    }
+    env = project_env(AIRFLOW_HOME=str(tmp_path / "airflow"))
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(ROOT / "dags" / dag_file), ",".join(TASK_CODE)],
         capture_output=True,

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -22,6 +21,7 @@ from ocp_ingest.ledger import IngestionSource, Ledger
 from ocp_ingest.ledger.base import OutboxEntry
 from ocp_ingest.ledger.transitions import CdrEnd, ExportRequested, Stored
 from ocp_ingest.report.verify import verify
+from tests.conftest import project_env
 from tests.ledger import outbox_crash_child as child
 from tests.ledger.conftest import make_backend
 from tests.ledger.test_contract import IDENTITY, T0, did, stored
@@ -177,7 +177,7 @@ def test_sigkill_at_each_step_loses_no_event_and_duplicates_none(
     audit_url = (tmp_path / "audit").as_uri()
     recordings = tmp_path / "recordings"
     recordings.mkdir()
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "include"), str(ROOT)])}
+    env = project_env()
     run = subprocess.run(
         [
             sys.executable,
