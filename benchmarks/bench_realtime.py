@@ -551,26 +551,18 @@ def _floor_receiver(port: int, directory: str, ready: Any) -> None:
 
 class _Sampler:
     """While a step runs: the receiver's peak RSS (every 0.1 s) and every process's CPU seconds (every
-    second, so short-lived task processes are mostly caught), by component."""
+    second), by component."""
 
     def __init__(self, receiver_pid: int, names: dict[int, str]) -> None:
         import bench_reconciliation as recon  # every process's component and CPU seconds
 
-        self._cpu_by_component = recon._cpu_by_component
         self.receiver_pid = receiver_pid
-        self.names = {**names, os.getpid(): "this benchmark (ledger polls)"}
         self.peak_rss = _rss_mib(receiver_pid)
-        self.first: dict[int, tuple[str, float]] = self._cpu()
-        self.last: dict[int, tuple[str, float]] = dict(self.first)
+        self._cpu = recon.CpuByComponent({**names, os.getpid(): "this benchmark (ledger polls)"})
+        self._cpu.start()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-
-    def _cpu(self) -> dict[int, tuple[str, float]]:
-        return {
-            pid: (self.names.get(pid) or component, cpu)
-            for pid, (component, cpu) in self._cpu_by_component().items()
-        }
 
     def _run(self) -> None:
         tick = 0
@@ -579,21 +571,14 @@ class _Sampler:
                 self.peak_rss = max(self.peak_rss, _rss_mib(self.receiver_pid))
             tick += 1
             if tick % 10 == 0:
-                self._sample()
-
-    def _sample(self) -> None:
-        for pid, seen in self._cpu().items():
-            self.first.setdefault(pid, (seen[0], 0.0))  # started during the step: all its CPU counts
-            self.last[pid] = seen
+                self._cpu.sample()
 
     def stop(self) -> dict[str, float]:
         """CPU seconds by component over the step."""
         self._stop.set()
         self._thread.join()
-        self._sample()
-        spent: dict[str, float] = {}
-        for pid, (name, cpu) in self.last.items():
-            spent[name] = spent.get(name, 0.0) + cpu - self.first.get(pid, (name, 0.0))[1]
+        self._cpu.sample()
+        spent = self._cpu.seconds()
         return {k: round(v, 1) for k, v in sorted(spent.items(), key=lambda kv: -kv[1]) if v >= 0.05}
 
 

@@ -57,7 +57,7 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ("ocp-g1", "ocp-g2", "ocp-g3", "ocp-g4")
@@ -295,11 +295,21 @@ def transfer_rates(url: str, calls: list, workers: int) -> tuple[float, float]:
     return raw, floor
 
 
-def _cpu_by_component() -> dict[int, tuple[str, float, str]]:
-    """Every process's component (from its command line), CPU seconds so far (user + system) and, for a
-    task runner (``airflow worker -- <task instance id>``), its task instance's id."""
+class Proc(NamedTuple):
+    """One process as a CPU sample sees it."""
+
+    component: str
+    cpu: float  #: its own CPU seconds so far (user + system)
+    instance: str  #: a task runner's task instance id, else ""
+    ppid: int
+    reaped_cpu: float  #: CPU seconds of its children it has reaped (the kernel adds them up then)
+
+
+def _cpu_by_component() -> dict[int, Proc]:
+    """Every process: its component (from its command line), CPU seconds so far and, for a task runner
+    (``airflow worker -- <task instance id>``), its task instance's id."""
     tick = os.sysconf("SC_CLK_TCK")
-    found: dict[int, tuple[str, float, str]] = {}
+    found: dict[int, Proc] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -311,8 +321,13 @@ def _cpu_by_component() -> dict[int, tuple[str, float, str]]:
         except OSError:
             continue
         runner = _TASK_RUNNER.fullmatch(cmd.strip())
-        cpu = (int(fields[11]) + int(fields[12])) / tick
-        found[int(entry)] = (_component(cmd), cpu, runner.group(1) if runner else "")
+        found[int(entry)] = Proc(
+            _component(cmd),
+            (int(fields[11]) + int(fields[12])) / tick,
+            runner.group(1) if runner else "",
+            int(fields[1]),
+            (int(fields[13]) + int(fields[14])) / tick,
+        )
     return found
 
 
@@ -321,28 +336,70 @@ _TASK_RUNNER = re.compile(r"airflow worker -- ([0-9a-f-]{36})")
 
 
 class CpuByComponent:
-    """CPU seconds each component used between :meth:`start` and the last :meth:`sample` (a process
-    that starts and ends between two samples is missed: sample every second or two)."""
+    """CPU seconds each component used between :meth:`start` and the last :meth:`sample`.
 
-    def __init__(self) -> None:
-        self._first: dict[int, tuple[str, float, str]] = {}
-        self._last: dict[int, tuple[str, float, str]] = {}
+    A process that starts and ends between two samples is missed, and one that ends loses what it used
+    after the last sample; except a task runner: once its supervisor (its parent) has reaped it, the
+    supervisor's reaped-children CPU has grown by the runner's whole CPU, which is then counted exactly,
+    even for a task shorter than the sampling period. Sample every second or two. ``names`` gives some
+    processes (by pid) a component of the caller's choosing.
+    """
+
+    def __init__(self, names: Mapping[int, str] | None = None) -> None:
+        self._names = dict(names or {})
+        self._first: dict[int, Proc] = {}
+        self._last: dict[int, Proc] = {}
+        #: runner pid -> its whole CPU seconds, from its supervisor's reaped-children CPU
+        self._reaped: dict[int, float] = {}
+        self._ended: set[int] = set()
+        #: runners that started and ended between two samples (seen by their supervisor only)
+        self._unseen_runners = 0.0
+
+    def _scan(self) -> dict[int, Proc]:
+        found = _cpu_by_component()
+        for pid, name in self._names.items():
+            if pid in found:
+                found[pid] = found[pid]._replace(component=name)
+        return found
 
     def start(self) -> None:
-        self._first = _cpu_by_component()
+        self._first = self._scan()
+        self._last = dict(self._first)
 
     def sample(self) -> None:
-        for pid, (name, cpu, instance) in _cpu_by_component().items():
+        now = self._scan()
+        for pid, proc in now.items():
             known = self._last.get(pid) or self._first.get(pid)
-            if known is not None and name == KERNEL:
+            if known is not None and proc.component == KERNEL:
                 # an exited task process, not reaped yet, has no command line: still ours
-                name, instance = known[0], known[2]
-            self._first.setdefault(pid, (name, 0.0, instance))  # started since: all its CPU counts
-            self._last[pid] = (name, cpu, instance)
+                proc = proc._replace(component=known.component, instance=known.instance)
+                now[pid] = proc
+            self._first.setdefault(pid, proc._replace(cpu=0.0))  # started since: all its CPU counts
+        self._count_reaped(now)
+        self._last.update(now)
+
+    def _count_reaped(self, now: dict[int, Proc]) -> None:
+        """Give each task runner reaped since the last sample its whole CPU (see the class)."""
+        gone: dict[int, list[int]] = {}
+        for pid, proc in self._last.items():
+            if proc.instance and pid not in now and pid not in self._ended:
+                self._ended.add(pid)
+                gone.setdefault(proc.ppid, []).append(pid)
+        for parent, before in self._last.items():
+            after = now.get(parent)
+            grew = after.reaped_cpu - before.reaped_cpu if after is not None else 0.0
+            runners = gone.get(parent, [])
+            if len(runners) == 1 and after is not None:
+                self._reaped[runners[0]] = max(grew, self._last[runners[0]].cpu)
+            elif grew > 0 and before.component == TASK_PROCESSES and not before.instance:
+                # a supervisor reaped runners that lived between two samples, or several at once (those
+                # keep their sampled CPU; the rest counts here)
+                self._unseen_runners += max(0.0, grew - sum(self._last[r].cpu for r in runners))
 
     def _used(self) -> Iterator[tuple[str, float, str]]:
-        for pid, (name, last, instance) in self._last.items():
-            yield name, last - self._first.get(pid, (name, 0.0, ""))[1], instance
+        for pid, proc in self._last.items():
+            yield proc.component, self._reaped.get(pid, proc.cpu) - self._first[pid].cpu, proc.instance
+        yield TASK_PROCESSES, self._unseen_runners, ""
 
     def seconds(self) -> dict[str, float]:
         cpu: dict[str, float] = {}
@@ -368,15 +425,16 @@ class CpuByComponent:
 
 
 KERNEL = "kernel (writeback, journal, ...)"
+TASK_PROCESSES = "task processes"
 
 
 def _component(cmd: str) -> str:
     if not cmd:
         return KERNEL
     for needle, name in (
-        ("airflow worker", "task processes"),
-        ("airflow supervisor", "task processes"),
-        ("executor", "task processes"),
+        ("airflow worker", TASK_PROCESSES),
+        ("airflow supervisor", TASK_PROCESSES),
+        ("executor", TASK_PROCESSES),
         ("ocp_ingest_dev.simulator", "OCP simulator"),
         ("api-server", "api-server"),
         ("api_server", "api-server"),
@@ -384,8 +442,8 @@ def _component(cmd: str) -> str:
         ("triggerer", "triggerer"),
         ("dag-processor", "dag-processor"),
         ("dag_processor", "dag-processor"),
-        ("supervisor", "task processes"),
-        ("task-runner", "task processes"),
+        ("supervisor", TASK_PROCESSES),
+        ("task-runner", TASK_PROCESSES),
         ("receiver", "receiver"),
         ("bench_reconciliation", "this benchmark (probes)"),
         ("bench_backlog", "this benchmark (probes)"),
