@@ -369,10 +369,12 @@ class CpuByComponent:
     def sample(self) -> None:
         now = self._scan()
         for pid, proc in now.items():
-            known = self._last.get(pid) or self._first.get(pid)
-            if known is not None and proc.component == KERNEL:
-                # an exited task process, not reaped yet, has no command line: still ours
-                proc = proc._replace(component=known.component, instance=known.instance)
+            if proc.component == KERNEL:  # no command line: a kernel thread, or a process that exited
+                known = self._last.get(pid) or self._first.get(pid)
+                if known is not None:  # exited, not reaped yet: still whose it was
+                    proc = proc._replace(component=known.component, instance=known.instance)
+                elif _supervises(now.get(proc.ppid)):  # a task runner first seen after it exited
+                    proc = proc._replace(component=TASK_PROCESSES)
                 now[pid] = proc
             self._first.setdefault(pid, proc._replace(cpu=0.0))  # started since: all its CPU counts
         self._count_reaped(now)
@@ -382,18 +384,19 @@ class CpuByComponent:
         """Give each task runner reaped since the last sample its whole CPU (see the class)."""
         gone: dict[int, list[int]] = {}
         for pid, proc in self._last.items():
-            if proc.instance and pid not in now and pid not in self._ended:
+            if pid not in now and pid not in self._ended and _supervises(self._last.get(proc.ppid)):
                 self._ended.add(pid)
                 gone.setdefault(proc.ppid, []).append(pid)
         for parent, before in self._last.items():
             after = now.get(parent)
-            grew = after.reaped_cpu - before.reaped_cpu if after is not None else 0.0
+            if after is None or not _supervises(before):
+                continue
+            grew = after.reaped_cpu - before.reaped_cpu
             runners = gone.get(parent, [])
-            if len(runners) == 1 and after is not None:
+            if len(runners) == 1:
                 self._reaped[runners[0]] = max(grew, self._last[runners[0]].cpu)
-            elif grew > 0 and before.component == TASK_PROCESSES and not before.instance:
-                # a supervisor reaped runners that lived between two samples, or several at once (those
-                # keep their sampled CPU; the rest counts here)
+            elif grew > 0:  # runners that lived between two samples, or several at once (those keep
+                # their sampled CPU; the rest counts here)
                 self._unseen_runners += max(0.0, grew - sum(self._last[r].cpu for r in runners))
 
     def _used(self) -> Iterator[tuple[str, float, str]]:
@@ -426,6 +429,11 @@ class CpuByComponent:
 
 KERNEL = "kernel (writeback, journal, ...)"
 TASK_PROCESSES = "task processes"
+
+
+def _supervises(proc: Proc | None) -> bool:
+    """A task's supervisor (a LocalExecutor worker): its children are task runners."""
+    return proc is not None and proc.component == TASK_PROCESSES and not proc.instance
 
 
 def _component(cmd: str) -> str:
