@@ -1,7 +1,8 @@
 """``ocp-ingest --help`` and every subcommand's ``--help`` import nothing heavy (so they answer at once).
 
 Checked in a fresh interpreter: after building the parser and asking each (sub)command for its help,
-none of the heavy modules is in ``sys.modules``. Timings belong in the README's measured figures.
+none of the heavy modules is in ``sys.modules``. Timings belong in the README's measured figures. Every
+script under ``benchmarks/`` answers ``--help`` too.
 """
 
 from __future__ import annotations
@@ -9,6 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import project_env
 
@@ -61,3 +65,16 @@ def test_every_help_answers_without_importing_anything_heavy() -> None:
     assert expected <= set(helped)
     assert {c: v for c, v in helped.items() if v != [0, True]} == {}
     assert result["heavy"] == []
+
+
+BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+
+
+@pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
+def test_every_benchmark_script_answers_help(script: Path) -> None:
+    """Each benchmark imports and builds its parser: none is seen broken only when someone runs it."""
+    done = subprocess.run(
+        [sys.executable, str(script), "--help"], capture_output=True, text=True, env=project_env(), timeout=60
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith(f"usage: {script.name}")
