@@ -69,12 +69,16 @@ def supervisor() -> Iterator[subprocess.Popen[str]]:
         proc.wait()
 
 
-def _say(proc: subprocess.Popen[str], *lines: str) -> None:
+ANSWERS = {"run": "started", "go": "exited", "reap": "reaped"}
+
+
+def _say(proc: subprocess.Popen[str], *commands: str) -> None:
+    """Each command to the supervisor, in turn, and its answer."""
     assert proc.stdin is not None and proc.stdout is not None
-    for line, answer in zip(lines, ("started", "exited", "reaped"), strict=False):
-        proc.stdin.write(line + "\n")
+    for command in commands:
+        proc.stdin.write(command + "\n")
         proc.stdin.flush()
-        assert proc.stdout.readline().strip() == answer
+        assert proc.stdout.readline().strip() == ANSWERS[command]
 
 
 def _runner_cpu(cpu: recon.CpuByComponent) -> float:
@@ -87,9 +91,7 @@ def test_a_runner_seen_alive_counts_the_cpu_it_burnt_after_the_last_sample(super
     _say(supervisor, "run")
     cpu.sample()  # sees the runner, idle so far
     assert _runner_cpu(cpu) < BURN_S / 2
-    supervisor.stdin.write("go\nreap\n")
-    supervisor.stdin.flush()
-    assert [supervisor.stdout.readline().strip() for _ in range(2)] == ["exited", "reaped"]
+    _say(supervisor, "go", "reap")
     cpu.sample()  # the runner is gone: only its supervisor's reaped CPU knows what it used
     assert BURN_S * 0.9 <= _runner_cpu(cpu) < BURN_S * 1.5
     assert BURN_S * 0.9 <= cpu.seconds()[recon.TASK_PROCESSES] < BURN_S * 1.5
@@ -110,9 +112,7 @@ def test_a_runner_first_seen_after_it_exited_counts_once_as_task_processes(super
     cpu.start()
     _say(supervisor, "run", "go")
     cpu.sample()  # exited, not reaped: no command line; only its parent says whose it was
-    supervisor.stdin.write("reap\n")
-    supervisor.stdin.flush()
-    assert supervisor.stdout.readline().strip() == "reaped"
+    _say(supervisor, "reap")
     cpu.sample()
     seconds = cpu.seconds()
     assert BURN_S * 0.9 <= seconds[recon.TASK_PROCESSES] < BURN_S * 1.5  # once, not twice
