@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import select
 import shutil
@@ -24,8 +25,19 @@ def project_env(**extra: str) -> dict[str, str]:
 
 
 # Before anything imports Airflow: a private AIRFLOW_HOME (never ~/airflow), this project's dags/, no
-# examples. Airflow reads its configuration once, at import.
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="ocp-ingest-airflow-")
+# examples. Airflow reads its configuration once, at import. The process that made the folder removes it
+# when it exits (not a forked child that exits through Python).
+_AIRFLOW_HOME = tempfile.mkdtemp(prefix="ocp-ingest-airflow-")
+_AIRFLOW_HOME_OWNER = os.getpid()
+
+
+@atexit.register
+def _remove_airflow_home() -> None:
+    if os.getpid() == _AIRFLOW_HOME_OWNER:
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
+
+
+os.environ["AIRFLOW_HOME"] = _AIRFLOW_HOME
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags")
 os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(ROOT / "plugins")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
