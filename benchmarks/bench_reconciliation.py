@@ -370,7 +370,7 @@ class CpuByComponent:
         now = self._scan()
         for pid, proc in now.items():
             if proc.component == KERNEL:  # no command line: a kernel thread, or a process that exited
-                known = self._last.get(pid) or self._first.get(pid)
+                known = self._last.get(pid)  # every process of start() is in _last from then on
                 if known is not None:  # exited, not reaped yet: still whose it was
                     proc = proc._replace(component=known.component, instance=known.instance)
                 elif _supervises(now.get(proc.ppid)):  # a task runner first seen after it exited

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import bench_realtime
 import bench_reconciliation as recon

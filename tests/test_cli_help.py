@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import project_env
+from tests.conftest import ROOT, project_env
 
 HEAVY = (
     "airflow",
@@ -67,7 +67,7 @@ def test_every_help_answers_without_importing_anything_heavy() -> None:
     assert result["heavy"] == []
 
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda p: p.name)
